@@ -1,0 +1,88 @@
+/**
+ * A typed client for the REST API, used by the CLI and the tests.
+ */
+import type { CreateJobRequest, JobView, TensorSpec } from '../shared/protocol.js';
+import type { WireError } from '../shared/errors.js';
+
+export interface ModelRecord { hash: string; size: number; inputs: TensorSpec[]; outputs: TensorSpec[]; opsets: Record<string, number> }
+export interface DatasetRecord { hash: string; dtype: string; shape: number[] }
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export class ApiClient {
+  private readonly base: string;
+
+  constructor(server: string, private readonly apiKey?: string) {
+    this.base = server.replace(/\/+$/, '');
+  }
+
+  private async call(method: string, path: string, body?: Uint8Array | object): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    let payload: string | Uint8Array | undefined;
+    if (body instanceof Uint8Array) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = body;
+    } else if (body) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { method, headers, body: payload as never });
+    } catch (err) {
+      throw new ApiError(0, 'UNREACHABLE', `cannot reach the TabGrid server at ${this.base}: ${(err as Error).cause ?? (err as Error).message}`);
+    }
+    if (!res.ok) {
+      let error: WireError | undefined;
+      try { error = ((await res.json()) as { error?: WireError }).error; } catch { /* not JSON */ }
+      throw new ApiError(res.status, error?.code ?? 'HTTP_ERROR', error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  async uploadModel(bytes: Uint8Array): Promise<ModelRecord> {
+    return (await this.call('POST', '/api/v1/models', bytes)).json() as Promise<ModelRecord>;
+  }
+
+  async uploadDataset(npy: Uint8Array): Promise<DatasetRecord> {
+    return (await this.call('POST', '/api/v1/datasets', npy)).json() as Promise<DatasetRecord>;
+  }
+
+  async createJob(req: CreateJobRequest): Promise<JobView> {
+    return (await this.call('POST', '/api/v1/jobs', req)).json() as Promise<JobView>;
+  }
+
+  async getJob(id: string): Promise<JobView> {
+    return (await this.call('GET', `/api/v1/jobs/${encodeURIComponent(id)}`)).json() as Promise<JobView>;
+  }
+
+  async listJobs(): Promise<JobView[]> {
+    return ((await (await this.call('GET', '/api/v1/jobs')).json()) as { jobs: JobView[] }).jobs;
+  }
+
+  async cancelJob(id: string): Promise<JobView> {
+    return (await this.call('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`)).json() as Promise<JobView>;
+  }
+
+  /** One output of a completed job, as .npy bytes. */
+  async result(id: string, output: string): Promise<Uint8Array> {
+    const res = await this.call('GET', `/api/v1/jobs/${encodeURIComponent(id)}/results/${encodeURIComponent(output)}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** Polls until the job leaves `running`; `onProgress` sees every poll. */
+  async waitJob(id: string, onProgress?: (job: JobView) => void, intervalMs = 500): Promise<JobView> {
+    for (;;) {
+      const job = await this.getJob(id);
+      onProgress?.(job);
+      if (job.status !== 'running') return job;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Keeps the volunteer token (the server-issued identity that credits their work) across visits.
+ * localStorage throws in sandboxed or cross-site frames and when storage is blocked; then the token
+ * lives in memory for this visit only, and the server issues a fresh one next time.
+ */
+
+export const TOKEN_KEY = 'tabgrid.token';
+
+export interface TokenStore {
+  get(): string | null;
+  set(token: string): void;
+  /** True when the token survives a reload (localStorage works). */
+  readonly persistent: boolean;
+}
+
+function usableLocalStorage(): Storage | null {
+  try {
+    const s = globalThis.localStorage;
+    if (!s) return null;
+    s.getItem(TOKEN_KEY); // access alone can throw SecurityError
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+/** A token store on localStorage when it works, else in memory. */
+export function createTokenStore(storage: Storage | null = usableLocalStorage()): TokenStore {
+  let memory: string | null = null;
+  return {
+    persistent: storage !== null,
+    get() {
+      try { return storage?.getItem(TOKEN_KEY) ?? memory; } catch { return memory; }
+    },
+    set(token) {
+      memory = token;
+      try { storage?.setItem(TOKEN_KEY, token); } catch { /* quota or revoked: memory still has it */ }
+    },
+  };
+}

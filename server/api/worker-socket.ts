@@ -1,0 +1,109 @@
+/**
+ * The socket.io side of the worker protocol. Every handler parses its payload with the shared zod
+ * schema and answers through its ack: `{ ok: true, ... }` or `{ ok: false, error }`. A malformed event,
+ * a missing ack or a throwing handler never takes the server down.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Server, Socket } from 'socket.io';
+import type { z } from 'zod';
+import { AppError } from '../../shared/errors.js';
+import {
+  type ClientToServerEvents, type ServerToClientEvents, taskErrorSchema, taskResultSchema, workRequestSchema,
+  workerHelloSchema,
+} from '../../shared/protocol.js';
+import { asBytes } from '../../shared/tensor.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { Clock } from '../scheduler/clock.js';
+import type { Store } from '../store/store.js';
+import { toWireError } from './wire-error.js';
+
+export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
+type WorkerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+export interface WorkerInfo {
+  workerId: string;
+  volunteerId: string;
+  kind: 'browser' | 'node';
+  backends: string[];
+  adapter?: Record<string, unknown>;
+  connectedAt: number;
+}
+
+export interface WorkerSocketDeps { io: TabGridIo; scheduler: Scheduler; store: Store; clock: Clock; log: Logger }
+
+/** Wires the worker events; returns the live worker table (for status pages). */
+export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerInfo> {
+  const { io, scheduler, store, clock, log } = deps;
+  const workers = new Map<string, WorkerInfo>();
+  const socketOf = new Map<string, WorkerSocket>();
+
+  io.on('connection', (socket: WorkerSocket) => {
+    let workerId: string | null = null;
+
+    const on = <S extends z.ZodTypeAny, R extends object>(
+      event: keyof ClientToServerEvents, schema: S, handler: (payload: z.infer<S>) => R | Promise<R>,
+    ) => {
+      socket.on(event, async (...args: unknown[]) => {
+        const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : () => {};
+        try {
+          const payload = schema.parse(args[0]);
+          ack({ ok: true, ...(await handler(payload)) });
+        } catch (err) {
+          const wire = toWireError(err, log);
+          log.debug({ event, code: wire.code, message: wire.message }, 'socket event refused');
+          ack({ ok: false, error: wire });
+        }
+      });
+    };
+
+    const registered = (): string => {
+      if (!workerId) throw new AppError('UNAUTHORIZED', 'say worker:hello first');
+      return workerId;
+    };
+
+    on('worker:hello', workerHelloSchema, (hello) => {
+      if (workerId) throw new AppError('CONFLICT', 'worker:hello was already said on this connection');
+      const token = hello.token ?? randomBytes(24).toString('hex');
+      const tokenHash = createHash('sha256').update(token).digest('hex');
+      const volunteer = store.volunteerFor(tokenHash, `vol-${randomBytes(6).toString('hex')}`, clock.now());
+      workerId = `w-${randomBytes(6).toString('hex')}`;
+      workers.set(workerId, {
+        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, connectedAt: clock.now(),
+      });
+      socketOf.set(workerId, socket);
+      scheduler.connect(workerId, volunteer.id);
+      log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter }, 'worker joined');
+      return { workerId, volunteerId: volunteer.id, token };
+    });
+
+    on('work:request', workRequestSchema, (req) => ({ tasks: scheduler.requestWork(registered(), req.slots) }));
+
+    on('task:result', taskResultSchema, (res) => {
+      const outputs = res.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: asBytes(t.data) }));
+      return scheduler.submitResult(registered(), res.replicaId, outputs, { backend: res.backend, runMs: res.runMs });
+    });
+
+    on('task:error', taskErrorSchema, (err) => {
+      scheduler.reportError(registered(), err.replicaId, err.message);
+      return {};
+    });
+
+    socket.on('disconnect', () => {
+      if (!workerId) return;
+      workers.delete(workerId);
+      socketOf.delete(workerId);
+      try {
+        scheduler.disconnect(workerId);
+      } catch (err) {
+        log.error({ err, workerId }, 'releasing leases failed');
+      }
+    });
+  });
+
+  scheduler.setEvents({
+    deliver: (id, tasks) => socketOf.get(id)?.emit('task:assign', tasks),
+    cancel: (id, ids) => socketOf.get(id)?.emit('task:cancel', ids),
+  });
+  return workers;
+}

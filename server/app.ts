@@ -1,0 +1,94 @@
+/**
+ * createApp wires the services, the REST API, the worker sockets and the static pages onto one HTTP
+ * server. It builds nothing from the environment: main.ts (or a test) passes the store, clock, logger
+ * and config in.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import type { Logger } from 'pino';
+import { Server } from 'socket.io';
+import { ApiKeys } from './auth/api-keys.js';
+import type { Config } from './config.js';
+import { DatasetService } from './jobs/datasets.js';
+import { JobService } from './jobs/job-service.js';
+import { ModelService } from './onnx/model-service.js';
+import type { Clock } from './scheduler/clock.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import type { BlobStore } from './store/blob-store.js';
+import type { Store } from './store/store.js';
+import { restErrorHandler, restRouter } from './api/rest.js';
+import { attachWorkerSockets, type TabGridIo } from './api/worker-socket.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLIENT_DIST = path.join(ROOT, 'dist', 'client');
+
+export interface AppDeps { store: Store; blobs: BlobStore; clock: Clock; log: Logger; config: Config }
+
+export interface App {
+  http: http.Server;
+  io: TabGridIo;
+  scheduler: Scheduler;
+  jobs: JobService;
+  keys: ApiKeys;
+  /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
+  start(): Promise<number>;
+  /** Stops taking work, closes sockets and the HTTP server, then the store. */
+  stop(): Promise<void>;
+}
+
+export function createApp(deps: AppDeps): App {
+  const { store, blobs, clock, log, config } = deps;
+  const datasets = new DatasetService({ store, blobs, clock });
+  const scheduler = new Scheduler({
+    store, clock, log: log.child({ mod: 'scheduler' }),
+    config: { leaseMs: config.leaseMs, maxFailures: config.maxFailures },
+    taskInputs: (job, task) => datasets.taskInputs(job, task),
+  });
+  const jobs = new JobService({ store, clock, scheduler });
+  const models = new ModelService({ store, blobs, clock });
+  const keys = new ApiKeys({ store, clock });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler }));
+  const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+  app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
+  app.use(express.static(CLIENT_DIST, { index: 'index.html' }));
+  app.get('/', (_req, res) => {
+    res.status(503).type('text/plain').send('The volunteer page is not built: run `npm run build` (npm install does it).');
+  });
+  app.use(restErrorHandler(log.child({ mod: 'api' })));
+
+  const server = http.createServer(app);
+  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
+  attachWorkerSockets({ io, scheduler, store, clock, log: log.child({ mod: 'sockets' }) });
+
+  let sweeper: NodeJS.Timeout | null = null;
+  return {
+    http: server, io, scheduler, jobs, keys,
+    async start() {
+      const recovered = scheduler.recoverLeases();
+      if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
+      });
+      sweeper = setInterval(() => {
+        try { scheduler.sweep(); } catch (err) { log.error({ err }, 'lease sweep failed'); }
+      }, config.sweepMs);
+      sweeper.unref();
+      if (!fs.existsSync(path.join(CLIENT_DIST, 'index.html'))) log.warn('dist/client is missing: run `npm run build` to serve the volunteer page');
+      return (server.address() as { port: number }).port;
+    },
+    async stop() {
+      if (sweeper) clearInterval(sweeper);
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Data sets: .npy files whose first axis is the item axis, stored as uploaded. A task's inputs are read
+ * as one contiguous byte range per input (C order), so the server never loads a whole data set for a task.
+ */
+import { AppError } from '../../shared/errors.js';
+import { NpyError, parseNpyHeader } from '../../shared/npy.js';
+import type { WireTensor } from '../../shared/protocol.js';
+import { elementCount, itemSize } from '../../shared/tensor.js';
+import type { BlobStore } from '../store/blob-store.js';
+import { sha256 } from '../store/blob-store.js';
+import type { DatasetRow, JobRow, Store, TaskRow } from '../store/store.js';
+import type { Clock } from '../scheduler/clock.js';
+
+export class DatasetService {
+  constructor(private readonly deps: { store: Store; blobs: BlobStore; clock: Clock }) {}
+
+  /** Checks a .npy upload (header, dtype, size) and stores it. */
+  upload(bytes: Uint8Array): DatasetRow {
+    let head;
+    try {
+      head = parseNpyHeader(bytes);
+    } catch (err) {
+      if (err instanceof NpyError) throw new AppError('INVALID_PAYLOAD', `bad .npy file: ${err.message}`);
+      throw err;
+    }
+    if (head.shape.length === 0) throw new AppError('INVALID_PAYLOAD', 'a data set needs an item axis: the .npy is a scalar');
+    const size = elementCount(head.shape) * itemSize(head.dtype);
+    if (bytes.byteLength - head.dataOffset !== size) {
+      throw new AppError('INVALID_PAYLOAD', `bad .npy file: shape [${head.shape}] of ${head.dtype} needs ${size} data bytes, got ${bytes.byteLength - head.dataOffset}`);
+    }
+    const hash = sha256(bytes);
+    const known = this.deps.store.getDataset(hash);
+    if (known && this.deps.blobs.has(hash)) return known;
+    this.deps.blobs.put(bytes);
+    const row: DatasetRow = { hash, dtype: head.dtype, shape: head.shape, dataOffset: head.dataOffset, size, createdAt: this.deps.clock.now() };
+    this.deps.store.putDataset(row);
+    return row;
+  }
+
+  /** The input tensors of one task: items [itemStart, itemEnd) of each of the job's data sets. */
+  taskInputs(job: JobRow, task: TaskRow): WireTensor[] {
+    return job.inputs.map((input) => {
+      const rowBytes = elementCount(input.shape.slice(1)) * itemSize(input.dtype);
+      const data = this.deps.blobs.readRange(input.dataset, input.dataOffset + task.itemStart * rowBytes, (task.itemEnd - task.itemStart) * rowBytes);
+      return { name: input.name, dtype: input.dtype, dims: [task.itemEnd - task.itemStart, ...input.shape.slice(1)], data };
+    });
+  }
+}

