@@ -145,6 +145,7 @@ export class Scheduler {
         throw new AppError('LEASE_NOT_HELD', `replica ${replicaId} is not leased to you`);
       }
       if (replica.status === 'returned') return { accepted: true }; // a repeat of a committed result
+      if (replica.status === 'cancelled') return { accepted: false }; // withdrawn: the task settled or the job ended
       if (replica.status !== 'leased' && replica.status !== 'expired' && replica.status !== 'released') {
         throw new AppError('LEASE_NOT_HELD', `replica ${replicaId} is ${replica.status}`);
       }

@@ -1,0 +1,206 @@
+import pino from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { TaskAssignment } from '../../shared/protocol.js';
+import type { Tensor } from '../../shared/tensor.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { JobRow, TaskRow } from '../store/store.js';
+import { FakeClock } from './clock.js';
+import { Scheduler } from './scheduler.js';
+
+const MODEL = 'a'.repeat(64);
+
+function outputs(items: number, value = 1): Tensor[] {
+  return [{ name: 'y', dtype: 'float32', dims: [items, 2], data: new Uint8Array(new Float32Array(items * 2).fill(value).buffer) }];
+}
+
+function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: number } = {}) {
+  const store = new SqliteStore(':memory:');
+  const clock = new FakeClock();
+  const scheduler = new Scheduler({
+    store, clock, log: pino({ level: 'silent' }),
+    config: { leaseMs: 1000, maxFailures: opts.maxFailures ?? 3 },
+    taskInputs: () => [],
+  });
+  const pushed: Record<string, TaskAssignment[]> = {};
+  const cancelled: Record<string, string[]> = {};
+  scheduler.setEvents({
+    deliver: (w, t) => { (pushed[w] ??= []).push(...t); },
+    cancel: (w, ids) => { (cancelled[w] ??= []).push(...ids); },
+  });
+  store.putModel({ hash: MODEL, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, createdAt: 0 });
+  let jobs = 0;
+  const addJob = (tasks: number, batch = 2): JobRow => {
+    const id = `job-${++jobs}`;
+    const job: JobRow = {
+      id, owner: 'k', name: null, model: MODEL, inputs: [], items: tasks * batch, batchSize: batch,
+      replicas: opts.replicas ?? 2, maxReplicas: opts.maxReplicas ?? 3, rtol: 1e-3, atol: 1e-4, priority: 0,
+      status: 'running', error: null, createdAt: clock.now() + jobs, finishedAt: null,
+    };
+    const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
+      id: `${id}-t${b}`, jobId: id, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending',
+      wanted: job.replicas, active: 0, failures: 0, error: null, doneAt: null,
+    }));
+    store.createJob(job, rows);
+    scheduler.dispatch();
+    return job;
+  };
+  return { store, clock, scheduler, pushed, cancelled, addJob };
+}
+
+type Setup = ReturnType<typeof setup>;
+
+describe('Scheduler', () => {
+  let s: Setup;
+  beforeEach(() => { s = setup(); });
+
+  it('leases up to the free slots and pushes the rest when work appears', () => {
+    s.scheduler.connect('w1', 'v1');
+    expect(s.scheduler.requestWork('w1', 2)).toEqual([]);
+    s.addJob(3);
+    expect(s.pushed.w1.map((t) => t.taskId)).toEqual(['job-1-t0', 'job-1-t1']);
+    expect(s.pushed.w1[0].modelUrl).toBe(`/models/${MODEL}`);
+    expect(s.pushed.w1[0].leaseMs).toBe(1000);
+    // Demand is used up: another job does not push more to w1.
+    s.addJob(1);
+    expect(s.pushed.w1).toHaveLength(2);
+  });
+
+  it('gives the replicas of a task to distinct volunteers', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.connect('w2', 'v1'); // a second tab of the same volunteer
+    s.scheduler.connect('w3', 'v2');
+    expect(s.scheduler.requestWork('w1', 2).map((t) => t.taskId)).toEqual(['job-1-t0']);
+    expect(s.scheduler.requestWork('w2', 2)).toEqual([]);
+    expect(s.scheduler.requestWork('w3', 2).map((t) => t.taskId)).toEqual(['job-1-t0']);
+  });
+
+  it('accepts a task when two replicas agree and completes the job', () => {
+    const job = s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.connect('w2', 'v2');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    expect(s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 })).toEqual({ accepted: true });
+    expect(s.store.getJob(job.id)!.status).toBe('running');
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 1.0001), { backend: 'wasm', runMs: 1 });
+    expect(s.store.getTask(a.taskId)!.status).toBe('done');
+    expect(s.store.getJob(job.id)!.status).toBe('completed');
+    // A repeat of a committed result is harmless.
+    expect(s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 })).toEqual({ accepted: true });
+  });
+
+  it('schedules one more replica on disagreement and lets the majority decide', () => {
+    s.addJob(1);
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    expect(s.scheduler.requestWork('w3', 1)).toEqual([]); // demand remembered
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 7), { backend: 'cpu', runMs: 1 });
+    expect(s.store.getTask(a.taskId)!.wanted).toBe(3);
+    const [c] = s.pushed.w3;
+    expect(c.taskId).toBe(a.taskId);
+    s.scheduler.submitResult('w3', c.replicaId, outputs(2, 7), { backend: 'cpu', runMs: 1 });
+    expect(s.store.getTask(a.taskId)!.status).toBe('done');
+  });
+
+  it('fails the task when no quorum agrees at the replica cap', () => {
+    const job = s.addJob(1);
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    s.scheduler.requestWork('w3', 1);
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
+    expect(s.store.getTask(a.taskId)!.status).toBe('failed');
+    expect(s.store.getJob(job.id)).toMatchObject({ status: 'failed' });
+    expect(s.store.getJob(job.id)!.error).toMatch(/no 2 of 3 replicas agree/);
+  });
+
+  it('lapses leases with the clock and reissues the task, counting a failure', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.connect('w2', 'v2');
+    s.scheduler.connect('w3', 'v3');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    s.scheduler.requestWork('w2', 1);
+    s.clock.advance(999);
+    expect(s.scheduler.sweep()).toBe(0);
+    s.clock.advance(1);
+    s.scheduler.requestWork('w3', 1);
+    expect(s.scheduler.sweep()).toBe(2);
+    expect(s.store.getReplica(a.replicaId)!.status).toBe('expired');
+    expect(s.store.getTask(a.taskId)).toMatchObject({ active: 1, failures: 2 });
+    expect(s.pushed.w3.map((t) => t.taskId)).toEqual([a.taskId]);
+  });
+
+  it('still uses a late result for a lapsed lease, once', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.connect('w2', 'v2');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    s.clock.advance(1000);
+    s.scheduler.sweep();
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    expect(s.store.getTask(a.taskId)!.status).toBe('done');
+  });
+
+  it('gives a task up after maxFailures worker errors, with the reasons', () => {
+    const job = s.addJob(1);
+    for (let i = 1; i <= 3; i++) {
+      s.scheduler.connect(`w${i}`, `v${i}`);
+      const [t] = s.scheduler.requestWork(`w${i}`, 1);
+      s.scheduler.reportError(`w${i}`, t.replicaId, `out of memory #${i}`);
+    }
+    expect(s.store.getTask('job-1-t0')).toMatchObject({ status: 'failed', failures: 3 });
+    expect(s.store.getJob(job.id)!.error).toMatch(/failed on 3 workers: out of memory #3/);
+    s.scheduler.connect('w9', 'v9');
+    expect(s.scheduler.requestWork('w9', 2)).toEqual([]);
+  });
+
+  it('returns a dropped worker\'s leases to the queue without counting a failure', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    s.scheduler.disconnect('w1');
+    expect(s.store.getTask(a.taskId)).toMatchObject({ active: 0, failures: 0 });
+    expect(() => s.scheduler.submitResult('w1', a.replicaId, outputs(2), { backend: 'cpu', runMs: 1 })).toThrow(/hello/);
+    s.scheduler.connect('w2', 'v2');
+    expect(s.scheduler.requestWork('w2', 1).map((t) => t.taskId)).toEqual([a.taskId]);
+  });
+
+  it('refuses results of the wrong shape and results for leases it did not give', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.connect('w2', 'v2');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    expect(() => s.scheduler.submitResult('w2', a.replicaId, outputs(2), { backend: 'cpu', runMs: 1 })).toThrow(/not leased to you/);
+    expect(() => s.scheduler.submitResult('w1', 'r-nope', outputs(2), { backend: 'cpu', runMs: 1 })).toThrow(/not leased to you/);
+    expect(() => s.scheduler.submitResult('w1', a.replicaId, outputs(3), { backend: 'cpu', runMs: 1 })).toThrow(/first axis 3, expected 2/);
+    expect(s.store.getReplica(a.replicaId)).toMatchObject({ status: 'invalid' });
+    expect(s.store.getTask(a.taskId)).toMatchObject({ failures: 1, active: 0 });
+  });
+
+  it('cancels a job and withdraws its leases from the workers', () => {
+    const job = s.addJob(2);
+    s.scheduler.connect('w1', 'v1');
+    const held = s.scheduler.requestWork('w1', 2);
+    s.scheduler.cancelJob(job.id);
+    expect(s.cancelled.w1.sort()).toEqual(held.map((t) => t.replicaId).sort());
+    expect(s.store.getJob(job.id)!.status).toBe('cancelled');
+    expect(s.scheduler.submitResult('w1', held[0].replicaId, outputs(2), { backend: 'cpu', runMs: 1 })).toEqual({ accepted: false });
+  });
+
+  it('returns leases left from before a restart to the queue', () => {
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v1');
+    s.scheduler.requestWork('w1', 1);
+    const again = new Scheduler({ store: s.store, clock: s.clock, log: pino({ level: 'silent' }), config: { leaseMs: 1000, maxFailures: 3 }, taskInputs: () => [] });
+    expect(again.recoverLeases()).toBe(1);
+    expect(s.store.getTask('job-1-t0')).toMatchObject({ active: 0 });
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * The behaviour every Store must have, as one suite; each implementation's test file runs it.
+ */
+import { describe, expect, it } from 'vitest';
+import type { JobRow, ReplicaRow, Store, TaskRow } from './store.js';
+
+const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
+  id, owner: 'key-1', name: 'j', model: 'm'.repeat(64), inputs: [{ name: 'x', dataset: 'd'.repeat(64), dtype: 'float32', shape: [4, 2], dataOffset: 128 }],
+  items: 4, batchSize: 2, replicas: 2, maxReplicas: 3, rtol: 1e-3, atol: 1e-4, priority: 0, status: 'running',
+  error: null, createdAt: 1000, finishedAt: null, ...over,
+});
+const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n }, (_, b) => ({
+  id: `${jobId}-t${b}`, jobId, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', wanted: 2, active: 0,
+  failures: 0, error: null, doneAt: null,
+}));
+const replica = (id: string, taskId: string, jobId: string, over: Partial<ReplicaRow> = {}): ReplicaRow => ({
+  id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', leasedAt: 10, leaseExpires: 20,
+  backend: null, runMs: null, error: null, returnedAt: null, ...over,
+});
+
+/** Runs the contract against a fresh store from `make()` per test; `reopen` (optional) checks persistence. */
+export function storeContract(name: string, make: () => Store, reopen?: (s: Store) => Store): void {
+  describe(`Store contract: ${name}`, () => {
+    it('keeps API keys by hash', () => {
+      const s = make();
+      expect(s.countApiKeys()).toBe(0);
+      s.insertApiKey({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1 });
+      expect(s.findApiKey('h1')).toEqual({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1 });
+      expect(s.findApiKey('h2')).toBeUndefined();
+      expect(s.countApiKeys()).toBe(1);
+    });
+
+    it('keeps models and data sets, idempotently', () => {
+      const s = make();
+      const m = { hash: 'm'.repeat(64), size: 10, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [], opsets: { 'ai.onnx': 13 }, createdAt: 5 };
+      s.putModel(m);
+      s.putModel({ ...m, size: 99 });
+      expect(s.getModel(m.hash)).toEqual(m);
+      const d = { hash: 'd'.repeat(64), dtype: 'int64' as const, shape: [3, 4], dataOffset: 128, size: 96, createdAt: 6 };
+      s.putDataset(d);
+      expect(s.getDataset(d.hash)).toEqual(d);
+    });
+
+    it('gives one volunteer per token', () => {
+      const s = make();
+      expect(s.volunteerFor('t1', 'v1', 1)).toEqual({ id: 'v1', created: true });
+      expect(s.volunteerFor('t1', 'v2', 2)).toEqual({ id: 'v1', created: false });
+      expect(s.volunteerFor('t2', 'v3', 3)).toEqual({ id: 'v3', created: true });
+    });
+
+    it('creates jobs with their tasks and counts them', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 3));
+      expect(s.getJob('j1')).toEqual(job('j1'));
+      expect(s.listJobs('key-1').map((j) => j.id)).toEqual(['j1']);
+      expect(s.listJobs('key-2')).toEqual([]);
+      s.updateTask('j1-t0', { status: 'done', doneAt: 5 });
+      s.updateTask('j1-t1', { active: 1 });
+      expect(s.taskCounts('j1')).toEqual({ total: 3, done: 1, failed: 0, pending: 1, running: 1 });
+      s.setJobStatus('j1', 'failed', 9, 'boom');
+      expect(s.getJob('j1')).toMatchObject({ status: 'failed', finishedAt: 9, error: 'boom' });
+    });
+
+    it('lists assignable tasks in priority order, skipping tasks the volunteer holds', () => {
+      const s = make();
+      s.createJob(job('low', { createdAt: 1 }), tasks('low', 2));
+      s.createJob(job('high', { priority: 5, createdAt: 2 }), tasks('high', 1));
+      expect(s.assignableTasks('v1', 10).map((t) => t.id)).toEqual(['high-t0', 'low-t0', 'low-t1']);
+      s.insertReplica(replica('r1', 'high-t0', 'high'));
+      s.updateTask('high-t0', { active: 1 });
+      expect(s.assignableTasks('v1', 10).map((t) => t.id)).toEqual(['low-t0', 'low-t1']);
+      expect(s.assignableTasks('v2', 1).map((t) => t.id)).toEqual(['high-t0']);
+      s.updateTask('low-t0', { active: 2 });
+      s.setJobStatus('high', 'cancelled', 3);
+      expect(s.assignableTasks('v2', 10).map((t) => t.id)).toEqual(['low-t1']);
+    });
+
+    it('keeps replicas, their outputs and the verified results', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 2));
+      s.insertReplica(replica('r1', 'j1-t0', 'j1'));
+      s.insertReplica(replica('r2', 'j1-t0', 'j1', { workerId: 'w2', volunteerId: 'v2', leaseExpires: 50 }));
+      expect(s.leasedBefore(20).map((r) => r.id)).toEqual(['r1']);
+      expect(s.leasedByWorker('w2').map((r) => r.id)).toEqual(['r2']);
+      expect(s.leasedInJob('j1')).toHaveLength(2);
+      s.setReplicaOutputs('r1', new Uint8Array([1, 2, 3]));
+      s.updateReplica('r1', { status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
+      expect(s.getReplica('r1')).toMatchObject({ status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
+      expect(Array.from(s.replicaOutputs('r1')!)).toEqual([1, 2, 3]);
+      expect(s.replicasOfTask('j1-t0', 'returned').map((r) => r.id)).toEqual(['r1']);
+      expect(s.allLeased().map((r) => r.id)).toEqual(['r2']);
+      expect(s.replicaCount('j1')).toBe(2);
+      s.setTaskResult('j1-t1', new Uint8Array([9]));
+      s.updateTask('j1-t1', { status: 'done' });
+      s.setTaskResult('j1-t0', new Uint8Array([8]));
+      s.updateTask('j1-t0', { status: 'done' });
+      expect([...s.taskResults('j1')].map((r) => [r.batch, Array.from(r.result)])).toEqual([[0, [8]], [1, [9]]]);
+    });
+
+    it('rolls a failed transaction back whole', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 1));
+      expect(() => s.transaction(() => {
+        s.updateTask('j1-t0', { status: 'done' });
+        throw new Error('crash in the middle');
+      })).toThrow('crash');
+      expect(s.getTask('j1-t0')!.status).toBe('pending');
+    });
+
+    if (reopen) {
+      it('keeps everything committed across a reopen', () => {
+        const s = make();
+        s.createJob(job('j1'), tasks('j1', 2));
+        s.insertReplica(replica('r1', 'j1-t0', 'j1'));
+        const again = reopen(s);
+        expect(again.getJob('j1')).toEqual(job('j1'));
+        expect(again.allLeased().map((r) => r.id)).toEqual(['r1']);
+      });
+    }
+  });
+}
