@@ -10,12 +10,22 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig, defaultClientConditions } from 'vite';
 
 const clientDir = fileURLToPath(new URL('./client/', import.meta.url));
+/** `npx vite` serves the pages with hot reload and forwards the rest to a running `tabgrid serve`. */
+const devServer = process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080';
 
 export default defineConfig({
   root: clientDir,
   base: '/',
   resolve: {
     conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions],
+  },
+  server: {
+    proxy: {
+      '/api': devServer,
+      '/models': devServer,
+      '/ort': devServer,
+      '/socket.io': { target: devServer, ws: true },
+    },
   },
   build: {
     outDir: fileURLToPath(new URL('./dist/client/', import.meta.url)),

@@ -50,11 +50,6 @@ export class OrtRunner implements Runner {
     configureOrt(opts.wasmPaths ?? new URL('/ort/', globalThis.location?.href).href);
   }
 
-  /** The backend settled for a model, if any. */
-  backendFor(modelHash: string): Backend | undefined {
-    return this.choices.get(modelHash);
-  }
-
   async run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
     const feeds = toFeeds(task.inputs);
     let backend = this.choices.get(task.modelHash);
@@ -66,14 +61,13 @@ export class OrtRunner implements Runner {
     try {
       return await this.runOn(backend, task, modelUrl, feeds);
     } catch (err) {
-      // A GPU can be lost mid-session (driver reset, tab backgrounded too long); WASM still works.
+      // A GPU can be lost mid-session (driver reset, tab in the background too long). If WASM then
+      // succeeds the model moves to WASM; if WASM fails too, the task itself is at fault and its error stands.
       if (backend !== Backend.webgpu || this.opts.forced) throw err;
-      this.settle(task.modelHash, {
-        backend: Backend.wasm,
-        reason: `wasm: webgpu failed on a task (${errorText(err)}), switched`,
-      });
+      const outcome = await this.runOn(Backend.wasm, task, modelUrl, feeds);
+      this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: webgpu failed on a task (${errorText(err)}), switched` });
       void this.dropSession(task.modelHash, Backend.webgpu);
-      return this.runOn(Backend.wasm, task, modelUrl, feeds);
+      return outcome;
     }
   }
 

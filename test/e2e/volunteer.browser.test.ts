@@ -170,10 +170,13 @@ describe('volunteer page (Chromium, real server)', () => {
   }, 180_000);
 
   it('computes nothing before Start; Start measures the backends and runs the task; Stop disconnects', async () => {
+    const p = await openPage('');
+    // The job is created while this page sits idle (and after earlier pages' disconnects have landed),
+    // so any replica issued in the next second would have gone to this page.
+    await p.page.waitForTimeout(1_000);
     const dims = [1, 3, 64, 64];
     const { job, input } = await createJob(dims, 3);
-    const p = await openPage('');
-    await p.page.waitForTimeout(1_500);
+    await p.page.waitForTimeout(1_000);
     const before = await p.page.evaluate(() => window.tabgrid!.status());
     expect(before).toMatchObject({ state: 'idle', connected: false, started: false, tasksDone: 0 });
     expect(p.requests.filter((u) => u.includes('/socket.io/') || u.includes('/models/') || u.includes('/ort/'))).toEqual([]);
@@ -201,5 +204,9 @@ describe('volunteer page (Chromium, real server)', () => {
     const stopped = await p.page.evaluate(() => window.tabgrid!.status());
     expect(stopped).toMatchObject({ state: 'stopped', connected: false, started: false });
     expect(await p.page.locator('#start').isEnabled()).toBe(true);
+    // The server no longer counts this tab as a worker: new work stays unissued.
+    const after = await createJob(dims, 4);
+    await p.page.waitForTimeout(1_000);
+    expect((await api.getJob(after.job.id)).replicasIssued).toBe(0);
   }, 200_000);
 });
