@@ -4,25 +4,9 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { TaskAssignment } from '../shared/protocol.js';
-import { type DType, type Tensor, alignedCopy, asBytes } from '../shared/tensor.js';
+import type { DType } from '../shared/tensor.js';
+import { fromOrtTensor, toOrtTensor } from '../server/onnx/ort-tensors.js';
 import type { RunOutcome, Runner } from '../client/net/work-loop.js';
-
-
-/** Turns wire bytes into an onnxruntime tensor (typed arrays need aligned buffers). */
-export function toOrtTensor(dtype: DType, dims: number[], data: ArrayBuffer | Uint8Array): ort.Tensor {
-  const bytes = asBytes(data);
-  const buf = alignedCopy(bytes);
-  const views: Record<DType, () => ArrayBufferView> = {
-    float32: () => new Float32Array(buf), float64: () => new Float64Array(buf), int64: () => new BigInt64Array(buf),
-    int32: () => new Int32Array(buf), int8: () => new Int8Array(buf), uint8: () => new Uint8Array(buf), bool: () => new Uint8Array(buf),
-  };
-  return new ort.Tensor(dtype, views[dtype]() as never, dims);
-}
-
-export function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
-  const data = t.data as ArrayBufferView;
-  return { name, dtype: t.type as DType, dims: Array.from(t.dims), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-}
 
 export class NodeRunner implements Runner {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();

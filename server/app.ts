@@ -18,6 +18,7 @@ import { JobService } from './jobs/job-service.js';
 import { ModelService } from './onnx/model-service.js';
 import type { Clock } from './scheduler/clock.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { CanaryService } from './verify/canaries.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
@@ -32,11 +33,12 @@ export interface App {
   http: http.Server;
   io: TabGridIo;
   scheduler: Scheduler;
+  canaries: CanaryService;
   jobs: JobService;
   keys: ApiKeys;
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
   start(): Promise<number>;
-  /** Stops taking work, closes sockets and the HTTP server, then the store. */
+  /** Stops handing out work, waits briefly for results in flight, closes sockets, HTTP and the store. */
   stop(): Promise<void>;
 }
 
@@ -48,7 +50,10 @@ export function createApp(deps: AppDeps): App {
     config: { leaseMs: config.leaseMs, maxFailures: config.maxFailures },
     taskInputs: (job, task) => datasets.taskInputs(job, task),
   });
-  const jobs = new JobService({ store, clock, scheduler });
+  const canaries = new CanaryService({
+    store, blobs, scheduler, log: log.child({ mod: 'canaries' }), taskInputs: (job, task) => datasets.taskInputs(job, task),
+  });
+  const jobs = new JobService({ store, clock, scheduler, canaries });
   const models = new ModelService({ store, blobs, clock });
   const keys = new ApiKeys({ store, clock });
 
@@ -69,10 +74,11 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, jobs, keys,
+    http: server, io, scheduler, canaries, jobs, keys,
     async start() {
       const recovered = scheduler.recoverLeases();
       if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');
+      canaries.resume();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
@@ -85,7 +91,12 @@ export function createApp(deps: AppDeps): App {
       return (server.address() as { port: number }).port;
     },
     async stop() {
+      scheduler.drain();
+      canaries.stop();
+      const deadline = Date.now() + config.shutdownGraceMs;
+      while (store.allLeased().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (sweeper) clearInterval(sweeper);
+      await canaries.idle();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       store.close();

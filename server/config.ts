@@ -12,6 +12,8 @@ export const configSchema = z.object({
   leaseMs: z.coerce.number().int().min(100).default(120_000),
   maxFailures: z.coerce.number().int().min(1).default(5),
   sweepMs: z.coerce.number().int().min(10).default(1000),
+  /** On SIGTERM, how long to wait for results in flight before closing. */
+  shutdownGraceMs: z.coerce.number().int().min(0).default(5000),
   maxModelBytes: z.coerce.number().int().min(1).default(256 * 2 ** 20),
   maxDatasetBytes: z.coerce.number().int().min(1).default(1024 * 2 ** 20),
   maxMessageBytes: z.coerce.number().int().min(1024).default(64 * 2 ** 20),
@@ -30,6 +32,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     leaseMs: pick(flags.leaseMs, env.TABGRID_LEASE_MS),
     maxFailures: flags.maxFailures,
     sweepMs: flags.sweepMs,
+    shutdownGraceMs: pick(flags.shutdownGraceMs, env.TABGRID_SHUTDOWN_GRACE_MS),
     maxModelBytes: pick(flags.maxModelBytes, env.TABGRID_MAX_MODEL_BYTES),
     maxDatasetBytes: pick(flags.maxDatasetBytes, env.TABGRID_MAX_DATASET_BYTES),
     maxMessageBytes: flags.maxMessageBytes,

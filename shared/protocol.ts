@@ -106,6 +106,10 @@ export const createJobSchema = z.object({
   rtol: z.number().min(0).max(1).default(1e-3),
   atol: z.number().min(0).max(1e6).default(1e-4),
   priority: z.number().int().min(-100).max(100).default(0),
+  /** Let trusted volunteers' work be accepted on one replica; false makes `replicas` a hard floor. */
+  adaptive: z.boolean().default(true),
+  /** Fraction of tasks the server answers itself, as known-answer tests of volunteers (0 turns them off). */
+  canaryRate: z.number().min(0).max(0.5).default(0.02),
 });
 export type CreateJobRequest = z.input<typeof createJobSchema>;
 export type CreateJob = z.infer<typeof createJobSchema>;
@@ -132,10 +136,12 @@ export interface JobView {
   rtol: number;
   atol: number;
   priority: number;
+  adaptive: boolean;
+  canaryRate: number;
   createdAt: number;
   finishedAt: number | null;
   error: string | null;
-  tasks: { total: number; done: number; failed: number; pending: number; running: number };
+  tasks: { total: number; done: number; failed: number; pending: number; running: number; canaries: number };
   replicasIssued: number;
   outputs: TensorSpec[];
   failures: { taskId: string; batch: number; reason: string }[];

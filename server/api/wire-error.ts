@@ -19,7 +19,7 @@ export function toWireError(err: unknown, log: Logger): WireError {
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_PAYLOAD: 400, SHAPE_MISMATCH: 400, INVALID_MODEL: 400, UNAUTHORIZED: 401, NOT_FOUND: 404,
-  CONFLICT: 409, LEASE_NOT_HELD: 409, TOO_LARGE: 413, INTERNAL: 500,
+  CONFLICT: 409, LEASE_NOT_HELD: 409, QUARANTINED: 403, TOO_LARGE: 413, RATE_LIMITED: 429, SHUTTING_DOWN: 503, INTERNAL: 500,
 };
 
 export const httpStatus = (code: ErrorCode) => STATUS[code];

@@ -72,7 +72,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
         workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, connectedAt: clock.now(),
       });
       socketOf.set(workerId, socket);
-      scheduler.connect(workerId, volunteer.id);
+      scheduler.connect(workerId, volunteer.id, `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`);
       log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter }, 'worker joined');
       return { workerId, volunteerId: volunteer.id, token };
     });

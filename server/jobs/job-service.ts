@@ -2,7 +2,7 @@
  * Jobs: created from a model and data sets (checked against what the model declares), cut into batch
  * tasks, watched through their counts, cancelled, and assembled into one .npy per output at the end.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { AppError } from '../../shared/errors.js';
 import { writeNpy } from '../../shared/npy.js';
 import type { CreateJob, JobView, TensorSpec } from '../../shared/protocol.js';
@@ -11,11 +11,12 @@ import { type DType, type Tensor, concatFirstAxis } from '../../shared/tensor.js
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobInput, JobRow, Store, TaskRow } from '../store/store.js';
+import type { CanaryService } from '../verify/canaries.js';
 
 const fmt = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
 
 export class JobService {
-  constructor(private readonly deps: { store: Store; clock: Clock; scheduler: Scheduler }) {}
+  constructor(private readonly deps: { store: Store; clock: Clock; scheduler: Scheduler; canaries: CanaryService }) {}
 
   create(owner: string, req: CreateJob): JobRow {
     const { store, clock } = this.deps;
@@ -46,20 +47,29 @@ export class JobService {
       throw new AppError('SHAPE_MISMATCH', `the model takes exactly ${batchSize} items per run (first axis fixed), and ${items} items do not divide into such batches`);
     }
     const id = `job-${randomBytes(6).toString('hex')}`;
+    const count = Math.ceil(items / batchSize);
+    const canaries = pickCanaries(count, req.canaryRate);
     const now = clock.now();
     const job: JobRow = {
       id, owner, name: req.name ?? null, model: model.hash, inputs, items, batchSize,
-      replicas: req.replicas, maxReplicas: Math.max(req.maxReplicas ?? req.replicas + 2, req.replicas),
-      rtol: req.rtol, atol: req.atol, priority: req.priority, status: 'running', error: null, createdAt: now, finishedAt: null,
+      replicas: req.replicas, maxReplicas: Math.max(req.maxReplicas ?? req.replicas + 3, req.replicas),
+      rtol: req.rtol, atol: req.atol, priority: req.priority, adaptive: req.adaptive,
+      // A job too small for a canary has none, and then needs no vetted volunteer in its quorums.
+      canaryRate: canaries.size > 0 ? req.canaryRate : 0,
+      status: 'running', error: null, createdAt: now, finishedAt: null,
     };
+
     const tasks: TaskRow[] = [];
-    for (let start = 0, batch = 0; start < items; start += batchSize, batch++) {
+    for (let batch = 0; batch < count; batch++) {
+      const start = batch * batchSize;
+      const canary = canaries.has(batch);
       tasks.push({
         id: `${id}-t${batch}`, jobId: id, batch, itemStart: start, itemEnd: Math.min(items, start + batchSize),
-        status: 'pending', wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null,
+        status: 'pending', canary, ready: !canary, wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null,
       });
     }
     store.createJob(job, tasks);
+    this.deps.canaries.compute(tasks.filter((t) => t.canary));
     this.deps.scheduler.dispatch();
     return job;
   }
@@ -87,8 +97,9 @@ export class JobService {
     return {
       id: job.id, name: job.name, status: job.status, model: job.model, items: job.items, batchSize: job.batchSize,
       replicas: job.replicas, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol, priority: job.priority,
+      adaptive: job.adaptive, canaryRate: job.canaryRate,
       createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error,
-      tasks: store.taskCounts(job.id),
+      tasks: { ...store.taskCounts(job.id), canaries: store.canaryCount(job.id) },
       replicasIssued: store.replicaCount(job.id),
       outputs: model?.outputs ?? [],
       failures: store.failedTasks(job.id).map((t) => ({ taskId: t.id, batch: t.batch, reason: t.error ?? 'unknown' })),
@@ -107,6 +118,15 @@ export class JobService {
     const all = concatFirstAxis(parts);
     return writeNpy(all.dtype, all.dims, all.data);
   }
+}
+
+/** Which batches become known-answer tasks: about `rate` of them, at least one when there are two or more. */
+function pickCanaries(count: number, rate: number): Set<number> {
+  const picked = new Set<number>();
+  if (rate <= 0 || count < 2) return picked;
+  const want = Math.min(count - 1, Math.max(1, Math.round(count * rate)));
+  while (picked.size < want) picked.add(randomInt(count));
+  return picked;
 }
 
 /** Refuses data whose dtype or per-item shape does not fit a model input, naming both shapes. */

@@ -33,11 +33,11 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
     const id = `job-${++jobs}`;
     const job: JobRow = {
       id, owner: 'k', name: null, model: MODEL, inputs: [], items: tasks * batch, batchSize: batch,
-      replicas: opts.replicas ?? 2, maxReplicas: opts.maxReplicas ?? 3, rtol: 1e-3, atol: 1e-4, priority: 0,
+      replicas: opts.replicas ?? 2, maxReplicas: opts.maxReplicas ?? 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: false, canaryRate: 0,
       status: 'running', error: null, createdAt: clock.now() + jobs, finishedAt: null,
     };
     const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
-      id: `${id}-t${b}`, jobId: id, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending',
+      id: `${id}-t${b}`, jobId: id, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending', canary: false, ready: true,
       wanted: job.replicas, active: 0, failures: 0, error: null, doneAt: null,
     }));
     store.createJob(job, rows);

@@ -1,29 +1,35 @@
 /**
  * Hands tasks to workers and takes their results: leases, expiry, reissue, retry cap, distinct
- * volunteers per task, and verification through verify/. Plain TypeScript over the Store, so tests can
- * drive it with a fake clock and no sockets; the socket layer gives it `deliver` and `cancel` callbacks.
+ * volunteers per task, known-answer probes for volunteers not yet vetted, adaptive replication for
+ * trusted ones, and verification through settle.ts. Plain TypeScript over the Store, so tests can drive
+ * it with a fake clock and no sockets; the socket layer gives it `deliver` and `cancel` callbacks.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
-import { packTensors, unpackTensors } from '../../shared/tensor-pack.js';
+import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { JobRow, ModelRow, ReplicaRow, Store, TaskRow } from '../store/store.js';
-import { decide } from '../verify/verifier.js';
+import { DEFAULT_REPUTATION, type ReputationPolicy, singleReplicaChance } from '../verify/reputation.js';
 import type { Clock } from './clock.js';
 import { outputProblem } from './result-check.js';
+import { type Effects, Settler, noEffects } from './settle.js';
 
 export interface SchedulerConfig {
   leaseMs: number;
   /** Failed, invalid or lapsed replicas a task may have before it is given up as failed. */
   maxFailures: number;
+  /** Chance per slot that a vetted volunteer gets a known-answer task as a spot check. */
+  spotCheckRate?: number;
+  reputation?: ReputationPolicy;
 }
 
 export interface SchedulerEvents {
   deliver(workerId: string, tasks: TaskAssignment[]): void;
   cancel(workerId: string, replicaIds: string[]): void;
   jobChanged?(jobId: string): void;
+  volunteerQuarantined?(volunteerId: string): void;
 }
 
 export interface SchedulerDeps {
@@ -33,9 +39,11 @@ export interface SchedulerDeps {
   config: SchedulerConfig;
   /** The input tensors of one task (a slice of the job's data sets). */
   taskInputs(job: JobRow, task: TaskRow): WireTensor[];
+  /** Random numbers in [0, 1), injectable for tests. */
+  random?: () => number;
 }
 
-interface WorkerEntry { volunteerId: string; demand: number }
+interface WorkerEntry { volunteerId: string; demand: number; adapterClass: string }
 
 export interface ResultMeta { backend: string; runMs: number }
 
@@ -44,11 +52,17 @@ const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
 export class Scheduler {
   private readonly workers = new Map<string, WorkerEntry>();
   private readonly models = new Map<string, ModelRow>();
+  private readonly settler: Settler;
+  private readonly random: () => number;
   private dispatching = false;
   private dispatchAgain = false;
+  private draining = false;
   private events: SchedulerEvents = { deliver: () => {}, cancel: () => {} };
 
-  constructor(private readonly deps: SchedulerDeps) {}
+  constructor(private readonly deps: SchedulerDeps) {
+    this.settler = new Settler({ store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION });
+    this.random = deps.random ?? Math.random;
+  }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */
   setEvents(events: SchedulerEvents): void {
@@ -60,13 +74,18 @@ export class Scheduler {
     const { store } = this.deps;
     const stale = store.allLeased();
     store.transaction(() => {
-      for (const r of stale) this.dropReplica(r, 'released', null);
+      for (const r of stale) this.dropReplica(r, 'released', null, noEffects());
     });
     return stale.length;
   }
 
-  connect(workerId: string, volunteerId: string): void {
-    this.workers.set(workerId, { volunteerId, demand: 0 });
+  /** Stops handing out work (graceful shutdown); results keep being taken. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  connect(workerId: string, volunteerId: string, adapterClass = '-|-'): void {
+    this.workers.set(workerId, { volunteerId, demand: 0, adapterClass });
   }
 
   /** A dropped socket: its leases go back to the queue (not counted as failures). */
@@ -76,7 +95,7 @@ export class Scheduler {
     const held = store.leasedByWorker(workerId);
     if (held.length === 0) return;
     store.transaction(() => {
-      for (const r of held) this.dropReplica(r, 'released', null);
+      for (const r of held) this.dropReplica(r, 'released', null, noEffects());
     });
     this.deps.log.info({ workerId, released: held.length }, 'worker left; leases returned');
     this.dispatch();
@@ -90,7 +109,11 @@ export class Scheduler {
   requestWork(workerId: string, slots: number): TaskAssignment[] {
     const w = this.workers.get(workerId);
     if (!w) throw new AppError('UNAUTHORIZED', 'say worker:hello before asking for work');
-    const tasks = this.lease(workerId, w.volunteerId, slots);
+    if (this.settler.volunteer(w.volunteerId).quarantinedAt !== null) {
+      throw new AppError('QUARANTINED', 'this volunteer\'s results disagreed with verified results too often; it gets no more work');
+    }
+    if (this.draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly');
+    const tasks = this.lease(workerId, w, slots);
     w.demand = slots - tasks.length;
     return tasks;
   }
@@ -98,13 +121,14 @@ export class Scheduler {
   /** Called when new tasks may be assignable (job created, lease lapsed, more replicas wanted). */
   dispatch(): void {
     if (this.dispatching) { this.dispatchAgain = true; return; }
+    if (this.draining) return;
     this.dispatching = true;
     try {
       do {
         this.dispatchAgain = false;
         for (const [workerId, w] of this.workers) {
           if (w.demand <= 0) continue;
-          const tasks = this.lease(workerId, w.volunteerId, w.demand);
+          const tasks = this.lease(workerId, w, w.demand);
           if (tasks.length === 0) continue;
           w.demand -= tasks.length;
           this.events.deliver(workerId, tasks);
@@ -120,12 +144,32 @@ export class Scheduler {
     const { store, clock } = this.deps;
     const lapsed = store.leasedBefore(clock.now());
     if (lapsed.length === 0) return 0;
+    const fx = noEffects();
     store.transaction(() => {
-      for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${this.deps.config.leaseMs} ms`);
+      for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${this.deps.config.leaseMs} ms`, fx);
     });
     this.deps.log.info({ lapsed: lapsed.length }, 'leases expired');
-    this.dispatch();
+    fx.dispatch = true;
+    this.after(fx);
     return lapsed.length;
+  }
+
+  /** The server computed a canary task's answer: the task is settled and can test volunteers. */
+  canaryReady(taskId: string, outputs: Tensor[] | null): void {
+    const { store, clock } = this.deps;
+    store.transaction(() => {
+      const task = store.getTask(taskId);
+      if (!task || task.status !== 'pending') return;
+      if (outputs) {
+        store.setTaskResult(taskId, packTensors(outputs));
+        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now() });
+        this.settler.completeIfDone(task.jobId);
+      } else {
+        // The server could not compute it: volunteers compute it like any other task.
+        store.updateTask(taskId, { ready: true });
+      }
+    });
+    this.dispatch();
   }
 
   /**
@@ -136,9 +180,7 @@ export class Scheduler {
     const { store, clock } = this.deps;
     const w = this.workers.get(workerId);
     if (!w) throw new AppError('UNAUTHORIZED', 'say worker:hello before sending results');
-    let changedJob: string | null = null;
-    let needDispatch = false;
-    const cancels: ReplicaRow[] = [];
+    const fx = noEffects();
     const result = store.transaction((): { accepted: boolean } | { problem: string } => {
       const replica = store.getReplica(replicaId);
       if (!replica || replica.volunteerId !== w.volunteerId) {
@@ -149,32 +191,33 @@ export class Scheduler {
       if (replica.status !== 'leased' && replica.status !== 'expired' && replica.status !== 'released') {
         throw new AppError('LEASE_NOT_HELD', `replica ${replicaId} is ${replica.status}`);
       }
-      const task = store.getTask(replica.taskId);
-      const job = store.getJob(replica.jobId);
-      if (!task || !job || task.status !== 'pending' || job.status !== 'running') {
-        store.updateReplica(replicaId, { status: 'cancelled' });
-        if (replica.status === 'leased' && task) store.updateTask(task.id, { active: task.active - 1 });
-        return { accepted: false };
-      }
-      const wasActive = replica.status === 'leased';
+      const task = store.getTask(replica.taskId)!;
+      const job = store.getJob(replica.jobId)!;
+      const wasActive = replica.status === 'leased' && task.status === 'pending';
       const problem = outputProblem(outputs, this.model(job.model).outputs, task.itemEnd - task.itemStart);
+      store.updateReplica(replicaId, { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` });
       if (problem) {
         this.failReplica(replica, task, job, 'invalid', problem, wasActive);
-        changedJob = job.id;
-        needDispatch = true;
+        this.settler.outcome(replica.volunteerId, 'invalid', 0, fx);
+        fx.dispatch = true;
         return { problem };
       }
+      if (task.status === 'done') {
+        // A known-answer probe, or a late replica of a settled task: it counts for its volunteer only.
+        this.settler.judgeSettled(replica, task, job, outputs, fx);
+        return { accepted: true };
+      }
+      if (task.status !== 'pending' || job.status !== 'running') {
+        store.updateReplica(replicaId, { status: 'cancelled' });
+        return { accepted: false };
+      }
       store.setReplicaOutputs(replicaId, packTensors(outputs));
-      store.updateReplica(replicaId, { status: 'returned', backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now() });
-      const active = task.active + (wasActive ? 0 : 1);
-      store.updateTask(task.id, { active });
-      changedJob = job.id;
-      const d = this.verify({ ...task, active }, job);
-      needDispatch = d.needDispatch;
-      cancels.push(...d.cancels);
+      store.updateReplica(replicaId, { status: 'returned' });
+      if (!wasActive) store.updateTask(task.id, { active: task.active + 1 });
+      this.settler.verify(task, job, fx);
       return { accepted: true };
     });
-    this.after(changedJob, needDispatch, cancels);
+    this.after(fx);
     if ('problem' in result) throw new AppError('INVALID_PAYLOAD', `result refused: ${result.problem}`);
     return result;
   }
@@ -184,7 +227,7 @@ export class Scheduler {
     const { store } = this.deps;
     const w = this.workers.get(workerId);
     if (!w) throw new AppError('UNAUTHORIZED', 'say worker:hello first');
-    let jobId: string | null = null;
+    const fx = noEffects();
     store.transaction(() => {
       const replica = store.getReplica(replicaId);
       if (!replica || replica.volunteerId !== w.volunteerId || replica.status !== 'leased') {
@@ -192,21 +235,27 @@ export class Scheduler {
       }
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
-      this.failReplica(replica, task, job, 'failed', message, true);
-      jobId = job.id;
+      this.failReplica(replica, task, job, 'failed', message, task.status === 'pending');
+      this.settler.outcome(replica.volunteerId, 'error', 0, fx);
+      fx.jobs.add(job.id);
+      fx.dispatch = true;
     });
-    this.after(jobId, true, []);
+    this.after(fx);
   }
 
   /** Cancels a running job: its leases are withdrawn from the workers holding them. */
   cancelJob(jobId: string): void {
     const { store, clock } = this.deps;
-    const leased = store.leasedInJob(jobId);
+    const fx = noEffects();
     store.transaction(() => {
       store.setJobStatus(jobId, 'cancelled', clock.now());
-      for (const r of leased) store.updateReplica(r.id, { status: 'cancelled' });
+      for (const r of store.leasedInJob(jobId)) {
+        store.updateReplica(r.id, { status: 'cancelled' });
+        fx.cancels.push(r);
+      }
+      fx.jobs.add(jobId);
     });
-    this.after(jobId, false, leased);
+    this.after(fx);
   }
 
   private model(hash: string): ModelRow {
@@ -219,20 +268,34 @@ export class Scheduler {
     return m;
   }
 
-  private lease(workerId: string, volunteerId: string, slots: number): TaskAssignment[] {
+  private lease(workerId: string, w: WorkerEntry, slots: number): TaskAssignment[] {
     const { store, clock, config } = this.deps;
-    if (slots <= 0) return [];
+    if (slots <= 0 || this.draining) return [];
     return store.transaction(() => {
+      const volunteer = this.settler.volunteer(w.volunteerId);
+      if (volunteer.quarantinedAt !== null) return [];
+      // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
+      const vetted = this.settler.vetted(w.volunteerId);
+      const probeCount = vetted
+        ? Array.from({ length: slots }, () => this.random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
+        : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
+      const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
+      const tasks = [...probes, ...store.assignableTasks(w.volunteerId, slots - probes.length)];
       const out: TaskAssignment[] = [];
       const now = clock.now();
-      for (const task of store.assignableTasks(volunteerId, slots)) {
+      const single = singleReplicaChance(volunteer, config.reputation ?? DEFAULT_REPUTATION);
+      for (const task of tasks) {
         const job = store.getJob(task.jobId)!;
         const replicaId = newId('r');
+        const isProbe = task.status === 'done';
+        // Adaptive replication: a trusted volunteer's replica may stand alone, if the job allows it.
+        const alone = !isProbe && job.adaptive && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas && this.random() < single;
         store.insertReplica({
-          id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId, status: 'leased',
-          leasedAt: now, leaseExpires: now + config.leaseMs, backend: null, runMs: null, error: null, returnedAt: null,
+          id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
+          workerClass: `-|${w.adapterClass}`, single: alone, leasedAt: now, leaseExpires: now + config.leaseMs,
+          backend: null, runMs: null, error: null, returnedAt: null,
         });
-        store.updateTask(task.id, { active: task.active + 1 });
+        if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
         out.push({
           replicaId, taskId: task.id, jobId: job.id, modelHash: job.model, modelUrl: `/models/${job.model}`,
           inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
@@ -243,12 +306,20 @@ export class Scheduler {
   }
 
   /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */
-  private dropReplica(r: ReplicaRow, status: 'expired' | 'released', reason: string | null): void {
+  private dropReplica(r: ReplicaRow, status: 'expired' | 'released', reason: string | null, fx: Effects): void {
     const { store } = this.deps;
     const task = store.getTask(r.taskId);
     const job = store.getJob(r.jobId);
-    if (!task || !job) return;
-    if (reason) { this.failReplica(r, task, job, 'expired', reason, true); return; }
+    if (!task || !job || task.status !== 'pending') {
+      store.updateReplica(r.id, { status, error: reason });
+      return;
+    }
+    if (task.wanted < job.replicas) store.updateTask(task.id, { wanted: job.replicas }); // a lone trusted replica lapsed
+    if (reason) {
+      this.failReplica(r, store.getTask(r.taskId)!, job, 'expired', reason, true);
+      fx.jobs.add(job.id);
+      return;
+    }
     store.updateReplica(r.id, { status });
     store.updateTask(task.id, { active: task.active - 1 });
   }
@@ -256,58 +327,27 @@ export class Scheduler {
   private failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean): void {
     const { store, clock, config } = this.deps;
     store.updateReplica(r.id, { status, error: reason });
+    if (task.status !== 'pending') return;
     const failures = task.failures + 1;
     const active = task.active - (wasActive ? 1 : 0);
-    if (failures >= config.maxFailures && task.status === 'pending') {
+    if (failures >= config.maxFailures) {
       store.updateTask(task.id, { failures, active, status: 'failed', error: `failed on ${failures} workers; last: ${reason}` });
       store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch} failed on ${failures} workers: ${reason}`);
       this.deps.log.warn({ jobId: job.id, taskId: task.id, reason }, 'task failed; job failed');
     } else {
-      store.updateTask(task.id, { failures, active });
+      store.updateTask(task.id, { failures, active, wanted: Math.max(task.wanted, job.replicas) });
     }
   }
 
-  /** Runs the verifier on a task's returned replicas and applies its decision (inside a transaction). */
-  private verify(task: TaskRow, job: JobRow): { needDispatch: boolean; cancels: ReplicaRow[] } {
-    const { store, clock } = this.deps;
-    const returned = store.replicasOfTask(task.id, 'returned').map((r) => ({
-      id: r.id, outputs: unpackTensors(store.replicaOutputs(r.id)!),
-    }));
-    const inFlight = task.active - returned.length;
-    const d = decide(returned, task.wanted, inFlight, {
-      quorum: job.replicas, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol,
-    });
-    switch (d.verdict) {
-      case 'wait':
-        return { needDispatch: false, cancels: [] };
-      case 'more':
-        store.updateTask(task.id, { wanted: task.wanted + 1 });
-        this.deps.log.info({ taskId: task.id, detail: d.detail }, 'replicas disagree; one more wanted');
-        return { needDispatch: true, cancels: [] };
-      case 'fail':
-        store.updateTask(task.id, { status: 'failed', error: d.detail });
-        store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${d.detail}`);
-        return { needDispatch: false, cancels: this.withdraw(store.leasedInJob(job.id)) };
-      case 'accept': {
-        store.setTaskResult(task.id, store.replicaOutputs(d.replicaId)!);
-        store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
-        const counts = store.taskCounts(job.id);
-        if (counts.done === counts.total) store.setJobStatus(job.id, 'completed', clock.now());
-        return { needDispatch: false, cancels: this.withdraw(store.replicasOfTask(task.id, 'leased')) };
-      }
-    }
-  }
-
-  private withdraw(leased: ReplicaRow[]): ReplicaRow[] {
-    for (const r of leased) this.deps.store.updateReplica(r.id, { status: 'cancelled' });
-    return leased;
-  }
-
-  private after(jobId: string | null, needDispatch: boolean, cancels: ReplicaRow[]): void {
+  private after(fx: Effects): void {
     const byWorker = new Map<string, string[]>();
-    for (const r of cancels) byWorker.set(r.workerId, [...(byWorker.get(r.workerId) ?? []), r.id]);
+    for (const r of fx.cancels) byWorker.set(r.workerId, [...(byWorker.get(r.workerId) ?? []), r.id]);
     for (const [workerId, ids] of byWorker) this.events.cancel(workerId, ids);
-    if (jobId) this.events.jobChanged?.(jobId);
-    if (needDispatch) this.dispatch();
+    for (const v of fx.quarantined) {
+      for (const w of this.workers.values()) if (w.volunteerId === v) w.demand = 0;
+      this.events.volunteerQuarantined?.(v);
+    }
+    for (const j of fx.jobs) this.events.jobChanged?.(j);
+    if (fx.dispatch) this.dispatch();
   }
 }

@@ -4,7 +4,8 @@
  */
 import Database from 'better-sqlite3';
 import type {
-  ApiKeyRow, DatasetRow, JobRow, ModelRow, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
+  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
+  VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 
@@ -15,24 +16,34 @@ CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL,
   outputs TEXT NOT NULL, opsets TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
   data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT,
+  valid INTEGER NOT NULL DEFAULT 0, invalid INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+  streak INTEGER NOT NULL DEFAULT 0, canary_passed INTEGER NOT NULL DEFAULT 0, canary_failed INTEGER NOT NULL DEFAULT 0,
+  credit REAL NOT NULL DEFAULT 0, quarantined_at INTEGER, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, model TEXT NOT NULL,
   inputs TEXT NOT NULL, items INTEGER NOT NULL, batch_size INTEGER NOT NULL, replicas INTEGER NOT NULL,
   max_replicas INTEGER NOT NULL, rtol REAL NOT NULL, atol REAL NOT NULL, priority INTEGER NOT NULL,
-  status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
+  adaptive INTEGER NOT NULL, canary_rate REAL NOT NULL, status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, priority, created_at);
 CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, batch INTEGER NOT NULL,
-  item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, wanted INTEGER NOT NULL,
+  item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
+  ready INTEGER NOT NULL, wanted INTEGER NOT NULL,
   active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
 CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, batch);
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
-  worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, leased_at INTEGER NOT NULL,
+  worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
+  single INTEGER NOT NULL, leased_at INTEGER NOT NULL,
   lease_expires INTEGER NOT NULL, outputs BLOB, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
 CREATE INDEX IF NOT EXISTS replicas_task ON replicas(task_id, status);
 CREATE INDEX IF NOT EXISTS replicas_lease ON replicas(status, lease_expires);
 CREATE INDEX IF NOT EXISTS replicas_worker ON replicas(worker_id, status);
 CREATE INDEX IF NOT EXISTS replicas_job ON replicas(job_id, status);
+CREATE INDEX IF NOT EXISTS replicas_volunteer ON replicas(volunteer_id, status);
+CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree INTEGER NOT NULL DEFAULT 0,
+  disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
+/** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
+const SCHEMA_VERSION = 1;
 
 type Row = Record<string, unknown>;
 
@@ -49,6 +60,8 @@ const jobFromRow = (r: Row): JobRow => ({
   rtol: r.rtol as number,
   atol: r.atol as number,
   priority: r.priority as number,
+  adaptive: r.adaptive === 1,
+  canaryRate: r.canary_rate as number,
   status: r.status as JobStatus,
   error: (r.error as string | null) ?? null,
   createdAt: r.created_at as number,
@@ -62,6 +75,8 @@ const taskFromRow = (r: Row): TaskRow => ({
   itemStart: r.item_start as number,
   itemEnd: r.item_end as number,
   status: r.status as TaskRow['status'],
+  canary: r.canary === 1,
+  ready: r.ready === 1,
   wanted: r.wanted as number,
   active: r.active as number,
   failures: r.failures as number,
@@ -76,6 +91,8 @@ const replicaFromRow = (r: Row): ReplicaRow => ({
   workerId: r.worker_id as string,
   volunteerId: r.volunteer_id as string,
   status: r.status as ReplicaStatus,
+  workerClass: r.worker_class as string,
+  single: r.single === 1,
   leasedAt: r.leased_at as number,
   leaseExpires: r.lease_expires as number,
   backend: (r.backend as string | null) ?? null,
@@ -84,8 +101,25 @@ const replicaFromRow = (r: Row): ReplicaRow => ({
   returnedAt: (r.returned_at as number | null) ?? null,
 });
 
-const TASK_COLS = 'id, job_id, batch, item_start, item_end, status, wanted, active, failures, error, done_at';
-const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, leased_at, lease_expires, backend, run_ms, error, returned_at';
+const volunteerFromRow = (r: Row): VolunteerRow => ({
+  id: r.id as string,
+  name: (r.name as string | null) ?? null,
+  valid: r.valid as number,
+  invalid: r.invalid as number,
+  errors: r.errors as number,
+  streak: r.streak as number,
+  canaryPassed: r.canary_passed as number,
+  canaryFailed: r.canary_failed as number,
+  credit: r.credit as number,
+  quarantinedAt: (r.quarantined_at as number | null) ?? null,
+  createdAt: r.created_at as number,
+});
+
+const TASK_COLS = 'id, job_id, batch, item_start, item_end, status, canary, ready, wanted, active, failures, error, done_at';
+const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, leased_at, lease_expires, backend, run_ms, error, returned_at';
+const VOLUNTEER_COLS = 'id, name, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
+const t = (cols: string) => cols.split(', ').map((c) => `t.${c}`).join(', ');
+const bool = (v: unknown) => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
 const toSnake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -99,7 +133,10 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
     this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
   private q(sql: string): Database.Statement {
@@ -112,7 +149,9 @@ export class SqliteStore implements Store {
     const keys = Object.keys(patch).filter((k) => patch[k] !== undefined);
     if (keys.length === 0) return;
     const sets = keys.map((k) => `${toSnake(k)} = @${k}`).join(', ');
-    this.q(`UPDATE ${table} SET ${sets} WHERE id = @id`).run({ ...patch, id });
+    const params: Record<string, unknown> = { id };
+    for (const k of keys) params[k] = bool(patch[k]);
+    this.q(`UPDATE ${table} SET ${sets} WHERE id = @id`).run(params);
   }
 
   transaction<T>(fn: () => T): T {
@@ -170,15 +209,29 @@ export class SqliteStore implements Store {
     return { id: newId, created: true };
   }
 
+  getVolunteer(id: string): VolunteerRow | undefined {
+    const r = this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers WHERE id = ?`).get(id) as Row | undefined;
+    return r && volunteerFromRow(r);
+  }
+
+  updateVolunteer(id: string, patch: VolunteerPatch): void {
+    this.patch('volunteers', id, patch);
+  }
+
+  listVolunteers(): VolunteerRow[] {
+    return (this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers ORDER BY credit DESC, created_at`).all() as Row[]).map(volunteerFromRow);
+  }
+
   createJob(job: JobRow, tasks: TaskRow[]): void {
     this.transaction(() => {
       this.q(`INSERT INTO jobs (id, owner, name, model, inputs, items, batch_size, replicas, max_replicas, rtol, atol,
-        priority, status, error, created_at, finished_at) VALUES (@id, @owner, @name, @model, @inputs, @items, @batchSize,
-        @replicas, @maxReplicas, @rtol, @atol, @priority, @status, @error, @createdAt, @finishedAt)`)
-        .run({ ...job, inputs: JSON.stringify(job.inputs) });
+        priority, adaptive, canary_rate, status, error, created_at, finished_at) VALUES (@id, @owner, @name, @model, @inputs,
+        @items, @batchSize, @replicas, @maxReplicas, @rtol, @atol, @priority, @adaptive, @canaryRate, @status, @error,
+        @createdAt, @finishedAt)`)
+        .run({ ...job, inputs: JSON.stringify(job.inputs), adaptive: job.adaptive ? 1 : 0 });
       const ins = this.q(`INSERT INTO tasks (${TASK_COLS}) VALUES (@id, @jobId, @batch, @itemStart, @itemEnd, @status,
-        @wanted, @active, @failures, @error, @doneAt)`);
-      for (const t of tasks) ins.run(t);
+        @canary, @ready, @wanted, @active, @failures, @error, @doneAt)`);
+      for (const task of tasks) ins.run({ ...task, canary: task.canary ? 1 : 0, ready: task.ready ? 1 : 0 });
     });
   }
 
@@ -216,18 +269,45 @@ export class SqliteStore implements Store {
     return (this.q('SELECT COUNT(*) AS n FROM replicas WHERE job_id = ?').get(jobId) as { n: number }).n;
   }
 
+  canaryCount(jobId: string): number {
+    return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND canary = 1').get(jobId) as { n: number }).n;
+  }
+
   failedTasks(jobId: string): TaskRow[] {
     return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND status = 'failed' ORDER BY batch`).all(jobId) as Row[]).map(taskFromRow);
   }
 
   assignableTasks(volunteerId: string, limit: number): TaskRow[] {
-    const rows = this.q(`SELECT ${TASK_COLS.split(', ').map((c) => `t.${c}`).join(', ')}
+    const rows = this.q(`SELECT ${t(TASK_COLS)}
       FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.status = 'pending'
-      WHERE j.status = 'running' AND t.active < t.wanted
+      WHERE j.status = 'running' AND t.ready = 1 AND t.active < t.wanted
         AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = ?
                         AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
       ORDER BY j.priority DESC, j.created_at, t.batch LIMIT ?`).all(volunteerId, limit) as Row[];
     return rows.map(taskFromRow);
+  }
+
+  probeTasks(volunteerId: string, limit: number): TaskRow[] {
+    const rows = this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.canary = 1 AND t.status = 'done'
+      WHERE j.status = 'running'
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = ?)
+      ORDER BY random() LIMIT ?`).all(volunteerId, limit) as Row[];
+    return rows.map(taskFromRow);
+  }
+
+  unreadyCanaries(): TaskRow[] {
+    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.canary = 1 AND t.ready = 0
+      WHERE j.status = 'running' ORDER BY j.created_at, t.batch`).all() as Row[]).map(taskFromRow);
+  }
+
+  pendingTasksReturnedBy(volunteerId: string): TaskRow[] {
+    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'pending'
+      WHERE r.volunteer_id = ? AND r.status = 'returned'`).all(volunteerId) as Row[]).map(taskFromRow);
+  }
+
+  taskResult(id: string): Uint8Array | undefined {
+    const r = this.q('SELECT result FROM tasks WHERE id = ?').get(id) as { result: Buffer | null } | undefined;
+    return r?.result ? new Uint8Array(r.result) : undefined;
   }
 
   getTask(id: string): TaskRow | undefined {
@@ -250,7 +330,7 @@ export class SqliteStore implements Store {
 
   insertReplica(row: ReplicaRow): void {
     this.q(`INSERT INTO replicas (${REPLICA_COLS}) VALUES (@id, @taskId, @jobId, @workerId, @volunteerId, @status,
-      @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run(row);
+      @workerClass, @single, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run({ ...row, single: row.single ? 1 : 0 });
   }
 
   getReplica(id: string): ReplicaRow | undefined {
@@ -292,5 +372,24 @@ export class SqliteStore implements Store {
 
   allLeased(): ReplicaRow[] {
     return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE status = 'leased'`).all() as Row[]).map(replicaFromRow);
+  }
+
+  leasedByVolunteer(volunteerId: string): ReplicaRow[] {
+    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE volunteer_id = ? AND status = 'leased'`).all(volunteerId) as Row[]).map(replicaFromRow);
+  }
+
+  replicasOfJob(jobId: string): ReplicaRow[] {
+    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE job_id = ? ORDER BY leased_at, rowid`).all(jobId) as Row[]).map(replicaFromRow);
+  }
+
+  recordClassPair(a: string, b: string, agree: boolean): void {
+    const [x, y] = a <= b ? [a, b] : [b, a];
+    this.q(`INSERT INTO class_pairs (a, b, agree, disagree) VALUES (?, ?, ?, ?)
+      ON CONFLICT (a, b) DO UPDATE SET agree = agree + excluded.agree, disagree = disagree + excluded.disagree`)
+      .run(x, y, agree ? 1 : 0, agree ? 0 : 1);
+  }
+
+  classPairs(): ClassPairRow[] {
+    return this.q('SELECT a, b, agree, disagree FROM class_pairs ORDER BY a, b').all() as ClassPairRow[];
   }
 }

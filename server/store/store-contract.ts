@@ -6,15 +6,15 @@ import type { JobRow, ReplicaRow, Store, TaskRow } from './store.js';
 
 const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
   id, owner: 'key-1', name: 'j', model: 'm'.repeat(64), inputs: [{ name: 'x', dataset: 'd'.repeat(64), dtype: 'float32', shape: [4, 2], dataOffset: 128 }],
-  items: 4, batchSize: 2, replicas: 2, maxReplicas: 3, rtol: 1e-3, atol: 1e-4, priority: 0, status: 'running',
+  items: 4, batchSize: 2, replicas: 2, maxReplicas: 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: true, canaryRate: 0, status: 'running',
   error: null, createdAt: 1000, finishedAt: null, ...over,
 });
 const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n }, (_, b) => ({
-  id: `${jobId}-t${b}`, jobId, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', wanted: 2, active: 0,
+  id: `${jobId}-t${b}`, jobId, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', canary: false, ready: true, wanted: 2, active: 0,
   failures: 0, error: null, doneAt: null,
 }));
 const replica = (id: string, taskId: string, jobId: string, over: Partial<ReplicaRow> = {}): ReplicaRow => ({
-  id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', leasedAt: 10, leaseExpires: 20,
+  id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', workerClass: 'cpu|-|-', single: false, leasedAt: 10, leaseExpires: 20,
   backend: null, runMs: null, error: null, returnedAt: null, ...over,
 });
 

@@ -42,6 +42,10 @@ export interface JobRow {
   rtol: number;
   atol: number;
   priority: number;
+  /** Trusted volunteers may have a task accepted on one replica (BOINC's adaptive replication). */
+  adaptive: boolean;
+  /** Fraction of tasks whose answer the server computes itself, to test volunteers with. */
+  canaryRate: number;
   status: JobStatus;
   error: string | null;
   createdAt: number;
@@ -58,6 +62,10 @@ export interface TaskRow {
   itemStart: number;
   itemEnd: number;
   status: TaskStatus;
+  /** A known-answer task: the server computed its result; volunteers' replicas only test them. */
+  canary: boolean;
+  /** Whether the task can be handed out (a canary is not until the server has its answer). */
+  ready: boolean;
   /** Replicas wanted so far: the job's quorum, raised by one on each disagreement up to maxReplicas. */
   wanted: number;
   /** Replicas leased or returned (not expired, released, failed or invalid). */
@@ -85,6 +93,10 @@ export interface ReplicaRow {
   workerId: string;
   volunteerId: string;
   status: ReplicaStatus;
+  /** Equivalence class of the worker: backend|GPU vendor|architecture. */
+  workerClass: string;
+  /** Leased under adaptive replication: may be accepted alone. */
+  single: boolean;
   leasedAt: number;
   leaseExpires: number;
   backend: string | null;
@@ -92,6 +104,27 @@ export interface ReplicaRow {
   error: string | null;
   returnedAt: number | null;
 }
+
+export interface VolunteerRow {
+  id: string;
+  name: string | null;
+  /** Replicas that agreed with an accepted result (or a canary's answer). */
+  valid: number;
+  /** Replicas that disagreed with one (a wrong canary counts three). */
+  invalid: number;
+  errors: number;
+  /** Consecutive valid replicas. */
+  streak: number;
+  canaryPassed: number;
+  canaryFailed: number;
+  credit: number;
+  quarantinedAt: number | null;
+  createdAt: number;
+}
+
+export type VolunteerPatch = Partial<Omit<VolunteerRow, 'id' | 'createdAt'>>;
+
+export interface ClassPairRow { a: string; b: string; agree: number; disagree: number }
 
 export interface TaskCounts { total: number; done: number; failed: number; pending: number; running: number }
 
@@ -111,6 +144,9 @@ export interface Store {
 
   /** Finds the volunteer with this token hash, creating it when new. */
   volunteerFor(tokenHash: string, newId: string, now: number): { id: string; created: boolean };
+  getVolunteer(id: string): VolunteerRow | undefined;
+  updateVolunteer(id: string, patch: VolunteerPatch): void;
+  listVolunteers(): VolunteerRow[];
 
   createJob(job: JobRow, tasks: TaskRow[]): void;
   getJob(id: string): JobRow | undefined;
@@ -118,19 +154,27 @@ export interface Store {
   setJobStatus(id: string, status: JobStatus, at: number, error?: string | null): void;
   taskCounts(jobId: string): TaskCounts;
   replicaCount(jobId: string): number;
+  canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
 
   /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
   assignableTasks(volunteerId: string, limit: number): TaskRow[];
+  /** Known-answer tasks of running jobs that this volunteer has not run yet, in random order. */
+  probeTasks(volunteerId: string, limit: number): TaskRow[];
+  /** Canary tasks still waiting for the server to compute their answer. */
+  unreadyCanaries(): TaskRow[];
+  /** Pending tasks to which this volunteer has returned a replica. */
+  pendingTasksReturnedBy(volunteerId: string): TaskRow[];
   getTask(id: string): TaskRow | undefined;
-  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt'>>): void;
+  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready'>>): void;
+  taskResult(id: string): Uint8Array | undefined;
   setTaskResult(id: string, result: Uint8Array): void;
   /** Verified outputs of a job's done tasks, in batch order. */
   taskResults(jobId: string): Iterable<{ batch: number; result: Uint8Array }>;
 
   insertReplica(row: ReplicaRow): void;
   getReplica(id: string): ReplicaRow | undefined;
-  updateReplica(id: string, patch: Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt'>>): void;
+  updateReplica(id: string, patch: Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>>): void;
   setReplicaOutputs(id: string, outputs: Uint8Array): void;
   replicaOutputs(id: string): Uint8Array | undefined;
   /** Replicas of a task in a given status, oldest first. */
@@ -140,4 +184,10 @@ export interface Store {
   leasedInJob(jobId: string): ReplicaRow[];
   /** All replicas still leased, e.g. left from before a restart. */
   allLeased(): ReplicaRow[];
+  leasedByVolunteer(volunteerId: string): ReplicaRow[];
+  replicasOfJob(jobId: string): ReplicaRow[];
+
+  /** Counts one comparison between results of two worker classes (order-independent). */
+  recordClassPair(a: string, b: string, agree: boolean): void;
+  classPairs(): ClassPairRow[];
 }

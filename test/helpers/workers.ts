@@ -3,7 +3,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { WorkLoop } from '../../client/net/work-loop.js';
-import { NodeRunner, fromOrtTensor, toOrtTensor } from '../../cli/node-runner.js';
+import { NodeRunner } from '../../cli/node-runner.js';
+import { fromOrtTensor, toOrtTensor } from '../../server/onnx/ort-tensors.js';
 import { readNpy } from '../../shared/npy.js';
 import type { Tensor } from '../../shared/tensor.js';
 

@@ -1,0 +1,150 @@
+/**
+ * What happens when replicas come back: the verifier's decision applied to the store, reputations
+ * updated from each outcome, and the knock-on effects of a volunteer being vetted (its pending work is
+ * looked at again) or quarantined (its leases withdrawn, its replicas no longer counted).
+ * Runs inside the caller's transaction; collects the workers to notify for the caller to send after commit.
+ */
+import type { Logger } from 'pino';
+import { compareOutputs } from '../../shared/compare.js';
+import { unpackTensors } from '../../shared/tensor-pack.js';
+import type { Tensor } from '../../shared/tensor.js';
+import type { JobRow, ReplicaRow, Store, TaskRow, VolunteerRow } from '../store/store.js';
+import { type Outcome, type ReputationPolicy, applyOutcome, isVetted } from '../verify/reputation.js';
+import { decide } from '../verify/verifier.js';
+import type { Clock } from './clock.js';
+
+/** What a settle step leaves for after the commit. */
+export interface Effects {
+  jobs: Set<string>;
+  cancels: ReplicaRow[];
+  dispatch: boolean;
+  quarantined: Set<string>;
+}
+
+export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
+
+const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
+  name: null, valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null,
+};
+
+export class Settler {
+  constructor(private readonly deps: { store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy }) {}
+
+  volunteer(id: string): VolunteerRow {
+    return this.deps.store.getVolunteer(id) ?? { id, createdAt: 0, ...FRESH };
+  }
+
+  vetted(id: string): boolean {
+    return isVetted(this.volunteer(id), this.deps.reputation);
+  }
+
+  /** Records an outcome for a volunteer and follows up a change in its standing. */
+  outcome(volunteerId: string, outcome: Outcome, credit: number, fx: Effects): void {
+    const { store, clock, reputation, log } = this.deps;
+    const before = this.volunteer(volunteerId);
+    if (!store.getVolunteer(volunteerId)) return; // unknown volunteers (tests without hello) keep no record
+    const patch = applyOutcome(before, outcome, credit, clock.now(), reputation);
+    store.updateVolunteer(volunteerId, patch);
+    const after = { ...before, ...patch };
+    if (before.quarantinedAt === null && after.quarantinedAt !== null) {
+      log.warn({ volunteerId, valid: after.valid, invalid: after.invalid, canaryFailed: after.canaryFailed }, 'volunteer quarantined');
+      this.quarantine(volunteerId, fx);
+    } else if (!isVetted(before, reputation) && isVetted(after, reputation)) {
+      for (const task of store.pendingTasksReturnedBy(volunteerId)) this.verify(task, store.getJob(task.jobId)!, fx);
+    }
+  }
+
+  /** Withdraws a quarantined volunteer's leases and re-decides the tasks its replicas were counted in. */
+  private quarantine(volunteerId: string, fx: Effects): void {
+    const { store } = this.deps;
+    fx.quarantined.add(volunteerId);
+    for (const r of store.leasedByVolunteer(volunteerId)) {
+      store.updateReplica(r.id, { status: 'cancelled', error: 'volunteer quarantined' });
+      fx.cancels.push(r);
+      const task = store.getTask(r.taskId);
+      const job = store.getJob(r.jobId);
+      if (task && job && task.status === 'pending') {
+        store.updateTask(task.id, { active: task.active - 1, wanted: Math.max(task.wanted, job.replicas) });
+      }
+    }
+    // Its returned replicas of unsettled tasks no longer count: discard them and decide those tasks again.
+    for (const task of store.pendingTasksReturnedBy(volunteerId)) {
+      const mine = store.replicasOfTask(task.id, 'returned').filter((r) => r.volunteerId === volunteerId);
+      for (const r of mine) store.updateReplica(r.id, { status: 'invalid', error: 'volunteer quarantined' });
+      const job = store.getJob(task.jobId)!;
+      store.updateTask(task.id, { active: task.active - mine.length, wanted: Math.max(task.wanted, job.replicas) });
+      this.verify(task, job, fx);
+    }
+    fx.dispatch = true;
+  }
+
+  /** A replica of a task that is already settled (a canary, or a late result): judged against its result. */
+  judgeSettled(replica: ReplicaRow, task: TaskRow, job: JobRow, outputs: Tensor[], fx: Effects): boolean {
+    const { store } = this.deps;
+    const expected = store.taskResult(task.id);
+    if (!expected) return false;
+    const verdict = compareOutputs(outputs, unpackTensors(expected), job);
+    const ok = verdict.verdict === 'agree';
+    store.updateReplica(replica.id, { status: 'returned', error: ok ? null : `wrong answer: ${verdict.verdict === 'disagree' ? verdict.detail : ''}` });
+    const items = task.itemEnd - task.itemStart;
+    this.outcome(replica.volunteerId, task.canary ? (ok ? 'canary-pass' : 'canary-fail') : ok ? 'valid' : 'invalid', items, fx);
+    return ok;
+  }
+
+  /** Runs the verifier on a pending task's returned replicas and applies its decision. */
+  verify(task: TaskRow, job: JobRow, fx: Effects): void {
+    const { store, clock, log } = this.deps;
+    const current = store.getTask(task.id)!;
+    if (current.status !== 'pending') return;
+    const counted = store.replicasOfTask(task.id, 'returned');
+    const requireVetted = job.canaryRate > 0;
+    const returned = counted.map((r) => ({
+      id: r.id, outputs: unpackTensors(store.replicaOutputs(r.id)!), vouches: !requireVetted || this.vetted(r.volunteerId),
+    }));
+    const inFlight = current.active - counted.length;
+    const quorum = Math.min(job.replicas, current.wanted);
+    const d = decide(returned, current.wanted, inFlight, { quorum, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol });
+    fx.jobs.add(job.id);
+    const byId = new Map(counted.map((r) => [r.id, r]));
+    const recordPairs = () => {
+      for (const p of d.pairs) store.recordClassPair(byId.get(p.a)!.workerClass, byId.get(p.b)!.workerClass, p.agree);
+    };
+    switch (d.verdict) {
+      case 'wait':
+        return;
+      case 'more':
+        store.updateTask(task.id, { wanted: current.wanted + 1 });
+        log.info({ taskId: task.id, detail: d.detail }, 'no accepted quorum yet; one more replica wanted');
+        fx.dispatch = true;
+        return;
+      case 'fail':
+        recordPairs();
+        store.updateTask(task.id, { status: 'failed', error: d.detail });
+        store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${d.detail}`);
+        this.withdraw(store.leasedInJob(job.id), fx);
+        return;
+      case 'accept': {
+        recordPairs();
+        store.setTaskResult(task.id, store.replicaOutputs(d.replicaId)!);
+        store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
+        this.completeIfDone(job.id);
+        this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
+        const items = task.itemEnd - task.itemStart;
+        for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx);
+        for (const id of d.disagreeing) this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
+      }
+    }
+  }
+
+  completeIfDone(jobId: string): void {
+    const { store, clock } = this.deps;
+    const counts = store.taskCounts(jobId);
+    const job = store.getJob(jobId);
+    if (job?.status === 'running' && counts.done === counts.total) store.setJobStatus(jobId, 'completed', clock.now());
+  }
+
+  private withdraw(leased: ReplicaRow[], fx: Effects): void {
+    for (const r of leased) this.deps.store.updateReplica(r.id, { status: 'cancelled' });
+    fx.cancels.push(...leased);
+  }
+}

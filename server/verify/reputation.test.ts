@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { applyOutcome, isVetted, singleReplicaChance } from './reputation.js';
+
+const fresh = { valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null as number | null };
+
+describe('reputation', () => {
+  it('vets a volunteer on a passed canary or three confirmed results', () => {
+    expect(isVetted(fresh)).toBe(false);
+    expect(isVetted({ ...fresh, ...applyOutcome(fresh, 'canary-pass', 1, 0) })).toBe(true);
+    expect(isVetted({ ...fresh, valid: 3 })).toBe(true);
+    expect(isVetted({ ...fresh, valid: 30, canaryFailed: 1 })).toBe(false);
+  });
+
+  it('quarantines a newcomer at its first wrong canary, with no credit', () => {
+    const patch = applyOutcome(fresh, 'canary-fail', 5, 1234);
+    expect(patch).toMatchObject({ invalid: 3, canaryFailed: 1, quarantinedAt: 1234 });
+    expect(patch.credit).toBeUndefined();
+  });
+
+  it('quarantines one who keeps disagreeing, and spares a good record one slip', () => {
+    let v = { ...fresh };
+    for (let i = 0; i < 3; i++) v = { ...v, ...applyOutcome(v, 'invalid', 1, 7) };
+    expect(v.quarantinedAt).toBe(7);
+    const good = { ...fresh, valid: 50, streak: 50 };
+    const slip = applyOutcome({ ...good, invalid: 2 }, 'invalid', 1, 9);
+    expect(slip.quarantinedAt).toBeUndefined();
+    expect(slip.streak).toBe(0);
+  });
+
+  it('grants credit only for validated work', () => {
+    expect(applyOutcome(fresh, 'valid', 16, 0)).toMatchObject({ credit: 16, valid: 1, streak: 1 });
+    expect(applyOutcome(fresh, 'error', 16, 0)).toEqual({ errors: 1 });
+  });
+
+  it('raises the single-replica chance with the streak, never to certainty', () => {
+    const vetted = { ...fresh, canaryPassed: 1 };
+    expect(singleReplicaChance({ ...vetted, streak: 9 })).toBe(0);
+    expect(singleReplicaChance({ ...vetted, streak: 10 })).toBeCloseTo(0.5);
+    expect(singleReplicaChance({ ...vetted, streak: 1000 })).toBe(0.9);
+    expect(singleReplicaChance({ ...fresh, streak: 1000 })).toBe(0);
+  });
+});
