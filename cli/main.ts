@@ -129,6 +129,17 @@ withConn(program.command('results'))
     }
   });
 
+program.command('shard')
+  .description('split a model into pipeline stages: DIR/stage-1.onnx ... DIR/stage-S.onnx, checked against the whole model')
+  .argument('<model>', 'ONNX model file')
+  .option('--stages <n>', 'number of stages, balanced by weight bytes', int)
+  .option('--cuts <tensors>', 'comma-separated tensor names to cut after (instead of --stages)')
+  .requiredOption('--out <dir>', 'folder to write the stages into')
+  .action(async (model: string, o: { stages?: number; cuts?: string; out: string }) => {
+    const { shardCommand } = await import('./shard.js');
+    await shardCommand(model, o, (s) => process.stdout.write(`${s}\n`));
+  });
+
 program.command('worker')
   .description('donate this machine: run tasks with onnxruntime-node (CPU)')
   .option('--server <url>', 'server URL (default: TABGRID_SERVER, then http://127.0.0.1:8080)')
