@@ -19,10 +19,11 @@ import { ModelService } from './onnx/model-service.js';
 import type { Clock } from './scheduler/clock.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { CanaryService } from './verify/canaries.js';
+import { AppEvents } from './events.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
-import { attachWorkerSockets, type TabGridIo } from './api/worker-socket.js';
+import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLIENT_DIST = path.join(ROOT, 'dist', 'client');
@@ -34,6 +35,9 @@ export interface App {
   io: TabGridIo;
   scheduler: Scheduler;
   canaries: CanaryService;
+  events: AppEvents;
+  /** Connected workers, live. */
+  workers: Map<string, WorkerInfo>;
   jobs: JobService;
   keys: ApiKeys;
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
@@ -44,6 +48,7 @@ export interface App {
 
 export function createApp(deps: AppDeps): App {
   const { store, blobs, clock, log, config } = deps;
+  const events = new AppEvents();
   const datasets = new DatasetService({ store, blobs, clock });
   const scheduler = new Scheduler({
     store, clock, log: log.child({ mod: 'scheduler' }),
@@ -59,7 +64,10 @@ export function createApp(deps: AppDeps): App {
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler }));
+  const server = http.createServer(app);
+  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
+  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, log: log.child({ mod: 'sockets' }) });
+  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers }));
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
   app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html' }));
@@ -68,13 +76,9 @@ export function createApp(deps: AppDeps): App {
   });
   app.use(restErrorHandler(log.child({ mod: 'api' })));
 
-  const server = http.createServer(app);
-  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
-  attachWorkerSockets({ io, scheduler, store, clock, log: log.child({ mod: 'sockets' }) });
-
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, canaries, jobs, keys,
+    http: server, io, scheduler, canaries, events, workers, jobs, keys,
     async start() {
       const recovered = scheduler.recoverLeases();
       if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');

@@ -40,6 +40,8 @@ export const workerHelloSchema = z.object({
   adapter: adapterInfoSchema.optional(),
   limits: z.record(z.string().max(64), z.number()).optional(),
   agent: z.string().max(256).optional(),
+  /** The origin of the page that embeds the widget, so the site is credited too. */
+  site: z.string().max(256).optional(),
 });
 export type WorkerHello = z.infer<typeof workerHelloSchema>;
 
@@ -59,6 +61,27 @@ export const taskErrorSchema = z.object({
   message: z.string().max(2000),
 });
 export type TaskErrorReport = z.infer<typeof taskErrorSchema>;
+
+export const releaseSchema = z.object({ replicaIds: z.array(z.string().min(1).max(64)).max(MAX_SLOTS * 4) });
+export type Release = z.infer<typeof releaseSchema>;
+
+export const profileSchema = z.object({
+  name: z.string().trim().max(40).optional(),
+  team: z.string().trim().max(40).optional(),
+});
+export type Profile = z.infer<typeof profileSchema>;
+
+/** A volunteer's own standing, as the page shows it. */
+export interface VolunteerStats {
+  volunteerId: string;
+  name: string | null;
+  team: string | null;
+  credit: number;
+  valid: number;
+  invalid: number;
+  quarantined: boolean;
+  rank: number;
+}
 
 /** One replica handed to a worker: run model `modelHash` on `inputs`, answer before the lease ends. */
 export interface TaskAssignment {
@@ -82,6 +105,10 @@ export interface ClientToServerEvents {
   'work:request': (req: WorkRequest, ack: Ack<{ tasks: TaskAssignment[] }>) => void;
   'task:result': (res: TaskResult, ack: Ack<{ accepted: boolean }>) => void;
   'task:error': (err: TaskErrorReport, ack: Ack) => void;
+  /** Hands leases back at once (Stop, pause, the GPU lost), so the tasks go to someone else now. */
+  'task:release': (req: Release, ack: Ack<{ released: number }>) => void;
+  'volunteer:profile': (profile: Profile, ack: Ack<{ stats: VolunteerStats }>) => void;
+  'volunteer:stats': (req: object, ack: Ack<{ stats: VolunteerStats }>) => void;
 }
 
 export interface ServerToClientEvents {

@@ -15,9 +15,12 @@ import type { ModelService } from '../onnx/model-service.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ApiKeyRow, Store } from '../store/store.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import { operatorRouter } from './operator-routes.js';
 import { httpStatus, toWireError } from './wire-error.js';
+import type { WorkerInfo } from './worker-socket.js';
 
 export interface RestDeps {
+  workers: Map<string, WorkerInfo>;
   config: Config;
   log: Logger;
   store: Store;
@@ -29,7 +32,7 @@ export interface RestDeps {
   scheduler: Scheduler;
 }
 
-type Authed = Request & { apiKey?: ApiKeyRow };
+export type Authed = Request & { apiKey?: ApiKeyRow };
 
 const keyName = z.object({ name: z.string().min(1).max(100), admin: z.boolean().default(false) });
 
@@ -113,6 +116,8 @@ export function restRouter(deps: RestDeps): express.Router {
     const body = keyName.parse(req.body ?? {});
     res.status(201).json(deps.keys.create(body.name, body.admin));
   });
+
+  r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth }));
 
   // Model bytes for workers: public, content-addressed, cached forever.
   r.get('/models/:hash', (req, res, next) => {

@@ -9,9 +9,11 @@ import type { Server, Socket } from 'socket.io';
 import type { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import {
-  type ClientToServerEvents, type ServerToClientEvents, taskErrorSchema, taskResultSchema, workRequestSchema,
-  workerHelloSchema,
+  type ClientToServerEvents, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, taskErrorSchema,
+  taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
+import { z as zod } from 'zod';
+import type { AppEvents } from '../events.js';
 import { asBytes } from '../../shared/tensor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { Clock } from '../scheduler/clock.js';
@@ -27,14 +29,33 @@ export interface WorkerInfo {
   kind: 'browser' | 'node';
   backends: string[];
   adapter?: Record<string, unknown>;
+  site: string | null;
   connectedAt: number;
 }
 
-export interface WorkerSocketDeps { io: TabGridIo; scheduler: Scheduler; store: Store; clock: Clock; log: Logger }
+export interface WorkerSocketDeps { io: TabGridIo; scheduler: Scheduler; store: Store; clock: Clock; log: Logger; events: AppEvents }
+
+/** The origin part of a reported embedding page, or null when it is not a web origin. */
+function siteOrigin(site: string | undefined): string | null {
+  if (!site) return null;
+  try {
+    const u = new URL(site);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Wires the worker events; returns the live worker table (for status pages). */
 export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerInfo> {
-  const { io, scheduler, store, clock, log } = deps;
+  const { io, scheduler, store, clock, log, events } = deps;
+  const statsOf = (volunteerId: string): VolunteerStats => {
+    const v = store.getVolunteer(volunteerId)!;
+    return {
+      volunteerId, name: v.name, team: v.team, credit: v.credit, valid: v.valid, invalid: v.invalid,
+      quarantined: v.quarantinedAt !== null, rank: store.volunteerRank(volunteerId),
+    };
+  };
   const workers = new Map<string, WorkerInfo>();
   const socketOf = new Map<string, WorkerSocket>();
 
@@ -68,14 +89,18 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       const tokenHash = createHash('sha256').update(token).digest('hex');
       const volunteer = store.volunteerFor(tokenHash, `vol-${randomBytes(6).toString('hex')}`, clock.now());
       workerId = `w-${randomBytes(6).toString('hex')}`;
+      const site = siteOrigin(hello.site);
       workers.set(workerId, {
-        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, connectedAt: clock.now(),
+        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, connectedAt: clock.now(),
       });
       socketOf.set(workerId, socket);
-      scheduler.connect(workerId, volunteer.id, `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`);
-      log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter }, 'worker joined');
+      scheduler.connect(workerId, volunteer.id, `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site);
+      log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site }, 'worker joined');
+      events.emit('worker:joined', workerId);
       return { workerId, volunteerId: volunteer.id, token };
     });
+
+    const volunteerOf = () => workers.get(registered())!.volunteerId;
 
     on('work:request', workRequestSchema, (req) => ({ tasks: scheduler.requestWork(registered(), req.slots) }));
 
@@ -89,10 +114,24 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       return {};
     });
 
+    on('task:release', releaseSchema, (req) => ({ released: scheduler.release(registered(), req.replicaIds) }));
+
+    on('volunteer:profile', profileSchema, (p) => {
+      const id = volunteerOf();
+      store.updateVolunteer(id, {
+        ...(p.name !== undefined ? { name: p.name || null } : {}),
+        ...(p.team !== undefined ? { team: p.team || null } : {}),
+      });
+      return { stats: statsOf(id) };
+    });
+
+    on('volunteer:stats', zod.object({}).passthrough(), () => ({ stats: statsOf(volunteerOf()) }));
+
     socket.on('disconnect', () => {
       if (!workerId) return;
       workers.delete(workerId);
       socketOf.delete(workerId);
+      events.emit('worker:left', workerId);
       try {
         scheduler.disconnect(workerId);
       } catch (err) {
@@ -104,6 +143,8 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
   scheduler.setEvents({
     deliver: (id, tasks) => socketOf.get(id)?.emit('task:assign', tasks),
     cancel: (id, ids) => socketOf.get(id)?.emit('task:cancel', ids),
+    jobChanged: (jobId) => events.emit('job:changed', jobId),
+    volunteerQuarantined: (volunteerId) => events.emit('volunteer:quarantined', volunteerId),
   });
   return workers;
 }

@@ -43,7 +43,7 @@ export interface SchedulerDeps {
   random?: () => number;
 }
 
-interface WorkerEntry { volunteerId: string; demand: number; adapterClass: string }
+interface WorkerEntry { volunteerId: string; demand: number; adapterClass: string; site: string | null }
 
 export interface ResultMeta { backend: string; runMs: number }
 
@@ -84,8 +84,9 @@ export class Scheduler {
     this.draining = true;
   }
 
-  connect(workerId: string, volunteerId: string, adapterClass = '-|-'): void {
-    this.workers.set(workerId, { volunteerId, demand: 0, adapterClass });
+  /** A worker said hello: `adapterClass` is its GPU's vendor|architecture, `site` the embedding page's origin. */
+  connect(workerId: string, volunteerId: string, adapterClass = '-|-', site: string | null = null): void {
+    this.workers.set(workerId, { volunteerId, demand: 0, adapterClass, site });
   }
 
   /** A dropped socket: its leases go back to the queue (not counted as failures). */
@@ -243,6 +244,24 @@ export class Scheduler {
     this.after(fx);
   }
 
+  /** Hands a worker's leases back at once (Stop, pause): the tasks go to someone else, with no failure counted. */
+  release(workerId: string, replicaIds: string[]): number {
+    const { store } = this.deps;
+    let released = 0;
+    store.transaction(() => {
+      for (const id of replicaIds) {
+        const r = store.getReplica(id);
+        if (!r || r.workerId !== workerId || r.status !== 'leased') continue;
+        this.dropReplica(r, 'released', null, noEffects());
+        released++;
+      }
+    });
+    const w = this.workers.get(workerId);
+    if (w) w.demand = 0;
+    if (released) this.dispatch();
+    return released;
+  }
+
   /** Cancels a running job: its leases are withdrawn from the workers holding them. */
   cancelJob(jobId: string): void {
     const { store, clock } = this.deps;
@@ -292,7 +311,7 @@ export class Scheduler {
         const alone = !isProbe && job.adaptive && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas && this.random() < single;
         store.insertReplica({
           id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
-          workerClass: `-|${w.adapterClass}`, single: alone, leasedAt: now, leaseExpires: now + config.leaseMs,
+          workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,
           backend: null, runMs: null, error: null, returnedAt: null,
         });
         if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });

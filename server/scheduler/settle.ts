@@ -24,7 +24,7 @@ export interface Effects {
 export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
 
 const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
-  name: null, valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null,
+  name: null, team: null, valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null,
 };
 
 export class Settler {
@@ -39,12 +39,13 @@ export class Settler {
   }
 
   /** Records an outcome for a volunteer and follows up a change in its standing. */
-  outcome(volunteerId: string, outcome: Outcome, credit: number, fx: Effects): void {
+  outcome(volunteerId: string, outcome: Outcome, credit: number, fx: Effects, site: string | null = null): void {
     const { store, clock, reputation, log } = this.deps;
     const before = this.volunteer(volunteerId);
     if (!store.getVolunteer(volunteerId)) return; // unknown volunteers (tests without hello) keep no record
     const patch = applyOutcome(before, outcome, credit, clock.now(), reputation);
     store.updateVolunteer(volunteerId, patch);
+    if (site && patch.credit !== undefined) store.creditSite(site, credit, clock.now());
     const after = { ...before, ...patch };
     if (before.quarantinedAt === null && after.quarantinedAt !== null) {
       log.warn({ volunteerId, valid: after.valid, invalid: after.invalid, canaryFailed: after.canaryFailed }, 'volunteer quarantined');
@@ -87,7 +88,7 @@ export class Settler {
     const ok = verdict.verdict === 'agree';
     store.updateReplica(replica.id, { status: 'returned', error: ok ? null : `wrong answer: ${verdict.verdict === 'disagree' ? verdict.detail : ''}` });
     const items = task.itemEnd - task.itemStart;
-    this.outcome(replica.volunteerId, task.canary ? (ok ? 'canary-pass' : 'canary-fail') : ok ? 'valid' : 'invalid', items, fx);
+    this.outcome(replica.volunteerId, task.canary ? (ok ? 'canary-pass' : 'canary-fail') : ok ? 'valid' : 'invalid', items, fx, replica.site);
     return ok;
   }
 
@@ -130,7 +131,7 @@ export class Settler {
         this.completeIfDone(job.id);
         this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
-        for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx);
+        for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
         for (const id of d.disagreeing) this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
       }
     }

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
-  VolunteerPatch, VolunteerRow,
+  SiteRow, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL,
   outputs TEXT NOT NULL, opsets TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
   data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT,
+CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT, team TEXT,
   valid INTEGER NOT NULL DEFAULT 0, invalid INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
   streak INTEGER NOT NULL DEFAULT 0, canary_passed INTEGER NOT NULL DEFAULT 0, canary_failed INTEGER NOT NULL DEFAULT 0,
   credit REAL NOT NULL DEFAULT 0, quarantined_at INTEGER, created_at INTEGER NOT NULL);
@@ -32,13 +32,16 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, bat
 CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, batch);
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
-  single INTEGER NOT NULL, leased_at INTEGER NOT NULL,
+  single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,
   lease_expires INTEGER NOT NULL, outputs BLOB, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
 CREATE INDEX IF NOT EXISTS replicas_task ON replicas(task_id, status);
 CREATE INDEX IF NOT EXISTS replicas_lease ON replicas(status, lease_expires);
 CREATE INDEX IF NOT EXISTS replicas_worker ON replicas(worker_id, status);
 CREATE INDEX IF NOT EXISTS replicas_job ON replicas(job_id, status);
 CREATE INDEX IF NOT EXISTS replicas_volunteer ON replicas(volunteer_id, status);
+CREATE INDEX IF NOT EXISTS volunteers_credit ON volunteers(credit DESC);
+CREATE TABLE IF NOT EXISTS sites (origin TEXT PRIMARY KEY, credit REAL NOT NULL DEFAULT 0, tasks INTEGER NOT NULL DEFAULT 0,
+  first_seen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree INTEGER NOT NULL DEFAULT 0,
   disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
@@ -93,6 +96,7 @@ const replicaFromRow = (r: Row): ReplicaRow => ({
   status: r.status as ReplicaStatus,
   workerClass: r.worker_class as string,
   single: r.single === 1,
+  site: (r.site as string | null) ?? null,
   leasedAt: r.leased_at as number,
   leaseExpires: r.lease_expires as number,
   backend: (r.backend as string | null) ?? null,
@@ -104,6 +108,7 @@ const replicaFromRow = (r: Row): ReplicaRow => ({
 const volunteerFromRow = (r: Row): VolunteerRow => ({
   id: r.id as string,
   name: (r.name as string | null) ?? null,
+  team: (r.team as string | null) ?? null,
   valid: r.valid as number,
   invalid: r.invalid as number,
   errors: r.errors as number,
@@ -116,8 +121,8 @@ const volunteerFromRow = (r: Row): VolunteerRow => ({
 });
 
 const TASK_COLS = 'id, job_id, batch, item_start, item_end, status, canary, ready, wanted, active, failures, error, done_at';
-const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, leased_at, lease_expires, backend, run_ms, error, returned_at';
-const VOLUNTEER_COLS = 'id, name, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
+const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, site, leased_at, lease_expires, backend, run_ms, error, returned_at';
+const VOLUNTEER_COLS = 'id, name, team, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
 const t = (cols: string) => cols.split(', ').map((c) => `t.${c}`).join(', ');
 const bool = (v: unknown) => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
@@ -220,6 +225,32 @@ export class SqliteStore implements Store {
 
   listVolunteers(): VolunteerRow[] {
     return (this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers ORDER BY credit DESC, created_at`).all() as Row[]).map(volunteerFromRow);
+  }
+
+  topVolunteers(limit: number): VolunteerRow[] {
+    return (this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers WHERE quarantined_at IS NULL ORDER BY credit DESC, created_at LIMIT ?`)
+      .all(limit) as Row[]).map(volunteerFromRow);
+  }
+
+  volunteerRank(id: string): number {
+    const r = this.q(`SELECT 1 + (SELECT COUNT(*) FROM volunteers o WHERE o.credit > v.credit AND o.quarantined_at IS NULL) AS rank
+      FROM volunteers v WHERE v.id = ?`).get(id) as { rank: number } | undefined;
+    return r?.rank ?? 0;
+  }
+
+  topTeams(limit: number): TeamRow[] {
+    return this.q(`SELECT team, SUM(credit) AS credit, COUNT(*) AS volunteers FROM volunteers
+      WHERE team IS NOT NULL AND team != '' AND quarantined_at IS NULL GROUP BY team ORDER BY credit DESC LIMIT ?`).all(limit) as TeamRow[];
+  }
+
+  creditSite(origin: string, credit: number, now: number): void {
+    this.q(`INSERT INTO sites (origin, credit, tasks, first_seen) VALUES (?, ?, 1, ?)
+      ON CONFLICT (origin) DO UPDATE SET credit = credit + excluded.credit, tasks = tasks + 1`).run(origin, credit, now);
+  }
+
+  topSites(limit: number): SiteRow[] {
+    return (this.q('SELECT origin, credit, tasks, first_seen FROM sites ORDER BY credit DESC LIMIT ?').all(limit) as Row[])
+      .map((r) => ({ origin: r.origin as string, credit: r.credit as number, tasks: r.tasks as number, firstSeen: r.first_seen as number }));
   }
 
   createJob(job: JobRow, tasks: TaskRow[]): void {
@@ -330,7 +361,7 @@ export class SqliteStore implements Store {
 
   insertReplica(row: ReplicaRow): void {
     this.q(`INSERT INTO replicas (${REPLICA_COLS}) VALUES (@id, @taskId, @jobId, @workerId, @volunteerId, @status,
-      @workerClass, @single, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run({ ...row, single: row.single ? 1 : 0 });
+      @workerClass, @single, @site, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run({ ...row, single: row.single ? 1 : 0 });
   }
 
   getReplica(id: string): ReplicaRow | undefined {

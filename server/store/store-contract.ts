@@ -14,7 +14,7 @@ const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n },
   failures: 0, error: null, doneAt: null,
 }));
 const replica = (id: string, taskId: string, jobId: string, over: Partial<ReplicaRow> = {}): ReplicaRow => ({
-  id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', workerClass: 'cpu|-|-', single: false, leasedAt: 10, leaseExpires: 20,
+  id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', workerClass: 'cpu|-|-', single: false, site: null, leasedAt: 10, leaseExpires: 20,
   backend: null, runMs: null, error: null, returnedAt: null, ...over,
 });
 

@@ -97,6 +97,8 @@ export interface ReplicaRow {
   workerClass: string;
   /** Leased under adaptive replication: may be accepted alone. */
   single: boolean;
+  /** Origin of the site whose widget ran it, if any. */
+  site: string | null;
   leasedAt: number;
   leaseExpires: number;
   backend: string | null;
@@ -108,6 +110,7 @@ export interface ReplicaRow {
 export interface VolunteerRow {
   id: string;
   name: string | null;
+  team: string | null;
   /** Replicas that agreed with an accepted result (or a canary's answer). */
   valid: number;
   /** Replicas that disagreed with one (a wrong canary counts three). */
@@ -123,6 +126,9 @@ export interface VolunteerRow {
 }
 
 export type VolunteerPatch = Partial<Omit<VolunteerRow, 'id' | 'createdAt'>>;
+
+export interface SiteRow { origin: string; credit: number; tasks: number; firstSeen: number }
+export interface TeamRow { team: string; credit: number; volunteers: number }
 
 export interface ClassPairRow { a: string; b: string; agree: number; disagree: number }
 
@@ -147,6 +153,13 @@ export interface Store {
   getVolunteer(id: string): VolunteerRow | undefined;
   updateVolunteer(id: string, patch: VolunteerPatch): void;
   listVolunteers(): VolunteerRow[];
+  /** Volunteers ordered by credit, best first. */
+  topVolunteers(limit: number): VolunteerRow[];
+  /** 1-based position by credit. */
+  volunteerRank(id: string): number;
+  topTeams(limit: number): TeamRow[];
+  creditSite(origin: string, credit: number, now: number): void;
+  topSites(limit: number): SiteRow[];
 
   createJob(job: JobRow, tasks: TaskRow[]): void;
   getJob(id: string): JobRow | undefined;
