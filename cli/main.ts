@@ -42,6 +42,9 @@ function describe(job: JobView): string {
     `  replicas ${job.replicas} (up to ${job.maxReplicas}) · issued ${job.replicasIssued} · rtol ${job.rtol} atol ${job.atol}`,
     `  outputs ${job.outputs.map((o) => `${o.name} ${o.dtype}[${o.shape.join(',')}]`).join(', ')}`,
   ];
+  if (job.stages.length > 1) {
+    for (const s of job.stages) lines.push(`  stage ${s.stage + 1}/${job.stages.length}: ${s.done}/${s.total} done, ${s.running} running, ${s.pending} pending, ${s.failed} failed`);
+  }
   if (job.error) lines.push(`  error: ${job.error}`);
   for (const f of job.failures.slice(0, 5)) lines.push(`  batch ${f.batch} failed: ${f.reason}`);
   return lines.join('\n');
@@ -73,6 +76,10 @@ withConn(program.command('submit'))
   .option('--replicas <n>', 'replicas per task that must agree (default 2)', int)
   .option('--rtol <r>', 'relative tolerance (default 1e-3)', num)
   .option('--atol <a>', 'absolute tolerance (default 1e-4)', num)
+  .option('--stages <n>', 'split the model into n pipeline stages, each run by different volunteers', int)
+  .option('--cuts <tensors>', 'comma-separated tensor names to cut the model after (instead of --stages)')
+  .option('--canary-rate <r>', 'fraction of tasks the server answers itself to test volunteers (default 0.02; 0 turns off)', num)
+  .option('--no-adaptive', 'never accept a task on fewer than --replicas replicas, even from trusted volunteers')
   .option('--name <name>', 'job name')
   .option('--detach', 'print the job id and return at once')
   .action(async (model: string, o) => {

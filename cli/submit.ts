@@ -16,6 +16,10 @@ export interface SubmitOptions {
   atol?: number;
   name?: string;
   detach?: boolean;
+  stages?: number;
+  cuts?: string;
+  canaryRate?: number;
+  adaptive?: boolean;
 }
 
 /** Resolves input name -> .npy path for the model's declared inputs. */
@@ -51,8 +55,11 @@ export async function submit(api: ApiClient, modelPath: string, opts: SubmitOpti
   const job = await api.createJob({
     model: model.hash, inputs, name: opts.name ?? path.basename(modelPath),
     batchSize: opts.batch, replicas: opts.replicas, rtol: opts.rtol, atol: opts.atol,
+    stages: opts.stages, cuts: opts.cuts ? opts.cuts.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
+    canaryRate: opts.canaryRate, adaptive: opts.adaptive,
   });
-  log(`job ${job.id}: ${job.items} items in ${job.tasks.total} tasks of ${job.batchSize}, ${job.replicas} replicas each`);
+  const stages = job.stages.length > 1 ? ` over ${job.stages.length} pipeline stages` : '';
+  log(`job ${job.id}: ${job.items} items in ${job.tasks.total} tasks of ${job.batchSize}${stages}, ${job.replicas} replicas each`);
   return job;
 }
 

@@ -15,6 +15,7 @@ import { ApiKeys } from './auth/api-keys.js';
 import type { Config } from './config.js';
 import { DatasetService } from './jobs/datasets.js';
 import { JobService } from './jobs/job-service.js';
+import { TaskInputs } from './jobs/task-inputs.js';
 import { ModelService } from './onnx/model-service.js';
 import type { Clock } from './scheduler/clock.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -50,16 +51,17 @@ export function createApp(deps: AppDeps): App {
   const { store, blobs, clock, log, config } = deps;
   const events = new AppEvents();
   const datasets = new DatasetService({ store, blobs, clock });
+  const inputs = new TaskInputs({ store, datasets });
   const scheduler = new Scheduler({
     store, clock, log: log.child({ mod: 'scheduler' }),
-    config: { leaseMs: config.leaseMs, maxFailures: config.maxFailures },
-    taskInputs: (job, task) => datasets.taskInputs(job, task),
+    config: { leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs },
+    taskInputs: (job, task) => inputs.of(job, task),
   });
   const canaries = new CanaryService({
-    store, blobs, scheduler, log: log.child({ mod: 'canaries' }), taskInputs: (job, task) => datasets.taskInputs(job, task),
+    store, blobs, scheduler, log: log.child({ mod: 'canaries' }), taskInputs: (job, task) => inputs.of(job, task),
   });
-  const jobs = new JobService({ store, clock, scheduler, canaries });
   const models = new ModelService({ store, blobs, clock });
+  const jobs = new JobService({ store, clock, scheduler, canaries, models, datasets });
   const keys = new ApiKeys({ store, clock });
 
   const app = express();

@@ -12,6 +12,8 @@ export const configSchema = z.object({
   leaseMs: z.coerce.number().int().min(100).default(120_000),
   maxFailures: z.coerce.number().int().min(1).default(5),
   sweepMs: z.coerce.number().int().min(10).default(1000),
+  /** A pipeline stage's task waits this long for a worker that already holds its shard before others may take it. */
+  shardAffinityMs: z.coerce.number().int().min(0).default(10_000),
   /** On SIGTERM, how long to wait for results in flight before closing. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(5000),
   maxModelBytes: z.coerce.number().int().min(1).default(256 * 2 ** 20),
@@ -32,6 +34,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     leaseMs: pick(flags.leaseMs, env.TABGRID_LEASE_MS),
     maxFailures: flags.maxFailures,
     sweepMs: flags.sweepMs,
+    shardAffinityMs: pick(flags.shardAffinityMs, env.TABGRID_SHARD_AFFINITY_MS),
     shutdownGraceMs: pick(flags.shutdownGraceMs, env.TABGRID_SHUTDOWN_GRACE_MS),
     maxModelBytes: pick(flags.maxModelBytes, env.TABGRID_MAX_MODEL_BYTES),
     maxDatasetBytes: pick(flags.maxDatasetBytes, env.TABGRID_MAX_DATASET_BYTES),

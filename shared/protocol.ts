@@ -40,6 +40,8 @@ export const workerHelloSchema = z.object({
   adapter: adapterInfoSchema.optional(),
   limits: z.record(z.string().max(64), z.number()).optional(),
   agent: z.string().max(256).optional(),
+  /** Models (shards) the worker already holds in its cache, by hash. */
+  cached: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(256).optional(),
   /** The origin of the page that embeds the widget, so the site is credited too. */
   site: z.string().max(256).optional(),
 });
@@ -133,6 +135,10 @@ export const createJobSchema = z.object({
   rtol: z.number().min(0).max(1).default(1e-3),
   atol: z.number().min(0).max(1e6).default(1e-4),
   priority: z.number().int().min(-100).max(100).default(0),
+  /** Pipeline stages: the model is split so each volunteer runs one stage (1 runs it whole). */
+  stages: z.number().int().min(1).max(32).default(1),
+  /** Or: tensor names to cut after (N names give N + 1 stages). */
+  cuts: z.array(z.string().min(1).max(256)).min(1).max(31).optional(),
   /** Let trusted volunteers' work be accepted on one replica; false makes `replicas` a hard floor. */
   adaptive: z.boolean().default(true),
   /** Fraction of tasks the server answers itself, as known-answer tests of volunteers (0 turns them off). */
@@ -171,5 +177,6 @@ export interface JobView {
   tasks: { total: number; done: number; failed: number; pending: number; running: number; canaries: number };
   replicasIssued: number;
   outputs: TensorSpec[];
-  failures: { taskId: string; batch: number; reason: string }[];
+  stages: { stage: number; model: string; total: number; done: number; failed: number; pending: number; running: number }[];
+  failures: { taskId: string; stage: number; batch: number; reason: string }[];
 }

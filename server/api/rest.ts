@@ -81,9 +81,9 @@ export function restRouter(deps: RestDeps): express.Router {
     res.status(201).json(deps.datasets.upload(new Uint8Array(body.buffer, body.byteOffset, body.byteLength)));
   });
 
-  r.post('/api/v1/jobs', auth, json, (req, res) => {
+  r.post('/api/v1/jobs', auth, json, async (req, res) => {
     const body = createJobSchema.parse(req.body ?? {});
-    const job = jobs.create(owner(req).id, body);
+    const job = await jobs.create(owner(req).id, body);
     res.status(201).json(jobs.view(job));
   });
 

@@ -94,7 +94,9 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
         workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, connectedAt: clock.now(),
       });
       socketOf.set(workerId, socket);
-      scheduler.connect(workerId, volunteer.id, `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site);
+      scheduler.connect(workerId, volunteer.id, {
+        adapterClass: `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site, cached: hello.cached, limits: hello.limits,
+      });
       log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site }, 'worker joined');
       events.emit('worker:joined', workerId);
       return { workerId, volunteerId: volunteer.id, token };

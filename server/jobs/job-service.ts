@@ -1,76 +1,71 @@
 /**
- * Jobs: created from a model and data sets (checked against what the model declares), cut into batch
- * tasks, watched through their counts, cancelled, and assembled into one .npy per output at the end.
+ * Jobs: created from a model and data sets (checked against what the model declares), optionally split
+ * into pipeline stages, cut into batch tasks per stage, watched through their counts, cancelled, and
+ * assembled into one .npy per output at the end.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { AppError } from '../../shared/errors.js';
 import { writeNpy } from '../../shared/npy.js';
-import type { CreateJob, JobView, TensorSpec } from '../../shared/protocol.js';
+import type { CreateJob, JobView } from '../../shared/protocol.js';
 import { unpackTensors } from '../../shared/tensor-pack.js';
-import { type DType, type Tensor, concatFirstAxis } from '../../shared/tensor.js';
+import { type Tensor, concatFirstAxis } from '../../shared/tensor.js';
+import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import type { JobInput, JobRow, Store, TaskRow } from '../store/store.js';
+import { type JobRow, type Store, type TaskRow, taskId } from '../store/store.js';
 import type { CanaryService } from '../verify/canaries.js';
+import type { DatasetService } from './datasets.js';
+import { resolveInputs } from './job-inputs.js';
 
-const fmt = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
+export interface JobServiceDeps {
+  store: Store;
+  clock: Clock;
+  scheduler: Scheduler;
+  canaries: CanaryService;
+  models: ModelService;
+  datasets: DatasetService;
+}
 
 export class JobService {
-  constructor(private readonly deps: { store: Store; clock: Clock; scheduler: Scheduler; canaries: CanaryService }) {}
+  constructor(private readonly deps: JobServiceDeps) {}
 
-  create(owner: string, req: CreateJob): JobRow {
+  async create(owner: string, req: CreateJob): Promise<JobRow> {
     const { store, clock } = this.deps;
     const model = store.getModel(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found; upload it first`);
-    const names = model.inputs.map((s) => s.name);
-    for (const given of Object.keys(req.inputs)) {
-      if (!names.includes(given)) throw new AppError('SHAPE_MISMATCH', `the model has no input named ${given}; its inputs are: ${names.join(', ')}`);
-    }
-    let items = -1;
-    let batchSize = req.batchSize;
-    const inputs: JobInput[] = model.inputs.map((spec) => {
-      const hash = req.inputs[spec.name];
-      if (!hash) throw new AppError('SHAPE_MISMATCH', `no data for model input ${spec.name}; the model's inputs are: ${names.join(', ')}`);
-      const ds = store.getDataset(hash);
-      if (!ds) throw new AppError('NOT_FOUND', `data set ${hash} not found; upload it first`);
-      checkInput(spec, ds.dtype, ds.shape);
-      if (items >= 0 && ds.shape[0] !== items) {
-        throw new AppError('SHAPE_MISMATCH', `input ${spec.name} has ${ds.shape[0]} items, another input has ${items}: all inputs need the same item count`);
-      }
-      items = ds.shape[0];
-      const fixed = spec.shape[0];
-      if (typeof fixed === 'number') batchSize = fixed;
-      return { name: spec.name, dataset: hash, dtype: ds.dtype, shape: ds.shape, dataOffset: ds.dataOffset };
-    });
-    if (items <= 0) throw new AppError('INVALID_PAYLOAD', 'the data set has no items');
-    if (items % batchSize !== 0 && model.inputs.some((s) => typeof s.shape[0] === 'number')) {
-      throw new AppError('SHAPE_MISMATCH', `the model takes exactly ${batchSize} items per run (first axis fixed), and ${items} items do not divide into such batches`);
-    }
+    const { inputs, items, batchSize } = resolveInputs(store, model, req.inputs, req.batchSize);
     const id = `job-${randomBytes(6).toString('hex')}`;
     const count = Math.ceil(items / batchSize);
+    let stageModels = [model.hash];
+    if (req.stages > 1 || req.cuts) {
+      const sample = this.deps.datasets.taskInputs({ inputs } as JobRow, firstBatch(id, batchSize, items)) as Tensor[];
+      stageModels = await this.deps.models.split(model.hash, req.cuts ? { cuts: req.cuts } : { stages: req.stages }, sample, req);
+    }
     const canaries = pickCanaries(count, req.canaryRate);
-    const now = clock.now();
     const job: JobRow = {
-      id, owner, name: req.name ?? null, model: model.hash, inputs, items, batchSize,
+      id, owner, name: req.name ?? null, model: model.hash, stageModels, inputs, items, batchSize,
       replicas: req.replicas, maxReplicas: Math.max(req.maxReplicas ?? req.replicas + 3, req.replicas),
       rtol: req.rtol, atol: req.atol, priority: req.priority, adaptive: req.adaptive,
       // A job too small for a canary has none, and then needs no vetted volunteer in its quorums.
       canaryRate: canaries.size > 0 ? req.canaryRate : 0,
-      status: 'running', error: null, createdAt: now, finishedAt: null,
+      status: 'running', error: null, createdAt: clock.now(), finishedAt: null,
     };
-
     const tasks: TaskRow[] = [];
-    for (let batch = 0; batch < count; batch++) {
-      const start = batch * batchSize;
-      const canary = canaries.has(batch);
-      tasks.push({
-        id: `${id}-t${batch}`, jobId: id, batch, itemStart: start, itemEnd: Math.min(items, start + batchSize),
-        status: 'pending', canary, ready: !canary, wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null,
-      });
+    for (let stage = 0; stage < stageModels.length; stage++) {
+      for (let batch = 0; batch < count; batch++) {
+        // Canaries are stage-0 tasks: the server can answer those from the data alone.
+        const canary = stage === 0 && canaries.has(batch);
+        const ready = stage === 0 && !canary;
+        tasks.push({
+          id: taskId(id, stage, batch), jobId: id, stage, model: stageModels[stage], batch,
+          itemStart: batch * batchSize, itemEnd: Math.min(items, (batch + 1) * batchSize), status: 'pending', canary,
+          ready, readyAt: ready ? job.createdAt : null, wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null,
+        });
+      }
     }
     store.createJob(job, tasks);
     this.deps.canaries.compute(tasks.filter((t) => t.canary));
-    this.deps.scheduler.dispatch();
+    this.deps.scheduler.jobCreated(job);
     return job;
   }
 
@@ -97,12 +92,12 @@ export class JobService {
     return {
       id: job.id, name: job.name, status: job.status, model: job.model, items: job.items, batchSize: job.batchSize,
       replicas: job.replicas, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol, priority: job.priority,
-      adaptive: job.adaptive, canaryRate: job.canaryRate,
-      createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error,
+      adaptive: job.adaptive, canaryRate: job.canaryRate, createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error,
       tasks: { ...store.taskCounts(job.id), canaries: store.canaryCount(job.id) },
+      stages: store.stageCounts(job.id).map((c) => ({ ...c, model: job.stageModels[c.stage] })),
       replicasIssued: store.replicaCount(job.id),
       outputs: model?.outputs ?? [],
-      failures: store.failedTasks(job.id).map((t) => ({ taskId: t.id, batch: t.batch, reason: t.error ?? 'unknown' })),
+      failures: store.failedTasks(job.id).map((t) => ({ taskId: t.id, stage: t.stage, batch: t.batch, reason: t.error ?? 'unknown' })),
     };
   }
 
@@ -110,7 +105,7 @@ export class JobService {
   resultNpy(job: JobRow, output: string): Uint8Array {
     if (job.status !== 'completed') throw new AppError('CONFLICT', `job ${job.id} is ${job.status}; results are ready when it is completed`);
     const parts: Tensor[] = [];
-    for (const { result } of this.deps.store.taskResults(job.id)) {
+    for (const { result } of this.deps.store.taskResults(job.id, job.stageModels.length - 1)) {
       const t = unpackTensors(result).find((x) => x.name === output);
       if (!t) throw new AppError('NOT_FOUND', `job ${job.id} has no output named ${output}`);
       parts.push(t);
@@ -120,6 +115,14 @@ export class JobService {
   }
 }
 
+/** The first items of a job (at most two): the sample a split model is checked on. */
+function firstBatch(jobId: string, batchSize: number, items: number): TaskRow {
+  return {
+    id: taskId(jobId, 0, 0), jobId, stage: 0, model: '', batch: 0, itemStart: 0, itemEnd: Math.min(items, batchSize, 2),
+    status: 'pending', canary: false, ready: true, readyAt: 0, wanted: 1, active: 0, failures: 0, error: null, doneAt: null,
+  };
+}
+
 /** Which batches become known-answer tasks: about `rate` of them, at least one when there are two or more. */
 function pickCanaries(count: number, rate: number): Set<number> {
   const picked = new Set<number>();
@@ -127,13 +130,4 @@ function pickCanaries(count: number, rate: number): Set<number> {
   const want = Math.min(count - 1, Math.max(1, Math.round(count * rate)));
   while (picked.size < want) picked.add(randomInt(count));
   return picked;
-}
-
-/** Refuses data whose dtype or per-item shape does not fit a model input, naming both shapes. */
-function checkInput(spec: TensorSpec, dtype: DType, shape: number[]): void {
-  if (dtype !== spec.dtype) throw new AppError('SHAPE_MISMATCH', `input ${spec.name}: the data is ${dtype}, the model takes ${spec.dtype}`);
-  const fits = spec.shape.length === shape.length && spec.shape.every((d, i) => i === 0 || typeof d !== 'number' || d === shape[i]);
-  if (!fits) {
-    throw new AppError('SHAPE_MISMATCH', `input ${spec.name}: the data has shape ${fmt(shape)} (first axis = items), the model takes ${fmt(spec.shape)}`);
-  }
 }

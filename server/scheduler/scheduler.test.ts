@@ -27,17 +27,17 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
     deliver: (w, t) => { (pushed[w] ??= []).push(...t); },
     cancel: (w, ids) => { (cancelled[w] ??= []).push(...ids); },
   });
-  store.putModel({ hash: MODEL, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, createdAt: 0 });
+  store.putModel({ hash: MODEL, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 0 });
   let jobs = 0;
   const addJob = (tasks: number, batch = 2): JobRow => {
     const id = `job-${++jobs}`;
     const job: JobRow = {
-      id, owner: 'k', name: null, model: MODEL, inputs: [], items: tasks * batch, batchSize: batch,
+      id, owner: 'k', name: null, model: MODEL, stageModels: [MODEL], inputs: [], items: tasks * batch, batchSize: batch,
       replicas: opts.replicas ?? 2, maxReplicas: opts.maxReplicas ?? 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: false, canaryRate: 0,
       status: 'running', error: null, createdAt: clock.now() + jobs, finishedAt: null,
     };
     const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
-      id: `${id}-t${b}`, jobId: id, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending', canary: false, ready: true,
+      id: `${id}-t${b}`, jobId: id, stage: 0, model: MODEL, readyAt: 0, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending', canary: false, ready: true,
       wanted: job.replicas, active: 0, failures: 0, error: null, doneAt: null,
     }));
     store.createJob(job, rows);

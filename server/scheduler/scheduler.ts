@@ -23,6 +23,20 @@ export interface SchedulerConfig {
   /** Chance per slot that a vetted volunteer gets a known-answer task as a spot check. */
   spotCheckRate?: number;
   reputation?: ReputationPolicy;
+  /** A pipeline stage's task waits this long for a worker that holds its shard before others may take it. */
+  shardAffinityMs?: number;
+}
+
+/** What a worker told us about itself in its hello. */
+export interface WorkerProfile {
+  /** Its GPU's vendor|architecture. */
+  adapterClass?: string;
+  /** Origin of the page embedding the widget it runs in. */
+  site?: string | null;
+  /** Models (shards) it already holds. */
+  cached?: string[];
+  /** WebGPU limits and device memory (GiB), where the browser tells. */
+  limits?: Record<string, number>;
 }
 
 export interface SchedulerEvents {
@@ -43,7 +57,15 @@ export interface SchedulerDeps {
   random?: () => number;
 }
 
-interface WorkerEntry { volunteerId: string; demand: number; adapterClass: string; site: string | null }
+interface WorkerEntry {
+  volunteerId: string;
+  demand: number;
+  adapterClass: string;
+  site: string | null;
+  /** Models it holds (reported, or handed to it since). */
+  held: Set<string>;
+  limits: Record<string, number>;
+}
 
 export interface ResultMeta { backend: string; runMs: number }
 
@@ -52,6 +74,8 @@ const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
 export class Scheduler {
   private readonly workers = new Map<string, WorkerEntry>();
   private readonly models = new Map<string, ModelRow>();
+  /** Models that are stages of split jobs. */
+  private readonly stageModels = new Set<string>();
   private readonly settler: Settler;
   private readonly random: () => number;
   private dispatching = false;
@@ -72,6 +96,7 @@ export class Scheduler {
   /** After a restart no worker holds the old leases: return them to the queue at once. */
   recoverLeases(): number {
     const { store } = this.deps;
+    for (const job of store.listJobs()) if (job.status === 'running') this.jobCreated(job);
     const stale = store.allLeased();
     store.transaction(() => {
       for (const r of stale) this.dropReplica(r, 'released', null, noEffects());
@@ -84,9 +109,19 @@ export class Scheduler {
     this.draining = true;
   }
 
-  /** A worker said hello: `adapterClass` is its GPU's vendor|architecture, `site` the embedding page's origin. */
-  connect(workerId: string, volunteerId: string, adapterClass = '-|-', site: string | null = null): void {
-    this.workers.set(workerId, { volunteerId, demand: 0, adapterClass, site });
+  /** A worker said hello. */
+  connect(workerId: string, volunteerId: string, profile: WorkerProfile = {}): void {
+    this.workers.set(workerId, {
+      volunteerId, demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null,
+      held: new Set(profile.cached ?? []), limits: profile.limits ?? {},
+    });
+  }
+
+  /** A new job: its models become known (for fit checks), and its tasks go out. */
+  jobCreated(job: JobRow): void {
+    for (const m of job.stageModels) this.model(m);
+    if (job.stageModels.length > 1) for (const m of job.stageModels) this.stageModels.add(m);
+    this.dispatch();
   }
 
   /** A dropped socket: its leases go back to the queue (not counted as failures). */
@@ -144,7 +179,11 @@ export class Scheduler {
   sweep(): number {
     const { store, clock } = this.deps;
     const lapsed = store.leasedBefore(clock.now());
-    if (lapsed.length === 0) return 0;
+    if (lapsed.length === 0) {
+      // Tasks held back for their shard's holders become open to all with time: look again.
+      if ([...this.workers.values()].some((w) => w.demand > 0)) this.dispatch();
+      return 0;
+    }
     const fx = noEffects();
     store.transaction(() => {
       for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${this.deps.config.leaseMs} ms`, fx);
@@ -164,7 +203,7 @@ export class Scheduler {
       if (outputs) {
         store.setTaskResult(taskId, packTensors(outputs));
         store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now() });
-        this.settler.completeIfDone(task.jobId);
+        this.settler.taskDone(task);
       } else {
         // The server could not compute it: volunteers compute it like any other task.
         store.updateTask(taskId, { ready: true });
@@ -195,7 +234,7 @@ export class Scheduler {
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
       const wasActive = replica.status === 'leased' && task.status === 'pending';
-      const problem = outputProblem(outputs, this.model(job.model).outputs, task.itemEnd - task.itemStart);
+      const problem = outputProblem(outputs, this.model(task.model).outputs, task.itemEnd - task.itemStart);
       store.updateReplica(replicaId, { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` });
       if (problem) {
         this.failReplica(replica, task, job, 'invalid', problem, wasActive);
@@ -299,7 +338,7 @@ export class Scheduler {
         ? Array.from({ length: slots }, () => this.random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
         : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
       const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
-      const tasks = [...probes, ...store.assignableTasks(w.volunteerId, slots - probes.length)];
+      const tasks = [...probes, ...this.candidates(workerId, w, slots - probes.length)];
       const out: TaskAssignment[] = [];
       const now = clock.now();
       const single = singleReplicaChance(volunteer, config.reputation ?? DEFAULT_REPUTATION);
@@ -315,13 +354,47 @@ export class Scheduler {
           backend: null, runMs: null, error: null, returnedAt: null,
         });
         if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
+        w.held.add(task.model);
         out.push({
-          replicaId, taskId: task.id, jobId: job.id, modelHash: job.model, modelUrl: `/models/${job.model}`,
+          replicaId, taskId: task.id, jobId: job.id, modelHash: task.model, modelUrl: `/models/${task.model}`,
           inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
         });
       }
       return out;
     });
+  }
+
+  /**
+   * Tasks for a worker, best first: those of shards it holds, then the rest, except shards it cannot fit and,
+   * for a while after they become ready, shards another connected worker holds (so in steady state each
+   * volunteer keeps serving the stage it has and downloads each shard once).
+   */
+  private candidates(workerId: string, w: WorkerEntry, slots: number): TaskRow[] {
+    const { store, clock, config } = this.deps;
+    if (slots <= 0) return [];
+    const tooBig = [...this.models.values()].filter((m) => !this.fits(w, m)).map((m) => m.hash);
+    const mine = [...w.held].filter((h) => !tooBig.includes(h));
+    const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine }) : [];
+    if (first.length >= slots) return first;
+    const heldByOthers = new Set<string>();
+    for (const [id, other] of this.workers) if (id !== workerId) for (const h of other.held) if (!w.held.has(h)) heldByOthers.add(h);
+    const splitModels = [...heldByOthers].filter((h) => this.isStage(h));
+    const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
+      excludeModels: [...tooBig, ...mine], deferModels: splitModels, readySince: clock.now() - (config.shardAffinityMs ?? 10_000),
+    });
+    return [...first, ...rest];
+  }
+
+  /** Whether a model is one stage of a split job (affinity matters) rather than a whole model. */
+  private isStage(hash: string): boolean {
+    return this.stageModels.has(hash);
+  }
+
+  /** Whether a worker can hold a model: its largest weight within one GPU buffer, all of it within a quarter of device memory. */
+  private fits(w: WorkerEntry, m: ModelRow): boolean {
+    const buffer = Math.min(w.limits.maxStorageBufferBindingSize ?? Infinity, w.limits.maxBufferSize ?? Infinity);
+    const memory = w.limits.deviceMemory !== undefined ? (w.limits.deviceMemory * 2 ** 30) / 4 : Infinity;
+    return m.largestWeight <= buffer && m.weightBytes <= memory;
   }
 
   /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */

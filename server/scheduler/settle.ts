@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { compareOutputs } from '../../shared/compare.js';
 import { unpackTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import type { JobRow, ReplicaRow, Store, TaskRow, VolunteerRow } from '../store/store.js';
+import { type JobRow, type ReplicaRow, type Store, type TaskRow, type VolunteerRow, taskId } from '../store/store.js';
 import { type Outcome, type ReputationPolicy, applyOutcome, isVetted } from '../verify/reputation.js';
 import { decide } from '../verify/verifier.js';
 import type { Clock } from './clock.js';
@@ -128,13 +128,25 @@ export class Settler {
         recordPairs();
         store.setTaskResult(task.id, store.replicaOutputs(d.replicaId)!);
         store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
-        this.completeIfDone(job.id);
+        if (this.taskDone(current)) fx.dispatch = true;
         this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
         for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
         for (const id of d.disagreeing) this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
       }
     }
+  }
+
+  /** A task is verified: the next stage of its batch becomes ready, or the job may be complete. Returns whether new work appeared. */
+  taskDone(task: TaskRow): boolean {
+    const { store, clock } = this.deps;
+    const job = store.getJob(task.jobId)!;
+    if (task.stage < job.stageModels.length - 1) {
+      store.updateTask(taskId(job.id, task.stage + 1, task.batch), { ready: true, readyAt: clock.now() });
+      return true;
+    }
+    this.completeIfDone(job.id);
+    return false;
   }
 
   completeIfDone(jobId: string): void {

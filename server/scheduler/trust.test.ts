@@ -24,16 +24,16 @@ function setup(opts: { random?: () => number; adaptive?: boolean } = {}) {
   });
   const cancelled: string[] = [];
   scheduler.setEvents({ deliver: () => {}, cancel: (_w, ids) => cancelled.push(...ids) });
-  store.putModel({ hash: MODEL, size: 1, inputs: [], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, createdAt: 0 });
+  store.putModel({ hash: MODEL, size: 1, inputs: [], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 0 });
   /** A job whose task 0 is a canary with the answer 1 (already computed); every right answer is 1. */
   const addJob = (id: string, tasks: number) => {
     const job: JobRow = {
-      id, owner: 'k', name: null, model: MODEL, inputs: [], items: tasks * 2, batchSize: 2, replicas: 2, maxReplicas: 5,
+      id, owner: 'k', name: null, model: MODEL, stageModels: [MODEL], inputs: [], items: tasks * 2, batchSize: 2, replicas: 2, maxReplicas: 5,
       rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: opts.adaptive ?? true, canaryRate: 0.1, status: 'running', error: null,
       createdAt: 1, finishedAt: null,
     };
     const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
-      id: `${id}-t${b}`, jobId: id, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: b === 0 ? 'done' : 'pending',
+      id: `${id}-t${b}`, jobId: id, stage: 0, model: MODEL, readyAt: 0, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: b === 0 ? 'done' : 'pending',
       canary: b === 0, ready: true, wanted: 2, active: 0, failures: 0, error: null, doneAt: null,
     }));
     store.createJob(job, rows);
@@ -41,7 +41,7 @@ function setup(opts: { random?: () => number; adaptive?: boolean } = {}) {
   };
   const join = (w: string) => {
     const v = store.volunteerFor(`token-${w}`, `v-${w}`, 0).id;
-    scheduler.connect(w, v, 'google|swiftshader');
+    scheduler.connect(w, v, { adapterClass: 'google|swiftshader' });
     return v;
   };
   /** Asks for one task and answers it with `value`. */

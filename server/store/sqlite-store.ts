@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
-  SiteRow, TeamRow, VolunteerPatch, VolunteerRow,
+  SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 
@@ -13,7 +13,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
   admin INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, inputs TEXT NOT NULL,
-  outputs TEXT NOT NULL, opsets TEXT NOT NULL, created_at INTEGER NOT NULL);
+  outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
   data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT, team TEXT,
@@ -21,15 +21,17 @@ CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQ
   streak INTEGER NOT NULL DEFAULT 0, canary_passed INTEGER NOT NULL DEFAULT 0, canary_failed INTEGER NOT NULL DEFAULT 0,
   credit REAL NOT NULL DEFAULT 0, quarantined_at INTEGER, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, model TEXT NOT NULL,
+  stage_models TEXT NOT NULL,
   inputs TEXT NOT NULL, items INTEGER NOT NULL, batch_size INTEGER NOT NULL, replicas INTEGER NOT NULL,
   max_replicas INTEGER NOT NULL, rtol REAL NOT NULL, atol REAL NOT NULL, priority INTEGER NOT NULL,
   adaptive INTEGER NOT NULL, canary_rate REAL NOT NULL, status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, priority, created_at);
-CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, batch INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, stage INTEGER NOT NULL,
+  model TEXT NOT NULL, batch INTEGER NOT NULL,
   item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
-  ready INTEGER NOT NULL, wanted INTEGER NOT NULL,
+  ready INTEGER NOT NULL, ready_at INTEGER, wanted INTEGER NOT NULL,
   active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
-CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, batch);
+CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, stage, batch);
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
   single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,
@@ -55,6 +57,7 @@ const jobFromRow = (r: Row): JobRow => ({
   owner: r.owner as string,
   name: (r.name as string | null) ?? null,
   model: r.model as string,
+  stageModels: JSON.parse(r.stage_models as string),
   inputs: JSON.parse(r.inputs as string),
   items: r.items as number,
   batchSize: r.batch_size as number,
@@ -74,12 +77,15 @@ const jobFromRow = (r: Row): JobRow => ({
 const taskFromRow = (r: Row): TaskRow => ({
   id: r.id as string,
   jobId: r.job_id as string,
+  stage: r.stage as number,
+  model: r.model as string,
   batch: r.batch as number,
   itemStart: r.item_start as number,
   itemEnd: r.item_end as number,
   status: r.status as TaskRow['status'],
   canary: r.canary === 1,
   ready: r.ready === 1,
+  readyAt: (r.ready_at as number | null) ?? null,
   wanted: r.wanted as number,
   active: r.active as number,
   failures: r.failures as number,
@@ -120,7 +126,7 @@ const volunteerFromRow = (r: Row): VolunteerRow => ({
   createdAt: r.created_at as number,
 });
 
-const TASK_COLS = 'id, job_id, batch, item_start, item_end, status, canary, ready, wanted, active, failures, error, done_at';
+const TASK_COLS = 'id, job_id, stage, model, batch, item_start, item_end, status, canary, ready, ready_at, wanted, active, failures, error, done_at';
 const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, site, leased_at, lease_expires, backend, run_ms, error, returned_at';
 const VOLUNTEER_COLS = 'id, name, team, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
 const t = (cols: string) => cols.split(', ').map((c) => `t.${c}`).join(', ');
@@ -182,15 +188,18 @@ export class SqliteStore implements Store {
   }
 
   putModel(row: ModelRow): void {
-    this.q('INSERT OR IGNORE INTO models (hash, size, inputs, outputs, opsets, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(row.hash, row.size, JSON.stringify(row.inputs), JSON.stringify(row.outputs), JSON.stringify(row.opsets), row.createdAt);
+    this.q(`INSERT OR IGNORE INTO models (hash, size, inputs, outputs, opsets, weight_bytes, largest_weight, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(row.hash, row.size, JSON.stringify(row.inputs), JSON.stringify(row.outputs),
+      JSON.stringify(row.opsets), row.weightBytes, row.largestWeight, row.createdAt);
   }
 
   getModel(hash: string): ModelRow | undefined {
     const r = this.q('SELECT * FROM models WHERE hash = ?').get(hash) as Row | undefined;
     return r && {
       hash: r.hash as string, size: r.size as number, inputs: JSON.parse(r.inputs as string),
-      outputs: JSON.parse(r.outputs as string), opsets: JSON.parse(r.opsets as string), createdAt: r.created_at as number,
+      outputs: JSON.parse(r.outputs as string), opsets: JSON.parse(r.opsets as string), weightBytes: r.weight_bytes as number,
+      largestWeight: r.largest_weight as number,
+      createdAt: r.created_at as number,
     };
   }
 
@@ -255,13 +264,13 @@ export class SqliteStore implements Store {
 
   createJob(job: JobRow, tasks: TaskRow[]): void {
     this.transaction(() => {
-      this.q(`INSERT INTO jobs (id, owner, name, model, inputs, items, batch_size, replicas, max_replicas, rtol, atol,
-        priority, adaptive, canary_rate, status, error, created_at, finished_at) VALUES (@id, @owner, @name, @model, @inputs,
+      this.q(`INSERT INTO jobs (id, owner, name, model, stage_models, inputs, items, batch_size, replicas, max_replicas, rtol, atol,
+        priority, adaptive, canary_rate, status, error, created_at, finished_at) VALUES (@id, @owner, @name, @model, @stageModels, @inputs,
         @items, @batchSize, @replicas, @maxReplicas, @rtol, @atol, @priority, @adaptive, @canaryRate, @status, @error,
         @createdAt, @finishedAt)`)
-        .run({ ...job, inputs: JSON.stringify(job.inputs), adaptive: job.adaptive ? 1 : 0 });
-      const ins = this.q(`INSERT INTO tasks (${TASK_COLS}) VALUES (@id, @jobId, @batch, @itemStart, @itemEnd, @status,
-        @canary, @ready, @wanted, @active, @failures, @error, @doneAt)`);
+        .run({ ...job, inputs: JSON.stringify(job.inputs), stageModels: JSON.stringify(job.stageModels), adaptive: job.adaptive ? 1 : 0 });
+      const ins = this.q(`INSERT INTO tasks (${TASK_COLS}) VALUES (@id, @jobId, @stage, @model, @batch, @itemStart, @itemEnd, @status,
+        @canary, @ready, @readyAt, @wanted, @active, @failures, @error, @doneAt)`);
       for (const task of tasks) ins.run({ ...task, canary: task.canary ? 1 : 0, ready: task.ready ? 1 : 0 });
     });
   }
@@ -296,6 +305,21 @@ export class SqliteStore implements Store {
     return c;
   }
 
+  stageCounts(jobId: string): StageCounts[] {
+    const rows = this.q(`SELECT stage, status, COUNT(*) AS n, SUM(CASE WHEN active > 0 THEN 1 ELSE 0 END) AS busy
+      FROM tasks WHERE job_id = ? GROUP BY stage, status ORDER BY stage`).all(jobId) as { stage: number; status: string; n: number; busy: number }[];
+    const byStage = new Map<number, StageCounts>();
+    for (const r of rows) {
+      const c = byStage.get(r.stage) ?? { stage: r.stage, total: 0, done: 0, failed: 0, pending: 0, running: 0 };
+      c.total += r.n;
+      if (r.status === 'done') c.done = r.n;
+      else if (r.status === 'failed') c.failed = r.n;
+      else { c.running = r.busy; c.pending = r.n - r.busy; }
+      byStage.set(r.stage, c);
+    }
+    return [...byStage.values()];
+  }
+
   replicaCount(jobId: string): number {
     return (this.q('SELECT COUNT(*) AS n FROM replicas WHERE job_id = ?').get(jobId) as { n: number }).n;
   }
@@ -308,13 +332,23 @@ export class SqliteStore implements Store {
     return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND status = 'failed' ORDER BY batch`).all(jobId) as Row[]).map(taskFromRow);
   }
 
-  assignableTasks(volunteerId: string, limit: number): TaskRow[] {
+  assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
+    // Model lists travel as one JSON parameter, so the statement is prepared once.
     const rows = this.q(`SELECT ${t(TASK_COLS)}
       FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.status = 'pending'
       WHERE j.status = 'running' AND t.ready = 1 AND t.active < t.wanted
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = ?
+        AND (@models IS NULL OR t.model IN (SELECT value FROM json_each(@models)))
+        AND (@exclude IS NULL OR t.model NOT IN (SELECT value FROM json_each(@exclude)))
+        AND (@defer IS NULL OR t.model NOT IN (SELECT value FROM json_each(@defer)) OR t.ready_at <= @readySince)
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = @volunteerId
                         AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
-      ORDER BY j.priority DESC, j.created_at, t.batch LIMIT ?`).all(volunteerId, limit) as Row[];
+      ORDER BY j.priority DESC, j.created_at, t.stage DESC, t.batch LIMIT @limit`).all({
+      volunteerId, limit,
+      models: filter.models ? JSON.stringify(filter.models) : null,
+      exclude: filter.excludeModels?.length ? JSON.stringify(filter.excludeModels) : null,
+      defer: filter.deferModels?.length ? JSON.stringify(filter.deferModels) : null,
+      readySince: filter.readySince ?? 0,
+    }) as Row[];
     return rows.map(taskFromRow);
   }
 
@@ -354,8 +388,9 @@ export class SqliteStore implements Store {
     this.q('UPDATE tasks SET result = ? WHERE id = ?').run(Buffer.from(result.buffer, result.byteOffset, result.byteLength), id);
   }
 
-  *taskResults(jobId: string): Iterable<{ batch: number; result: Uint8Array }> {
-    const it = this.q(`SELECT batch, result FROM tasks WHERE job_id = ? AND status = 'done' ORDER BY batch`).iterate(jobId) as Iterable<{ batch: number; result: Buffer }>;
+  *taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
+    const it = this.q(`SELECT batch, result FROM tasks WHERE job_id = ? AND stage = ? AND status = 'done' ORDER BY batch`)
+      .iterate(jobId, stage) as Iterable<{ batch: number; result: Buffer }>;
     for (const r of it) yield { batch: r.batch, result: new Uint8Array(r.result) };
   }
 

@@ -5,12 +5,12 @@ import { describe, expect, it } from 'vitest';
 import type { JobRow, ReplicaRow, Store, TaskRow } from './store.js';
 
 const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
-  id, owner: 'key-1', name: 'j', model: 'm'.repeat(64), inputs: [{ name: 'x', dataset: 'd'.repeat(64), dtype: 'float32', shape: [4, 2], dataOffset: 128 }],
+  id, owner: 'key-1', name: 'j', model: 'm'.repeat(64), stageModels: ['m'.repeat(64)], inputs: [{ name: 'x', dataset: 'd'.repeat(64), dtype: 'float32', shape: [4, 2], dataOffset: 128 }],
   items: 4, batchSize: 2, replicas: 2, maxReplicas: 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: true, canaryRate: 0, status: 'running',
   error: null, createdAt: 1000, finishedAt: null, ...over,
 });
 const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n }, (_, b) => ({
-  id: `${jobId}-t${b}`, jobId, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', canary: false, ready: true, wanted: 2, active: 0,
+  id: `${jobId}-t${b}`, jobId, stage: 0, model: 'm'.repeat(64), readyAt: 0, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', canary: false, ready: true, wanted: 2, active: 0,
   failures: 0, error: null, doneAt: null,
 }));
 const replica = (id: string, taskId: string, jobId: string, over: Partial<ReplicaRow> = {}): ReplicaRow => ({
@@ -32,7 +32,7 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
 
     it('keeps models and data sets, idempotently', () => {
       const s = make();
-      const m = { hash: 'm'.repeat(64), size: 10, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [], opsets: { 'ai.onnx': 13 }, createdAt: 5 };
+      const m = { hash: 'm'.repeat(64), size: 10, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [], opsets: { 'ai.onnx': 13 }, weightBytes: 0, largestWeight: 0, createdAt: 5 };
       s.putModel(m);
       s.putModel({ ...m, size: 99 });
       expect(s.getModel(m.hash)).toEqual(m);
@@ -94,7 +94,7 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       s.updateTask('j1-t1', { status: 'done' });
       s.setTaskResult('j1-t0', new Uint8Array([8]));
       s.updateTask('j1-t0', { status: 'done' });
-      expect([...s.taskResults('j1')].map((r) => [r.batch, Array.from(r.result)])).toEqual([[0, [8]], [1, [9]]]);
+      expect([...s.taskResults('j1', 0)].map((r) => [r.batch, Array.from(r.result)])).toEqual([[0, [8]], [1, [9]]]);
     });
 
     it('rolls a failed transaction back whole', () => {

@@ -14,6 +14,10 @@ export interface ModelRow {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   opsets: Record<string, number>;
+  /** Bytes of the model's weights (what a worker must hold in memory at least). */
+  weightBytes: number;
+  /** Bytes of its largest single weight (what one GPU buffer must hold). */
+  largestWeight: number;
   createdAt: number;
 }
 
@@ -34,6 +38,8 @@ export interface JobRow {
   owner: string;
   name: string | null;
   model: string;
+  /** One model per pipeline stage; [model] for a job run whole. */
+  stageModels: string[];
   inputs: JobInput[];
   items: number;
   batchSize: number;
@@ -58,14 +64,21 @@ export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
 export interface TaskRow {
   id: string;
   jobId: string;
+  /** Pipeline stage, 0-based; stage k reads the verified output of stage k - 1 for the same batch. */
+  stage: number;
+  /** The model (stage shard) this task runs. */
+  model: string;
   batch: number;
   itemStart: number;
   itemEnd: number;
   status: TaskStatus;
   /** A known-answer task: the server computed its result; volunteers' replicas only test them. */
   canary: boolean;
-  /** Whether the task can be handed out (a canary is not until the server has its answer). */
+  /** Whether the task can be handed out (a canary is not until the server has its answer, a later
+   * stage not until the stage before it is verified). */
   ready: boolean;
+  /** When it became ready, for shard affinity. */
+  readyAt: number | null;
   /** Replicas wanted so far: the job's quorum, raised by one on each disagreement up to maxReplicas. */
   wanted: number;
   /** Replicas leased or returned (not expired, released, failed or invalid). */
@@ -132,7 +145,23 @@ export interface TeamRow { team: string; credit: number; volunteers: number }
 
 export interface ClassPairRow { a: string; b: string; agree: number; disagree: number }
 
+/** Task ids are derived, so a stage finds the task before or after it without a query. */
+export const taskId = (jobId: string, stage: number, batch: number) => `${jobId}-s${stage}-t${batch}`;
+
 export interface TaskCounts { total: number; done: number; failed: number; pending: number; running: number }
+
+export interface StageCounts extends TaskCounts { stage: number }
+
+/** Which tasks a worker may be offered. */
+export interface TaskFilter {
+  /** Only tasks of these models. */
+  models?: string[];
+  /** No tasks of these models. */
+  excludeModels?: string[];
+  /** Tasks of these models only once they have been ready since this time (shard affinity). */
+  deferModels?: string[];
+  readySince?: number;
+}
 
 export interface Store {
   transaction<T>(fn: () => T): T;
@@ -166,12 +195,13 @@ export interface Store {
   listJobs(owner?: string): JobRow[];
   setJobStatus(id: string, status: JobStatus, at: number, error?: string | null): void;
   taskCounts(jobId: string): TaskCounts;
+  stageCounts(jobId: string): StageCounts[];
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
 
   /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
-  assignableTasks(volunteerId: string, limit: number): TaskRow[];
+  assignableTasks(volunteerId: string, limit: number, filter?: TaskFilter): TaskRow[];
   /** Known-answer tasks of running jobs that this volunteer has not run yet, in random order. */
   probeTasks(volunteerId: string, limit: number): TaskRow[];
   /** Canary tasks still waiting for the server to compute their answer. */
@@ -179,11 +209,11 @@ export interface Store {
   /** Pending tasks to which this volunteer has returned a replica. */
   pendingTasksReturnedBy(volunteerId: string): TaskRow[];
   getTask(id: string): TaskRow | undefined;
-  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready'>>): void;
+  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>): void;
   taskResult(id: string): Uint8Array | undefined;
   setTaskResult(id: string, result: Uint8Array): void;
-  /** Verified outputs of a job's done tasks, in batch order. */
-  taskResults(jobId: string): Iterable<{ batch: number; result: Uint8Array }>;
+  /** Verified outputs of a job's done tasks of one stage, in batch order. */
+  taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }>;
 
   insertReplica(row: ReplicaRow): void;
   getReplica(id: string): ReplicaRow | undefined;

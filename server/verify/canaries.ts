@@ -57,10 +57,10 @@ export class CanaryService {
         if (!job || job.status !== 'running') continue;
         let outputs: Tensor[] | null = null;
         try {
-          let session = sessions.get(job.model);
+          let session = sessions.get(task.model);
           if (!session) {
-            session = await ort.InferenceSession.create(this.deps.blobs.read(job.model));
-            sessions.set(job.model, session);
+            session = await ort.InferenceSession.create(this.deps.blobs.read(task.model));
+            sessions.set(task.model, session);
           }
           const feeds: Record<string, ort.Tensor> = {};
           for (const t of this.deps.taskInputs(job, task)) feeds[t.name] = toOrtTensor(t.dtype as DType, t.dims, t.data);
