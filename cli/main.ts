@@ -151,10 +151,12 @@ program.command('worker')
   .description('donate this machine: run tasks with onnxruntime-node (CPU)')
   .option('--server <url>', 'server URL (default: TABGRID_SERVER, then http://127.0.0.1:8080)')
   .option('--slots <n>', 'tasks to hold at once (default 2)', int)
-  .option('--token <token>', 'volunteer token, to keep one identity across runs')
-  .action(async (o: { server?: string; slots?: number; token?: string }) => {
+  .option('--token <token>', 'volunteer token (your identity, credit and reputation)')
+  .option('--token-file <file>', 'where to keep the token between runs (default ~/.config/tabgrid/worker-token)')
+  .option('--ephemeral', 'a new identity for this run only')
+  .action(async (o: { server?: string; slots?: number; token?: string; tokenFile?: string; ephemeral?: boolean }) => {
     const { runWorker } = await import('./worker.js');
-    await runWorker({ server: o.server ?? process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080', slots: o.slots, token: o.token }, say);
+    await runWorker({ ...o, server: o.server ?? process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080' }, say);
   });
 
 try {

@@ -1,14 +1,40 @@
 /**
  * `tabgrid worker`: a headless volunteer on onnxruntime-node, speaking the same protocol as the page.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { type LoopStatus, WorkLoop } from '../client/net/work-loop.js';
 import { NodeRunner } from './node-runner.js';
 
-export async function runWorker(o: { server: string; slots?: number; token?: string }, say: (s: string) => void): Promise<void> {
+export interface WorkerOptions {
+  server: string;
+  slots?: number;
+  /** The volunteer token itself. */
+  token?: string;
+  /** Where the token is kept between runs (default ~/.config/tabgrid/worker-token). */
+  tokenFile?: string;
+  /** A new identity for this run only, kept nowhere. */
+  ephemeral?: boolean;
+}
+
+/** The default place a headless volunteer keeps its identity, like a browser keeps it in localStorage. */
+export function defaultTokenFile(): string {
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'tabgrid', 'worker-token');
+}
+
+export async function runWorker(o: WorkerOptions, say: (s: string) => void): Promise<void> {
   const runner = new NodeRunner();
   let last: LoopStatus | null = null;
+  const file = o.token || o.ephemeral ? null : (o.tokenFile ?? defaultTokenFile());
+  const saved = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
   const loop = new WorkLoop({
-    serverUrl: o.server, slots: o.slots, token: o.token, runner,
+    serverUrl: o.server, slots: o.slots, token: o.token ?? saved, runner,
+    onToken: (token) => {
+      if (!file || token === saved) return;
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    },
     hello: { kind: 'node', backends: ['cpu'], agent: `tabgrid-worker node ${process.version}` },
     onStatus: (s) => {
       if (s.connected !== last?.connected) say(s.connected ? `connected to ${o.server} as volunteer ${s.volunteerId}` : `not connected (${s.lastError ?? 'connecting'})`);

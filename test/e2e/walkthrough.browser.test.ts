@@ -52,7 +52,7 @@ it('computes a job with one browser tab and one headless worker, verified by two
   const page = await browser.newPage();
   const problems = watchProblems(page);
   await page.goto(`${url}/?autostart=1`);
-  procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url], { cwd: dir, stdio: 'ignore' }));
+  procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url, '--ephemeral'], { cwd: dir, stdio: 'ignore' }));
 
   const model = mlpModel(8, 32, 4, 5);
   const x = writeNpy('float32', [24, 8], floatData(13, 24 * 8));

@@ -39,7 +39,7 @@ describe('the tabgrid CLI', () => {
     });
     expect(out).toMatch(/admin API key:\s+tg_[0-9a-f]{48}/);
     env = { ...process.env, TABGRID_SERVER: url, TABGRID_API_KEY: '' };
-    for (let i = 0; i < 2; i++) procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url], { cwd: dir, env, stdio: 'ignore' }));
+    for (let i = 0; i < 2; i++) procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url, '--ephemeral'], { cwd: dir, env, stdio: 'ignore' }));
   });
   afterAll(() => {
     for (const p of procs) p.kill('SIGTERM');
@@ -94,5 +94,33 @@ describe('the tabgrid CLI', () => {
     const err = await run(process.execPath, [BIN, 'status', 'job-x', '--server', 'http://127.0.0.1:1'], { cwd: dir }).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toContain('cannot reach the TabGrid server at http://127.0.0.1:1');
+  });
+});
+
+describe('tabgrid worker identity', () => {
+  it('keeps its volunteer token in a file between runs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-token-'));
+    const { startTestServer } = await import('../helpers/server.js');
+    const server = await startTestServer();
+    try {
+      const file = path.join(dir, 'token');
+      const once = async () => {
+        const p = spawn(process.execPath, [BIN, 'worker', '--server', server.url, '--token-file', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        const id = await new Promise<string>((resolve) => p.stderr!.on('data', (d) => {
+          err += d;
+          const m = /as volunteer (vol-[0-9a-f]+)/.exec(err);
+          if (m) resolve(m[1]);
+        }));
+        p.kill('SIGTERM');
+        return id;
+      };
+      const first = await once();
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+      expect(await once()).toBe(first);
+    } finally {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
