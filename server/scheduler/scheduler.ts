@@ -376,9 +376,11 @@ export class Scheduler {
     const mine = [...w.held].filter((h) => !tooBig.includes(h));
     const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine }) : [];
     if (first.length >= slots) return first;
+    // A stage is held back from this worker while another worker serves it, or while this one serves another stage.
+    const servesAStage = [...w.held].some((h) => this.isStage(h));
     const heldByOthers = new Set<string>();
-    for (const [id, other] of this.workers) if (id !== workerId) for (const h of other.held) if (!w.held.has(h)) heldByOthers.add(h);
-    const splitModels = [...heldByOthers].filter((h) => this.isStage(h));
+    for (const [id, other] of this.workers) if (id !== workerId) for (const h of other.held) heldByOthers.add(h);
+    const splitModels = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || heldByOthers.has(h)));
     const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
       excludeModels: [...tooBig, ...mine], deferModels: splitModels, readySince: clock.now() - (config.shardAffinityMs ?? 10_000),
     });
