@@ -19,6 +19,8 @@ export const configSchema = z.object({
   maxModelBytes: z.coerce.number().int().min(1).default(256 * 2 ** 20),
   maxDatasetBytes: z.coerce.number().int().min(1).default(1024 * 2 ** 20),
   maxMessageBytes: z.coerce.number().int().min(1024).default(64 * 2 ** 20),
+  /** REST calls a minute per API key (or per address without one). */
+  rateLimitPerMinute: z.coerce.number().int().min(1).default(1200),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof configSchema>;
@@ -39,6 +41,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     maxModelBytes: pick(flags.maxModelBytes, env.TABGRID_MAX_MODEL_BYTES),
     maxDatasetBytes: pick(flags.maxDatasetBytes, env.TABGRID_MAX_DATASET_BYTES),
     maxMessageBytes: flags.maxMessageBytes,
+    rateLimitPerMinute: pick(flags.rateLimitPerMinute, env.TABGRID_RATE_LIMIT),
     logLevel: pick(flags.logLevel, env.LOG_LEVEL),
   });
 }

@@ -2,7 +2,9 @@
  * The REST API under /api/v1 and the public blob routes. Each route parses its input with a zod
  * schema, calls a service, and lets the error handler below turn failures into `{ error: {code, message} }`.
  */
+import { createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
@@ -53,6 +55,18 @@ export function restRouter(deps: RestDeps): express.Router {
   const { config, jobs } = deps;
   const r = express.Router();
   const auth = requireKey(deps.keys);
+  // Per API key, or per address for calls without one: a runaway script cannot starve everyone else.
+  r.use('/api/v1', rateLimit({
+    windowMs: 60_000,
+    limit: config.rateLimitPerMinute,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    keyGenerator: (req) => {
+      const key = req.get('authorization') ?? req.get('x-api-key');
+      return key ? `key:${createHash('sha256').update(key).digest('hex')}` : `ip:${ipKeyGenerator(req.ip ?? '')}`;
+    },
+    handler: (_req, _res, next) => next(new AppError('RATE_LIMITED', `more than ${config.rateLimitPerMinute} requests a minute; slow down`)),
+  }));
   const json = express.json({ limit: '1mb' });
   const raw = (limit: number) => express.raw({ type: () => true, limit });
   const owner = (req: Authed) => req.apiKey!;

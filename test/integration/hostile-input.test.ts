@@ -100,3 +100,20 @@ describe('hostile input', () => {
     expect(nf.status).toBe(404);
   });
 });
+
+describe('rate limits', () => {
+  it('answers a key that calls too often with 429 and a reason, without slowing other keys', async () => {
+    const server = await startTestServer({ config: { rateLimitPerMinute: 20 } });
+    try {
+      const api = new ApiClient(server.url, server.apiKey);
+      const statuses: number[] = [];
+      for (let i = 0; i < 25; i++) statuses.push((await fetch(`${server.url}/api/v1/jobs`, { headers: { authorization: `Bearer ${server.apiKey}` } })).status);
+      expect(statuses.slice(0, 20).every((s) => s === 200)).toBe(true);
+      expect(statuses.at(-1)).toBe(429);
+      await expect(api.listJobs()).rejects.toMatchObject({ status: 429, code: 'RATE_LIMITED' });
+      expect((await fetch(`${server.url}/api/v1/jobs`, { headers: { authorization: 'Bearer other' } })).status).toBe(401);
+    } finally {
+      await server.close();
+    }
+  });
+});
