@@ -25,6 +25,8 @@ import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
 import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
+import { attachDashboardSocket } from './api/dashboard-socket.js';
+import { pageRouter } from './api/page-routes.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLIENT_DIST = path.join(ROOT, 'dist', 'client');
@@ -69,9 +71,11 @@ export function createApp(deps: AppDeps): App {
   const server = http.createServer(app);
   const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
   const workers = attachWorkerSockets({ io, scheduler, store, clock, events, log: log.child({ mod: 'sockets' }) });
+  attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
   app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers }));
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
   app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
+  app.use(pageRouter({ clientDist: CLIENT_DIST }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html' }));
   app.get('/', (_req, res) => {
     res.status(503).type('text/plain').send('The volunteer page is not built: run `npm run build` (npm install does it).');

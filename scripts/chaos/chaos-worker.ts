@@ -1,6 +1,7 @@
 /**
  * A headless volunteer with a behaviour, for the chaos run: honest, slow, dying mid-task, flaky
- * (disconnects and reconnects), lying at random, or colluding (the same wrong answer as its group).
+ * (disconnects and reconnects), lying at random, colluding (the same wrong answer as its group), or
+ * colluding after a few honest answers (a sleeper).
  * It speaks the real protocol over socket.io and keeps its volunteer token across reconnects.
  */
 import { io, type Socket } from 'socket.io-client';
@@ -15,10 +16,12 @@ export const Behaviour = {
   flaky: 'flaky',
   liar: 'liar',
   colluder: 'colluder',
+  /** Colludes like a colluder, after answering its first three tasks honestly (to be vetted first). */
+  sleeper: 'sleeper',
 } as const;
 export type Behaviour = (typeof Behaviour)[keyof typeof Behaviour];
 
-export const LYING: readonly Behaviour[] = ['liar', 'colluder'];
+export const LYING: readonly Behaviour[] = ['liar', 'colluder', 'sleeper'];
 
 export interface WorkerTally {
   behaviour: Behaviour;
@@ -132,7 +135,7 @@ export class ChaosWorker {
     if (this.behaviour === 'liar') {
       outputs = outputs.map((t) => ({ ...t, data: scrambled(t.data, this.random) }));
       this.tally.wrongSubmitted++;
-    } else if (this.behaviour === 'colluder') {
+    } else if (this.behaviour === 'colluder' || (this.behaviour === 'sleeper' && this.tally.submitted >= 3)) {
       outputs = outputs.map((t) => ({ ...t, data: agreedWrong(t.data) }));
       this.tally.wrongSubmitted++;
     }

@@ -26,6 +26,8 @@ export interface ChaosOptions {
   workers: number;
   /** Fraction of workers that lie (half colluding, half at random). */
   liarFraction: number;
+  /** Further workers that collude after three honest answers. */
+  sleepers: number;
   tasks: number;
   /** SIGKILLs of the server during the job. */
   kills: number;
@@ -36,7 +38,7 @@ export interface ChaosOptions {
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {
-  workers: 20, liarFraction: 0.2, tasks: 500, kills: 2, leaseMs: 3000, seed: 7, timeoutMs: 600_000, log: () => {},
+  workers: 20, liarFraction: 0.2, sleepers: 0, tasks: 500, kills: 2, leaseMs: 3000, seed: 7, timeoutMs: 600_000, log: () => {},
 };
 
 export interface ChaosReport {
@@ -106,10 +108,11 @@ export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<ChaosR
   const behaviours: Behaviour[] = [
     ...Array.from({ length: colluders }, () => 'colluder' as const),
     ...Array.from({ length: liars - colluders }, () => 'liar' as const),
-    ...Array.from({ length: o.workers - liars }, (_, i) => honestKinds[i % honestKinds.length]),
+    ...Array.from({ length: o.sleepers }, () => 'sleeper' as const),
+    ...Array.from({ length: o.workers - liars - o.sleepers }, (_, i) => honestKinds[i % honestKinds.length]),
   ];
   const swarm = behaviours.map((b) => new ChaosWorker(url, b, random));
-  const workers = Object.fromEntries(Object.keys({ honest: 0, slow: 0, dying: 0, flaky: 0, liar: 0, colluder: 0 }).map((k) => [k, behaviours.filter((b) => b === k).length])) as Record<Behaviour, number>;
+  const workers = Object.fromEntries(Object.keys({ honest: 0, slow: 0, dying: 0, flaky: 0, liar: 0, colluder: 0, sleeper: 0 }).map((k) => [k, behaviours.filter((b) => b === k).length])) as Record<Behaviour, number>;
   o.log(`server on ${url}; ${o.workers} workers: ${Object.entries(workers).map(([k, n]) => `${n} ${k}`).join(', ')}`);
 
   try {

@@ -9,7 +9,7 @@ import { compareOutputs } from '../../shared/compare.js';
 import { unpackTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { type JobRow, type ReplicaRow, type Store, type TaskRow, type VolunteerRow, taskId } from '../store/store.js';
-import { type Outcome, type ReputationPolicy, applyOutcome, isVetted } from '../verify/reputation.js';
+import { type Outcome, type ReputationPolicy, applyOutcome, isVetted, undoInvalid } from '../verify/reputation.js';
 import { decide } from '../verify/verifier.js';
 import type { Clock } from './clock.js';
 
@@ -20,6 +20,9 @@ export interface Effects {
   dispatch: boolean;
   quarantined: Set<string>;
 }
+
+/** The mark on a returned replica that disagreed with its task's accepted result. */
+const DISAGREED = 'disagreed with the accepted result';
 
 export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
 
@@ -68,6 +71,8 @@ export class Settler {
         store.updateTask(task.id, { active: task.active - 1, wanted: Math.max(task.wanted, job.replicas) });
       }
     }
+    // Results it helped accept in jobs still running are no longer trusted: reopen those tasks.
+    for (const task of store.acceptedTasksReturnedBy(volunteerId)) this.reopen(task, fx);
     // Its returned replicas of unsettled tasks no longer count: discard them and decide those tasks again.
     for (const task of store.pendingTasksReturnedBy(volunteerId)) {
       const mine = store.replicasOfTask(task.id, 'returned').filter((r) => r.volunteerId === volunteerId);
@@ -77,6 +82,38 @@ export class Settler {
       this.verify(task, job, fx);
     }
     fx.dispatch = true;
+  }
+
+  /**
+   * Takes back a task's accepted result (one of its replicas came from a volunteer now quarantined):
+   * the task is open again with its remaining replicas, and later stages of its batch start over.
+   */
+  private reopen(task: TaskRow, fx: Effects): void {
+    const { store, log } = this.deps;
+    const job = store.getJob(task.jobId)!;
+    const current = store.getTask(task.id)!;
+    if (current.status !== 'done') return;
+    for (let stage = job.stageModels.length - 1; stage > task.stage; stage--) {
+      const id = taskId(job.id, stage, task.batch);
+      for (const r of store.replicasOfTask(id)) {
+        if (r.status === 'leased') fx.cancels.push(r);
+        if (r.status === 'leased' || r.status === 'returned') store.updateReplica(r.id, { status: 'cancelled', error: 'an earlier stage was reopened' });
+      }
+      store.clearTaskResult(id);
+      store.updateTask(id, { status: 'pending', ready: false, readyAt: null, active: 0, wanted: job.replicas, failures: 0, doneAt: null });
+    }
+    // Those who disagreed with the result taken back were not wrong after all.
+    for (const r of store.replicasOfTask(task.id, 'returned')) {
+      if (r.error !== DISAGREED) continue;
+      store.updateReplica(r.id, { error: null });
+      const v = this.volunteer(r.volunteerId);
+      if (store.getVolunteer(r.volunteerId)) store.updateVolunteer(r.volunteerId, undoInvalid(v, this.deps.reputation));
+    }
+    const alive = store.replicasOfTask(task.id).filter((r) => r.status === 'returned' || r.status === 'leased').length;
+    store.clearTaskResult(task.id);
+    store.updateTask(task.id, { status: 'pending', active: alive, wanted: Math.max(current.wanted, job.replicas), doneAt: null });
+    log.warn({ taskId: task.id }, 'accepted result taken back: a volunteer behind it was quarantined');
+    fx.jobs.add(job.id);
   }
 
   /** A replica of a task that is already settled (a canary, or a late result): judged against its result. */
@@ -132,7 +169,10 @@ export class Settler {
         this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
         for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
-        for (const id of d.disagreeing) this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
+        for (const id of d.disagreeing) {
+          store.updateReplica(id, { error: DISAGREED });
+          this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
+        }
       }
     }
   }

@@ -15,11 +15,11 @@ const MODEL = 'b'.repeat(64);
 const out = (items: number, value: number): Tensor[] => [{ name: 'y', dtype: 'float32', dims: [items, 2], data: new Uint8Array(new Float32Array(items * 2).fill(value).buffer) }];
 const meta = { backend: 'cpu', runMs: 1 };
 
-function setup(opts: { random?: () => number; adaptive?: boolean } = {}) {
+function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number } = {}) {
   const store = new SqliteStore(':memory:');
   const clock = new FakeClock();
   const scheduler = new Scheduler({
-    store, clock, log: pino({ level: 'silent' }), config: { leaseMs: 1000, maxFailures: 5, spotCheckRate: 0 },
+    store, clock, log: pino({ level: 'silent' }), config: { leaseMs: 1000, maxFailures: 5, spotCheckRate: opts.spotCheckRate ?? 0 },
     taskInputs: () => [], random: opts.random ?? (() => 0.99),
   });
   const cancelled: string[] = [];
@@ -161,5 +161,37 @@ describe('trust', () => {
     s.work('a', 1);
     s.work('b', 1.0001);
     expect(s.store.classPairs()).toEqual([{ a: 'cpu|google|swiftshader', b: 'cpu|google|swiftshader', agree: 1, disagree: 0 }]);
+  });
+
+  it('takes back a result that sleeper colluders got accepted, once a spot check catches one of them', () => {
+    let roll = 0.99;
+    const s = setup({ random: () => roll, spotCheckRate: 0.5, adaptive: false });
+    s.addJob('j', 4);
+    const a = s.join('a');
+    s.join('b');
+    s.work('a', 1); // both pass their first known answer honestly
+    s.work('b', 1);
+    const [ta] = s.scheduler.requestWork('a', 1);
+    const [tb] = s.scheduler.requestWork('b', 1);
+    expect(ta.taskId).toBe(tb.taskId);
+    s.scheduler.submitResult('a', ta.replicaId, out(2, 9), meta);
+    s.scheduler.submitResult('b', tb.replicaId, out(2, 9), meta);
+    expect(s.store.getTask(ta.taskId)!.status).toBe('done'); // wrong, and accepted: both were vetted
+    // A spot check: a gets the known answer again... as a new probe it has not done? It has; give it another job's.
+    s.addJob('k', 2);
+    roll = 0;
+    const [probe] = s.scheduler.requestWork('a', 1);
+    expect(probe.taskId).toBe('k-t0');
+    s.scheduler.submitResult('a', probe.replicaId, out(2, 9), meta);
+    expect(s.store.getVolunteer(a)!.quarantinedAt).not.toBeNull();
+    // The task is open again, a's replica no longer counts, and honest volunteers settle it.
+    expect(s.store.getTask(ta.taskId)).toMatchObject({ status: 'pending', active: 1 });
+    roll = 0.99;
+    s.join('h');
+    s.join('i');
+    for (let i = 0; i < 4; i++) { s.work('h', 1); s.work('i', 1); }
+    const task = s.store.getTask(ta.taskId)!;
+    expect(task.status).toBe('done');
+    expect(Array.from(new Float32Array(s.store.taskResult(task.id)!.slice(-16).buffer))).toEqual([1, 1, 1, 1]);
   });
 });

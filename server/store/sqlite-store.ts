@@ -370,6 +370,16 @@ export class SqliteStore implements Store {
       WHERE r.volunteer_id = ? AND r.status = 'returned'`).all(volunteerId) as Row[]).map(taskFromRow);
   }
 
+  acceptedTasksReturnedBy(volunteerId: string): TaskRow[] {
+    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'done' AND t.canary = 0
+      JOIN jobs j ON j.id = t.job_id AND j.status = 'running'
+      WHERE r.volunteer_id = ? AND r.status = 'returned' ORDER BY t.stage`).all(volunteerId) as Row[]).map(taskFromRow);
+  }
+
+  clearTaskResult(id: string): void {
+    this.q('UPDATE tasks SET result = NULL WHERE id = ?').run(id);
+  }
+
   taskResult(id: string): Uint8Array | undefined {
     const r = this.q('SELECT result FROM tasks WHERE id = ?').get(id) as { result: Buffer | null } | undefined;
     return r?.result ? new Uint8Array(r.result) : undefined;

@@ -208,6 +208,9 @@ export interface Store {
   unreadyCanaries(): TaskRow[];
   /** Pending tasks to which this volunteer has returned a replica. */
   pendingTasksReturnedBy(volunteerId: string): TaskRow[];
+  /** Verified (not canary) tasks of running jobs to which this volunteer has returned a replica. */
+  acceptedTasksReturnedBy(volunteerId: string): TaskRow[];
+  clearTaskResult(id: string): void;
   getTask(id: string): TaskRow | undefined;
   updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>): void;
   taskResult(id: string): Uint8Array | undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyOutcome, isVetted, singleReplicaChance } from './reputation.js';
+import { applyOutcome, isVetted, singleReplicaChance, undoInvalid } from './reputation.js';
 
 const fresh = { valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null as number | null };
 
@@ -38,5 +38,12 @@ describe('reputation', () => {
     expect(singleReplicaChance({ ...vetted, streak: 10 })).toBeCloseTo(0.5);
     expect(singleReplicaChance({ ...vetted, streak: 1000 })).toBe(0.9);
     expect(singleReplicaChance({ ...fresh, streak: 1000 })).toBe(0);
+  });
+
+  it('takes back an invalid mark, and the quarantine it caused, but never one from a failed canary', () => {
+    const v = { ...fresh, valid: 4, invalid: 3, quarantinedAt: 5 };
+    expect(undoInvalid(v)).toEqual({ invalid: 2, quarantinedAt: null });
+    expect(undoInvalid({ ...v, canaryFailed: 1 })).toEqual({ invalid: 2 });
+    expect(undoInvalid({ ...fresh, invalid: 0 })).toEqual({ invalid: 0 });
   });
 });

@@ -68,6 +68,18 @@ export function applyOutcome(v: Record, outcome: Outcome, credit: number, now: n
   return next;
 }
 
+/**
+ * Takes back one invalid mark (the result it disagreed with was itself taken back); lifts a quarantine that
+ * no longer holds, unless the volunteer ever failed a known answer.
+ */
+export function undoInvalid(v: Record, p: ReputationPolicy = DEFAULT_REPUTATION): VolunteerPatch {
+  const invalid = Math.max(0, v.invalid - 1);
+  const patch: VolunteerPatch = { invalid };
+  const stillBad = invalid >= p.quarantineAfter && invalid / (v.valid + invalid || 1) > p.quarantineRate;
+  if (v.quarantinedAt !== null && v.canaryFailed === 0 && !stillBad) patch.quarantinedAt = null;
+  return patch;
+}
+
 /** Chance that a task leased to this volunteer is accepted on its replica alone. */
 export function singleReplicaChance(v: Record, p: ReputationPolicy = DEFAULT_REPUTATION): number {
   if (!isVetted(v, p) || v.streak < p.trustStreak) return 0;

@@ -1,0 +1,280 @@
+/**
+ * The researchers' dashboard feed: socket.io namespace `/dashboard` on the app's server. The API key comes
+ * in the handshake's `auth`; a bad or missing key is refused before the connection opens. The feed follows
+ * the app's event bus and coalesces: a job that changes a thousand times a second is pushed at most once
+ * per `flushMs`, the worker list once per `workersMs`, and throughput is sampled every `sampleMs`.
+ */
+import type { Logger } from 'pino';
+import type { Namespace, Socket } from 'socket.io';
+import {
+  type ClassAgreement, DASHBOARD_NAMESPACE, type DashboardClientEvents, type DashboardServerEvents, type JobVerification,
+  type ThroughputSample, type VerificationView, type WorkerView,
+} from '../../shared/dashboard-protocol.js';
+import type { JobView } from '../../shared/protocol.js';
+import type { ApiKeys } from '../auth/api-keys.js';
+import type { AppEvents } from '../events.js';
+import type { JobService } from '../jobs/job-service.js';
+import type { Clock } from '../scheduler/clock.js';
+import type { ApiKeyRow, Store } from '../store/store.js';
+import type { TabGridIo, WorkerInfo } from './worker-socket.js';
+
+export interface DashboardTiming {
+  /** Least time between two pushes of changed jobs. */
+  flushMs: number;
+  workersMs: number;
+  sampleMs: number;
+  /** Least time between two recomputations of the verification view (it reads every replica of a job). */
+  verifyMs: number;
+  /** Samples kept for a dashboard that connects later. */
+  keepSamples: number;
+}
+
+export const DEFAULT_DASHBOARD_TIMING: DashboardTiming = { flushMs: 500, workersMs: 1000, sampleMs: 2000, verifyMs: 3000, keepSamples: 300 };
+
+export interface DashboardDeps {
+  io: TabGridIo;
+  jobs: JobService;
+  keys: ApiKeys;
+  store: Store;
+  events: AppEvents;
+  workers: Map<string, WorkerInfo>;
+  clock: Clock;
+  log: Logger;
+  timing?: Partial<DashboardTiming>;
+}
+
+interface SocketData { key: ApiKeyRow }
+type DashboardNamespace = Namespace<DashboardClientEvents, DashboardServerEvents, Record<string, never>, SocketData>;
+type DashboardSocket = Socket<DashboardClientEvents, DashboardServerEvents, Record<string, never>, SocketData>;
+
+const ADMIN_ROOM = 'admin';
+const ownerRoom = (owner: string) => `owner:${owner}`;
+const RECENT_ERRORS = 5;
+
+/** Per-job replication figures from its replicas. */
+export function jobVerification(replicas: ReturnType<Store['replicasOfJob']>): JobVerification {
+  const returnedBy = new Map<string, number>();
+  let returned = 0;
+  let rejected = 0;
+  const lost = { expired: 0, failed: 0, released: 0 };
+  const errors: { at: number; reason: string }[] = [];
+  for (const r of replicas) {
+    if (r.status === 'returned' || r.status === 'invalid') {
+      returned++;
+      returnedBy.set(r.taskId, (returnedBy.get(r.taskId) ?? 0) + 1);
+      if (r.status === 'invalid' || r.error) rejected++;
+    } else if (r.status === 'expired' || r.status === 'failed' || r.status === 'released') {
+      lost[r.status]++;
+    }
+    if (r.error && r.status !== 'released') errors.push({ at: r.returnedAt ?? r.leasedAt, reason: r.error });
+  }
+  errors.sort((a, b) => b.at - a.at);
+  return {
+    returned,
+    replicasPerTask: returnedBy.size ? returned / returnedBy.size : null,
+    rejected,
+    lost,
+    recentErrors: errors.slice(0, RECENT_ERRORS),
+  };
+}
+
+function workerView(w: WorkerInfo): WorkerView {
+  return { workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends, adapter: w.adapter, site: w.site, connectedAt: w.connectedAt };
+}
+
+/** Attaches the namespace; its timers end when the HTTP server closes (or on the handle's `stop()`). */
+export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
+  const { io, jobs, keys, store, events, workers, clock, log } = deps;
+  const timing = { ...DEFAULT_DASHBOARD_TIMING, ...deps.timing };
+  const nsp = io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace;
+
+  /** Latest known done-task counts of jobs, for throughput samples, and each job's owner. */
+  const done = new Map<string, number>();
+  const owners = new Map<string, string>();
+  const running = new Set<string>();
+  const samples: ThroughputSample[] = [];
+  /** Each job's count in the samples so far: a finished job appears once more, then no longer. */
+  const sampled = new Map<string, number>();
+  const changed = new Set<string>();
+  /** What was last pushed per job, so an unchanged view is not pushed again. */
+  const pushed = new Map<string, string>();
+  let flushTimer: NodeJS.Timeout | null = null;
+  let workersTimer: NodeJS.Timeout | null = null;
+  let verification: VerificationView | null = null;
+  let verifiedAt = -Infinity;
+  let verifyTimer: NodeJS.Timeout | null = null;
+
+  const visibleTo = (key: ApiKeyRow) => (jobId: string) => key.admin || owners.get(jobId) === key.id;
+
+  const track = (id: string, view: JobView, owner: string) => {
+    owners.set(id, owner);
+    done.set(id, view.tasks.done);
+    if (view.status === 'running') running.add(id); else running.delete(id);
+  };
+
+  const computeVerification = (): VerificationView => {
+    const classes: ClassAgreement[] = store.classPairs().map((p) => ({
+      ...p, agreement: p.agree + p.disagree ? p.agree / (p.agree + p.disagree) : null,
+    }));
+    const agree = classes.reduce((a, c) => a + c.agree, 0);
+    const disagree = classes.reduce((a, c) => a + c.disagree, 0);
+    const perJob: Record<string, JobVerification> = {};
+    for (const id of owners.keys()) perJob[id] = jobVerification(store.replicasOfJob(id));
+    return { agreement: agree + disagree ? agree / (agree + disagree) : null, classes, jobs: perJob };
+  };
+
+  const verificationFor = (key: ApiKeyRow, v: VerificationView): VerificationView => {
+    const mine = visibleTo(key);
+    return { ...v, jobs: Object.fromEntries(Object.entries(v.jobs).filter(([id]) => mine(id))) };
+  };
+
+  const pushVerification = () => {
+    verifyTimer = null;
+    verifiedAt = clock.now();
+    try {
+      verification = computeVerification();
+    } catch (err) {
+      log.error({ err }, 'dashboard verification view failed');
+      return;
+    }
+    for (const s of nsp.sockets.values()) s.emit('dashboard:verification', verificationFor(s.data.key, verification));
+  };
+
+  /** At most one recomputation per verifyMs; a change inside the window is picked up at its end. */
+  const scheduleVerification = () => {
+    if (verifyTimer || nsp.sockets.size === 0) return;
+    const wait = Math.max(0, verifiedAt + timing.verifyMs - clock.now());
+    verifyTimer = setTimeout(pushVerification, wait);
+    verifyTimer.unref();
+  };
+
+  const flushJobs = () => {
+    flushTimer = null;
+    const ids = [...changed];
+    changed.clear();
+    const byOwner = new Map<string, JobView[]>();
+    for (const id of ids) {
+      try {
+        const row = jobs.get(id, '', true);
+        const view = jobs.view(row);
+        track(id, view, row.owner);
+        const json = JSON.stringify(view);
+        if (pushed.get(id) === json) continue;
+        pushed.set(id, json);
+        byOwner.set(row.owner, [...(byOwner.get(row.owner) ?? []), view]);
+      } catch (err) {
+        log.warn({ err, jobId: id }, 'dashboard: job view failed');
+      }
+    }
+    const all = [...byOwner.values()].flat();
+    if (all.length) nsp.to(ADMIN_ROOM).emit('dashboard:jobs', all);
+    for (const [owner, views] of byOwner) nsp.to(ownerRoom(owner)).except(ADMIN_ROOM).emit('dashboard:jobs', views);
+    scheduleVerification();
+  };
+
+  const onJobChanged = (jobId: string) => {
+    changed.add(jobId);
+    if (!flushTimer) {
+      flushTimer = setTimeout(flushJobs, timing.flushMs);
+      flushTimer.unref();
+    }
+  };
+
+  const pushWorkers = () => {
+    workersTimer = null;
+    nsp.emit('dashboard:workers', [...workers.values()].map(workerView));
+  };
+  const onWorkersChanged = () => {
+    if (workersTimer || nsp.sockets.size === 0) return;
+    workersTimer = setTimeout(pushWorkers, timing.workersMs);
+    workersTimer.unref();
+  };
+
+  /**
+   * Job creation and leasing do not go through the event bus, so while anyone watches, running and unseen
+   * jobs are looked at once per sample too (an unchanged view is not pushed).
+   */
+  const poll = () => {
+    if (nsp.sockets.size === 0) return;
+    for (const row of jobs.list('', true)) if (row.status === 'running' || !owners.has(row.id)) changed.add(row.id);
+    if (flushTimer) clearTimeout(flushTimer);
+    flushJobs();
+  };
+
+  const sample = () => {
+    try { poll(); } catch (err) { log.error({ err }, 'dashboard poll failed'); }
+    if (running.size === 0 && nsp.sockets.size === 0) return;
+    const s: ThroughputSample = { at: clock.now(), done: {} };
+    for (const [id, n] of done) {
+      if (!running.has(id) && sampled.get(id) === n) continue;
+      s.done[id] = n;
+      sampled.set(id, n);
+    }
+    samples.push(s);
+    if (samples.length > timing.keepSamples) samples.splice(0, samples.length - timing.keepSamples);
+    for (const sock of nsp.sockets.values()) {
+      const mine = visibleTo(sock.data.key);
+      sock.emit('dashboard:sample', { at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) });
+    }
+  };
+  const sampler = setInterval(sample, timing.sampleMs);
+  sampler.unref();
+
+  nsp.use((socket, next) => {
+    const auth = socket.handshake.auth as { key?: unknown } | undefined;
+    const key = typeof auth?.key === 'string' ? auth.key.trim() : '';
+    const row = key ? keys.verify(key) : undefined;
+    if (!row) {
+      next(new Error(key ? 'unknown API key' : 'an API key is required'));
+      return;
+    }
+    (socket as DashboardSocket).data.key = row;
+    next();
+  });
+
+  nsp.on('connection', (socket: DashboardSocket) => {
+    const key = socket.data.key;
+    void socket.join(key.admin ? ADMIN_ROOM : ownerRoom(key.id));
+    try {
+      const rows = jobs.list(key.id, key.admin);
+      const views = rows.map((row) => {
+        const view = jobs.view(row);
+        track(row.id, view, row.owner);
+        return view;
+      });
+      const mine = visibleTo(key);
+      if (!verification || clock.now() - verifiedAt > timing.verifyMs) {
+        verification = computeVerification();
+        verifiedAt = clock.now();
+      }
+      socket.emit('dashboard:snapshot', {
+        now: clock.now(),
+        scope: key.admin ? 'all' : 'own',
+        jobs: views,
+        workers: [...workers.values()].map(workerView),
+        samples: samples.map((s) => ({ at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) })),
+        verification: verificationFor(key, verification),
+      });
+    } catch (err) {
+      log.error({ err }, 'dashboard snapshot failed');
+      socket.disconnect(true);
+    }
+  });
+
+  events.on('job:changed', onJobChanged);
+  events.on('worker:joined', onWorkersChanged);
+  events.on('worker:left', onWorkersChanged);
+
+  const handle = {
+    stop() {
+      clearInterval(sampler);
+      for (const t of [flushTimer, workersTimer, verifyTimer]) if (t) clearTimeout(t);
+      events.off('job:changed', onJobChanged);
+      events.off('worker:joined', onWorkersChanged);
+      events.off('worker:left', onWorkersChanged);
+    },
+  };
+  // The app's stop() closes io and with it the HTTP server: the feed ends with them.
+  io.httpServer?.once('close', () => handle.stop());
+  return handle;
+}

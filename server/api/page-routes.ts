@@ -1,0 +1,68 @@
+/**
+ * The three pages and the widget's loader, each with the headers it needs: the volunteer page (`/`), the
+ * widget's frame (`/widget/frame`, frameable from any origin), the researchers' dashboard (`/dashboard`)
+ * and `/widget.js` (loadable by any page, even a cross-origin-isolated one). Mounted before the static
+ * files, which serve the pages' assets.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import express, { type Response } from 'express';
+
+/** onnxruntime-web compiles WebAssembly ('wasm-unsafe-eval') and imports its glue from /ort/ ('self'). */
+const COMPUTE_CSP = [
+  "default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "img-src 'self' data:",
+  "style-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'none'",
+];
+
+export const PAGE_HEADERS = {
+  /** The volunteer page: nobody may frame it (a framed Start button could be clickjacked). */
+  volunteer: {
+    'content-security-policy': [...COMPUTE_CSP, "frame-ancestors 'none'"].join('; '),
+    'x-frame-options': 'DENY',
+  },
+  /**
+   * The widget's frame: any site may embed it. CORP cross-origin and COEP require-corp let a host page that
+   * is itself cross-origin isolated (COEP) embed it too; everything the frame loads is its own origin.
+   */
+  widgetFrame: {
+    'content-security-policy': [...COMPUTE_CSP, 'frame-ancestors *'].join('; '),
+    'cross-origin-resource-policy': 'cross-origin',
+    'cross-origin-embedder-policy': 'require-corp',
+  },
+  dashboard: {
+    'content-security-policy': [
+      "default-src 'self'", "script-src 'self'", "connect-src 'self'", "img-src 'self' data:", "style-src 'self'",
+      "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+    ].join('; '),
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+  },
+  /** widget.js is a classic script on other sites' pages, some cross-origin isolated. */
+  widgetScript: {
+    'cross-origin-resource-policy': 'cross-origin',
+    'access-control-allow-origin': '*',
+    'cache-control': 'public, max-age=300',
+  },
+} as const;
+
+export interface PageDeps { clientDist: string }
+
+export function pageRouter(deps: PageDeps): express.Router {
+  const r = express.Router();
+  const send = (res: Response, file: string, headers: Record<string, string>, type = 'html') => {
+    const full = path.join(deps.clientDist, file);
+    if (!fs.existsSync(full)) {
+      res.status(503).type('text/plain').send(`${file} is not built: run \`npm run build\` (npm install does it).`);
+      return;
+    }
+    res.set({ ...headers, 'x-content-type-options': 'nosniff' });
+    if (type === 'html') res.set('cache-control', 'no-cache');
+    res.type(type).sendFile(full);
+  };
+
+  r.get(['/', '/index.html'], (_req, res) => send(res, 'index.html', PAGE_HEADERS.volunteer));
+  r.get(['/widget/frame', '/widget/frame.html'], (_req, res) => send(res, 'widget/frame.html', PAGE_HEADERS.widgetFrame));
+  r.get(['/dashboard', '/dashboard/', '/dashboard/index.html'], (_req, res) => send(res, 'dashboard/index.html', PAGE_HEADERS.dashboard));
+  r.get('/widget.js', (_req, res) => send(res, 'widget.js', PAGE_HEADERS.widgetScript, 'text/javascript'));
+  return r;
+}
