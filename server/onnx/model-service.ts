@@ -8,7 +8,7 @@ import type { Clock } from '../scheduler/clock.js';
 import onnxProto from 'onnx-proto';
 import { analyzeGraph } from './graph-order.js';
 import { validateModel } from './validate-model.js';
-import { type PartitionSpec, checkPartition, partitionModel } from './partition.js';
+import { type PartitionResult, type PartitionSpec, checkPartition, partitionModel } from './partition.js';
 import { AppError } from '../../shared/errors.js';
 import type { Tolerance } from '../../shared/compare.js';
 import type { Tensor } from '../../shared/tensor.js';
@@ -25,6 +25,9 @@ export function weightsOf(bytes: Uint8Array): { weightBytes: number; largestWeig
 }
 
 export class ModelService {
+  /** Splits already made, by model, spec and probe sizes: partitioning is deterministic. */
+  private readonly splits = new Map<string, Promise<PartitionResult>>();
+
   constructor(private readonly deps: { store: Store; blobs: BlobStore; clock: Clock }) {}
 
   /** Validates and stores a model; uploading the same bytes again returns the same record. */
@@ -56,7 +59,14 @@ export class ModelService {
       const t = sample.find((x) => x.name === spec.name);
       spec.shape.forEach((d, i) => { if (typeof d === 'string' && t) probeDims[d] = t.dims[i]; });
     }
-    const result = await partitionModel(bytes, { ...spec, probeDims });
+    const key = JSON.stringify([hash, spec, probeDims]);
+    let pending = this.splits.get(key);
+    if (!pending) {
+      pending = partitionModel(bytes, { ...spec, probeDims });
+      pending.catch(() => this.splits.delete(key));
+      this.splits.set(key, pending);
+    }
+    const result = await pending;
     const check = await checkPartition(bytes, result, sample, tol);
     if (check.verdict === 'disagree') throw new AppError('INVALID_MODEL', `the stages do not reproduce the whole model on the first batch: ${check.detail}`);
     return result.stages.map((stage) => {
