@@ -10,11 +10,14 @@ import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import type { JobRow, ModelRow, ReplicaRow, Store, TaskRow } from '../store/store.js';
+import type { JobRow, ReplicaRow, Store, TaskRow } from '../store/store.js';
 import { DEFAULT_REPUTATION, type ReputationPolicy, singleReplicaChance } from '../verify/reputation.js';
 import type { Clock } from './clock.js';
 import { outputProblem } from './result-check.js';
 import { type Effects, Settler, noEffects } from './settle.js';
+import { TaskPicker, type WorkerEntry, type WorkerProfile } from './task-picker.js';
+
+export type { WorkerProfile } from './task-picker.js';
 
 export interface SchedulerConfig {
   leaseMs: number;
@@ -25,18 +28,6 @@ export interface SchedulerConfig {
   reputation?: ReputationPolicy;
   /** A pipeline stage's task waits this long for a worker that holds its shard before others may take it. */
   shardAffinityMs?: number;
-}
-
-/** What a worker told us about itself in its hello. */
-export interface WorkerProfile {
-  /** Its GPU's vendor|architecture. */
-  adapterClass?: string;
-  /** Origin of the page embedding the widget it runs in. */
-  site?: string | null;
-  /** Models (shards) it already holds. */
-  cached?: string[];
-  /** WebGPU limits and device memory (GiB), where the browser tells. */
-  limits?: Record<string, number>;
 }
 
 export interface SchedulerEvents {
@@ -57,25 +48,13 @@ export interface SchedulerDeps {
   random?: () => number;
 }
 
-interface WorkerEntry {
-  volunteerId: string;
-  demand: number;
-  adapterClass: string;
-  site: string | null;
-  /** Models it holds (reported, or handed to it since). */
-  held: Set<string>;
-  limits: Record<string, number>;
-}
-
 export interface ResultMeta { backend: string; runMs: number }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
 
 export class Scheduler {
   private readonly workers = new Map<string, WorkerEntry>();
-  private readonly models = new Map<string, ModelRow>();
-  /** Models that are stages of split jobs. */
-  private readonly stageModels = new Set<string>();
+  private readonly picker: TaskPicker;
   private readonly settler: Settler;
   private readonly random: () => number;
   private dispatching = false;
@@ -86,6 +65,7 @@ export class Scheduler {
   constructor(private readonly deps: SchedulerDeps) {
     this.settler = new Settler({ store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION });
     this.random = deps.random ?? Math.random;
+    this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
   }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */
@@ -119,8 +99,7 @@ export class Scheduler {
 
   /** A new job: its models become known (for fit checks), and its tasks go out. */
   jobCreated(job: JobRow): void {
-    for (const m of job.stageModels) this.model(m);
-    if (job.stageModels.length > 1) for (const m of job.stageModels) this.stageModels.add(m);
+    this.picker.registerJob(job);
     this.dispatch();
   }
 
@@ -234,7 +213,7 @@ export class Scheduler {
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
       const wasActive = replica.status === 'leased' && task.status === 'pending';
-      const problem = outputProblem(outputs, this.model(task.model).outputs, task.itemEnd - task.itemStart);
+      const problem = outputProblem(outputs, this.picker.model(task.model).outputs, task.itemEnd - task.itemStart);
       store.updateReplica(replicaId, { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` });
       if (problem) {
         this.failReplica(replica, task, job, 'invalid', problem, wasActive);
@@ -316,16 +295,6 @@ export class Scheduler {
     this.after(fx);
   }
 
-  private model(hash: string): ModelRow {
-    let m = this.models.get(hash);
-    if (!m) {
-      m = this.deps.store.getModel(hash);
-      if (!m) throw new AppError('NOT_FOUND', `model ${hash} not found`);
-      this.models.set(hash, m);
-    }
-    return m;
-  }
-
   private lease(workerId: string, w: WorkerEntry, slots: number): TaskAssignment[] {
     const { store, clock, config } = this.deps;
     if (slots <= 0 || this.draining) return [];
@@ -338,7 +307,7 @@ export class Scheduler {
         ? Array.from({ length: slots }, () => this.random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
         : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
       const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
-      const tasks = [...probes, ...this.candidates(workerId, w, slots - probes.length)];
+      const tasks = [...probes, ...this.picker.candidates(workerId, w, slots - probes.length, this.workers)];
       const out: TaskAssignment[] = [];
       const now = clock.now();
       const single = singleReplicaChance(volunteer, config.reputation ?? DEFAULT_REPUTATION);
@@ -362,41 +331,6 @@ export class Scheduler {
       }
       return out;
     });
-  }
-
-  /**
-   * Tasks for a worker, best first: those of shards it holds, then the rest, except shards it cannot fit and,
-   * for a while after they become ready, shards another connected worker holds (so in steady state each
-   * volunteer keeps serving the stage it has and downloads each shard once).
-   */
-  private candidates(workerId: string, w: WorkerEntry, slots: number): TaskRow[] {
-    const { store, clock, config } = this.deps;
-    if (slots <= 0) return [];
-    const tooBig = [...this.models.values()].filter((m) => !this.fits(w, m)).map((m) => m.hash);
-    const mine = [...w.held].filter((h) => !tooBig.includes(h));
-    const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine }) : [];
-    if (first.length >= slots) return first;
-    // A stage is held back from this worker while another worker serves it, or while this one serves another stage.
-    const servesAStage = [...w.held].some((h) => this.isStage(h));
-    const heldByOthers = new Set<string>();
-    for (const [id, other] of this.workers) if (id !== workerId) for (const h of other.held) heldByOthers.add(h);
-    const splitModels = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || heldByOthers.has(h)));
-    const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
-      excludeModels: [...tooBig, ...mine], deferModels: splitModels, readySince: clock.now() - (config.shardAffinityMs ?? 10_000),
-    });
-    return [...first, ...rest];
-  }
-
-  /** Whether a model is one stage of a split job (affinity matters) rather than a whole model. */
-  private isStage(hash: string): boolean {
-    return this.stageModels.has(hash);
-  }
-
-  /** Whether a worker can hold a model: its largest weight within one GPU buffer, all of it within a quarter of device memory. */
-  private fits(w: WorkerEntry, m: ModelRow): boolean {
-    const buffer = Math.min(w.limits.maxStorageBufferBindingSize ?? Infinity, w.limits.maxBufferSize ?? Infinity);
-    const memory = w.limits.deviceMemory !== undefined ? (w.limits.deviceMemory * 2 ** 30) / 4 : Infinity;
-    return m.largestWeight <= buffer && m.weightBytes <= memory;
   }
 
   /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */

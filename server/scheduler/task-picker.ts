@@ -1,0 +1,82 @@
+/**
+ * Which tasks a worker is offered: those of shards it already holds first, then the rest, never a shard too
+ * big for its GPU and, for a while after they become ready, not the stages another worker serves (so in
+ * steady state each volunteer keeps serving one stage and downloads each shard once).
+ */
+import { AppError } from '../../shared/errors.js';
+import type { JobRow, ModelRow, Store, TaskRow } from '../store/store.js';
+import type { Clock } from './clock.js';
+
+/** What a worker told us about itself in its hello. */
+export interface WorkerProfile {
+  /** Its GPU's vendor|architecture. */
+  adapterClass?: string;
+  /** Origin of the page embedding the widget it runs in. */
+  site?: string | null;
+  /** Models (shards) it already holds. */
+  cached?: string[];
+  /** WebGPU limits and device memory (GiB), where the browser tells. */
+  limits?: Record<string, number>;
+}
+
+/** A connected worker, as the scheduler keeps it. */
+export interface WorkerEntry {
+  volunteerId: string;
+  demand: number;
+  adapterClass: string;
+  site: string | null;
+  /** Models it holds (reported, or handed to it since). */
+  held: Set<string>;
+  limits: Record<string, number>;
+}
+
+export class TaskPicker {
+  private readonly models = new Map<string, ModelRow>();
+  /** Models that are stages of split jobs. */
+  private readonly stageModels = new Set<string>();
+
+  constructor(private readonly deps: { store: Store; clock: Clock; shardAffinityMs: number }) {}
+
+  /** A model's record, cached: models are immutable. */
+  model(hash: string): ModelRow {
+    let m = this.models.get(hash);
+    if (!m) {
+      m = this.deps.store.getModel(hash);
+      if (!m) throw new AppError('NOT_FOUND', `model ${hash} not found`);
+      this.models.set(hash, m);
+    }
+    return m;
+  }
+
+  /** Learns a job's models, so fit checks and shard affinity cover them. */
+  registerJob(job: JobRow): void {
+    for (const m of job.stageModels) this.model(m);
+    if (job.stageModels.length > 1) for (const m of job.stageModels) this.stageModels.add(m);
+  }
+
+  /** Up to `slots` tasks for worker `workerId`, best first. */
+  candidates(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): TaskRow[] {
+    const { store, clock, shardAffinityMs } = this.deps;
+    if (slots <= 0) return [];
+    const tooBig = [...this.models.values()].filter((m) => !fits(w, m)).map((m) => m.hash);
+    const mine = [...w.held].filter((h) => !tooBig.includes(h));
+    const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine }) : [];
+    if (first.length >= slots) return first;
+    // A stage is held back from this worker while another worker serves it, or while this one serves another stage.
+    const servesAStage = [...w.held].some((h) => this.stageModels.has(h));
+    const heldByOthers = new Set<string>();
+    for (const [id, other] of workers) if (id !== workerId) for (const h of other.held) heldByOthers.add(h);
+    const deferred = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || heldByOthers.has(h)));
+    const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
+      excludeModels: [...tooBig, ...mine], deferModels: deferred, readySince: clock.now() - shardAffinityMs,
+    });
+    return [...first, ...rest];
+  }
+}
+
+/** Whether a worker can hold a model: its largest weight within one GPU buffer, all of it within a quarter of device memory. */
+export function fits(w: Pick<WorkerEntry, 'limits'>, m: Pick<ModelRow, 'largestWeight' | 'weightBytes'>): boolean {
+  const buffer = Math.min(w.limits.maxStorageBufferBindingSize ?? Infinity, w.limits.maxBufferSize ?? Infinity);
+  const memory = w.limits.deviceMemory !== undefined ? (w.limits.deviceMemory * 2 ** 30) / 4 : Infinity;
+  return m.largestWeight <= buffer && m.weightBytes <= memory;
+}

@@ -1,0 +1,132 @@
+/**
+ * The SQLite schema of the embedded store and the mapping between its rows and the Store's row types.
+ */
+import type { JobStatus } from '../../shared/protocol.js';
+import type { JobRow, ReplicaRow, ReplicaStatus, TaskRow, VolunteerRow } from './store.js';
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
+  admin INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, inputs TEXT NOT NULL,
+  outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
+  data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT, team TEXT,
+  valid INTEGER NOT NULL DEFAULT 0, invalid INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+  streak INTEGER NOT NULL DEFAULT 0, canary_passed INTEGER NOT NULL DEFAULT 0, canary_failed INTEGER NOT NULL DEFAULT 0,
+  credit REAL NOT NULL DEFAULT 0, quarantined_at INTEGER, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, model TEXT NOT NULL,
+  stage_models TEXT NOT NULL,
+  inputs TEXT NOT NULL, items INTEGER NOT NULL, batch_size INTEGER NOT NULL, replicas INTEGER NOT NULL,
+  max_replicas INTEGER NOT NULL, rtol REAL NOT NULL, atol REAL NOT NULL, priority INTEGER NOT NULL,
+  adaptive INTEGER NOT NULL, canary_rate REAL NOT NULL, status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, priority, created_at);
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, stage INTEGER NOT NULL,
+  model TEXT NOT NULL, batch INTEGER NOT NULL,
+  item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
+  ready INTEGER NOT NULL, ready_at INTEGER, wanted INTEGER NOT NULL,
+  active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
+CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, stage, batch);
+CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
+  worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
+  single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,
+  lease_expires INTEGER NOT NULL, outputs BLOB, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
+CREATE INDEX IF NOT EXISTS replicas_task ON replicas(task_id, status);
+CREATE INDEX IF NOT EXISTS replicas_lease ON replicas(status, lease_expires);
+CREATE INDEX IF NOT EXISTS replicas_worker ON replicas(worker_id, status);
+CREATE INDEX IF NOT EXISTS replicas_job ON replicas(job_id, status);
+CREATE INDEX IF NOT EXISTS replicas_volunteer ON replicas(volunteer_id, status);
+CREATE INDEX IF NOT EXISTS volunteers_credit ON volunteers(credit DESC);
+CREATE TABLE IF NOT EXISTS sites (origin TEXT PRIMARY KEY, credit REAL NOT NULL DEFAULT 0, tasks INTEGER NOT NULL DEFAULT 0,
+  first_seen INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree INTEGER NOT NULL DEFAULT 0,
+  disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
+`;
+/** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
+export const SCHEMA_VERSION = 1;
+
+export type Row = Record<string, unknown>;
+
+export const jobFromRow = (r: Row): JobRow => ({
+  id: r.id as string,
+  owner: r.owner as string,
+  name: (r.name as string | null) ?? null,
+  model: r.model as string,
+  stageModels: JSON.parse(r.stage_models as string),
+  inputs: JSON.parse(r.inputs as string),
+  items: r.items as number,
+  batchSize: r.batch_size as number,
+  replicas: r.replicas as number,
+  maxReplicas: r.max_replicas as number,
+  rtol: r.rtol as number,
+  atol: r.atol as number,
+  priority: r.priority as number,
+  adaptive: r.adaptive === 1,
+  canaryRate: r.canary_rate as number,
+  status: r.status as JobStatus,
+  error: (r.error as string | null) ?? null,
+  createdAt: r.created_at as number,
+  finishedAt: (r.finished_at as number | null) ?? null,
+});
+
+export const taskFromRow = (r: Row): TaskRow => ({
+  id: r.id as string,
+  jobId: r.job_id as string,
+  stage: r.stage as number,
+  model: r.model as string,
+  batch: r.batch as number,
+  itemStart: r.item_start as number,
+  itemEnd: r.item_end as number,
+  status: r.status as TaskRow['status'],
+  canary: r.canary === 1,
+  ready: r.ready === 1,
+  readyAt: (r.ready_at as number | null) ?? null,
+  wanted: r.wanted as number,
+  active: r.active as number,
+  failures: r.failures as number,
+  error: (r.error as string | null) ?? null,
+  doneAt: (r.done_at as number | null) ?? null,
+});
+
+export const replicaFromRow = (r: Row): ReplicaRow => ({
+  id: r.id as string,
+  taskId: r.task_id as string,
+  jobId: r.job_id as string,
+  workerId: r.worker_id as string,
+  volunteerId: r.volunteer_id as string,
+  status: r.status as ReplicaStatus,
+  workerClass: r.worker_class as string,
+  single: r.single === 1,
+  site: (r.site as string | null) ?? null,
+  leasedAt: r.leased_at as number,
+  leaseExpires: r.lease_expires as number,
+  backend: (r.backend as string | null) ?? null,
+  runMs: (r.run_ms as number | null) ?? null,
+  error: (r.error as string | null) ?? null,
+  returnedAt: (r.returned_at as number | null) ?? null,
+});
+
+export const volunteerFromRow = (r: Row): VolunteerRow => ({
+  id: r.id as string,
+  name: (r.name as string | null) ?? null,
+  team: (r.team as string | null) ?? null,
+  valid: r.valid as number,
+  invalid: r.invalid as number,
+  errors: r.errors as number,
+  streak: r.streak as number,
+  canaryPassed: r.canary_passed as number,
+  canaryFailed: r.canary_failed as number,
+  credit: r.credit as number,
+  quarantinedAt: (r.quarantined_at as number | null) ?? null,
+  createdAt: r.created_at as number,
+});
+
+export const TASK_COLS = 'id, job_id, stage, model, batch, item_start, item_end, status, canary, ready, ready_at, wanted, active, failures, error, done_at';
+export const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, site, leased_at, lease_expires, backend, run_ms, error, returned_at';
+export const VOLUNTEER_COLS = 'id, name, team, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
+/** Column list qualified with the tasks alias. */
+export const t = (cols: string) => cols.split(', ').map((c) => `t.${c}`).join(', ');
+/** Booleans as SQLite stores them. */
+export const bool = (v: unknown) => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
+
+export const toSnake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
