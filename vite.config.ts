@@ -1,42 +1,77 @@
 /**
- * Builds the browser pages from client/ into dist/client, which the server serves at `/`.
+ * Builds the browser pages from client/ into dist/client, which the server serves: the volunteer page
+ * (`/`), the widget's frame (`/widget/frame`), the researchers' dashboard (`/dashboard`), plus the widget's
+ * loader `widget.js` and the files in public/ (copied as they are).
  *
  * onnxruntime-web's default ESM entry (`ort.bundle.min.mjs`) inlines its emscripten glue with a literal
  * `new URL('ort-wasm-simd-threaded.jsep.wasm', import.meta.url)`, which Vite would copy into assets/ (28 MB).
  * The `onnxruntime-web-use-extern-wasm` export condition selects `ort.min.mjs` instead, which loads the glue
  * and the .wasm at run time from `ort.env.wasm.wasmPaths`; the server serves onnxruntime-web's dist/ at /ort/.
+ *
+ * widget.js runs as a classic script on other people's pages, so it is built on its own as one IIFE with a
+ * fixed name (no hash, no chunks, no module syntax, no top-level names).
  */
 import { fileURLToPath } from 'node:url';
-import { defineConfig, defaultClientConditions } from 'vite';
+import { type Plugin, build, defaultClientConditions, defineConfig } from 'vite';
 
-const clientDir = fileURLToPath(new URL('./client/', import.meta.url));
+const page = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const clientDir = page('./client/');
+const outDir = page('./dist/client/');
 /** `npx vite` serves the pages with hot reload and forwards the rest to a running `tabgrid serve`. */
 const devServer = process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080';
+
+/** After the pages are written, builds client/widget/loader.ts into dist/client/widget.js. */
+function widgetLoader(): Plugin {
+  return {
+    name: 'tabgrid-widget-loader',
+    apply: 'build',
+    async closeBundle() {
+      await build({
+        configFile: false,
+        logLevel: 'warn',
+        publicDir: false,
+        build: {
+          outDir,
+          emptyOutDir: false,
+          target: 'es2020',
+          minify: true,
+          lib: { entry: page('./client/widget/loader.ts'), formats: ['iife'], name: 'TabGridLoader', fileName: () => 'widget.js' },
+        },
+      });
+    },
+  };
+}
 
 export default defineConfig({
   root: clientDir,
   base: '/',
+  publicDir: page('./public/'),
   resolve: {
     conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions],
   },
+  plugins: [widgetLoader()],
   server: {
     proxy: {
       '/api': devServer,
       '/models': devServer,
       '/ort': devServer,
+      // The loader is built, not served by the dev server; the frame it points at comes from the server too.
+      '/widget.js': devServer,
+      '/widget/frame': devServer,
       '/socket.io': { target: devServer, ws: true },
     },
   },
   build: {
-    outDir: fileURLToPath(new URL('./dist/client/', import.meta.url)),
+    outDir,
     emptyOutDir: true,
     target: 'es2022',
     // onnxruntime-web alone is ~370 kB minified; it is one file and loads once per volunteer.
     chunkSizeWarningLimit: 1024,
     rolldownOptions: {
-      // One entry per page; the widget and dashboard pages join here.
       input: {
-        volunteer: fileURLToPath(new URL('./client/index.html', import.meta.url)),
+        volunteer: page('./client/index.html'),
+        widget: page('./client/widget/frame.html'),
+        dashboard: page('./client/dashboard/index.html'),
       },
     },
   },

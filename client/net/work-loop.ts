@@ -1,13 +1,16 @@
 /**
- * The worker side of the protocol, shared by the volunteer page and the headless Node worker:
+ * The worker side of the protocol, shared by the volunteer page, the widget and the headless Node worker:
  * say hello, keep `slots` tasks in hand (so the next one is there when one finishes), run them one at a
- * time through a Runner, return outputs as binary. Uses only socket.io-client: no DOM, no Node APIs.
+ * time through a Runner, return outputs as binary. It also rests between tasks to honour the throttle,
+ * pauses on request (handing its leases back at once) and times every task for the overhead benchmark.
+ * Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
 import { io, type Socket } from 'socket.io-client';
 import type {
-  AckResponse, ClientToServerEvents, ServerToClientEvents, TaskAssignment, WorkerHello,
+  AckResponse, ClientToServerEvents, Profile, ServerToClientEvents, TaskAssignment, VolunteerStats, WorkerHello,
 } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
+import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
 
 export interface RunOutcome { outputs: Tensor[]; runMs: number; backend: string }
 
@@ -16,7 +19,35 @@ export interface Runner {
   run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome>;
 }
 
-export type LoopState = 'idle' | 'connecting' | 'waiting' | 'working' | 'stopped' | 'error';
+export type LoopState = 'idle' | 'connecting' | 'waiting' | 'working' | 'resting' | 'paused' | 'stopped' | 'error';
+
+/** How long one task took, for the worker-overhead benchmark. */
+export interface TaskTiming {
+  replicaId: string;
+  jobId: string;
+  /** From taking the task up (off the queue) until the server acknowledged its result. */
+  wallMs: number;
+  /** session.run alone, as the runner measured it. */
+  runMs: number;
+  /**
+   * From the previous task's acknowledgement (or the end of the throttle's rest after it) until this one was
+   * taken up; null for the first task after a start or a pause.
+   */
+  idleMs: number | null;
+}
+
+export interface LoopTiming {
+  last: TaskTiming | null;
+  /** Tasks whose result was acknowledged; the sums below are over them. */
+  tasks: number;
+  wallMs: number;
+  runMs: number;
+  idleMs: number;
+  /** Time inside Runner.run for every task tried (model download and failures included): what the throttle meters. */
+  busyMs: number;
+  /** Time spent resting to honour the throttle. */
+  restMs: number;
+}
 
 export interface LoopStatus {
   state: LoopState;
@@ -28,7 +59,22 @@ export interface LoopStatus {
   currentJob: string | null;
   backend: string | null;
   lastError: string | null;
+  /** Percent of device time this worker may use (100 = no rest). */
+  throttle: number;
+  paused: boolean;
+  /** Leases handed back early (pause, stop, a lost GPU) rather than left to lapse. */
+  released: number;
+  timing: LoopTiming;
 }
+
+/** Time and timers; tests pass fakes. */
+export interface LoopTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export interface WorkLoopOptions {
   serverUrl: string;
@@ -36,29 +82,53 @@ export interface WorkLoopOptions {
   token?: string;
   /** Tasks to hold at once: one running, the rest waiting (default 2). */
   slots?: number;
+  /** Percent of device time to use, 5 to 100 (default 100). */
+  throttle?: number;
   runner: Runner;
   onStatus?: (s: LoopStatus) => void;
   /** Called when the server issues or confirms the volunteer token, so the caller can keep it. */
   onToken?: (token: string) => void;
+  timers?: LoopTimers;
+  /** Replaceable for tests; defaults to socket.io-client's `io`. */
+  connect?: (url: string) => ClientSocket;
 }
 
-type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+const systemTimers: LoopTimers = {
+  now: () => globalThis.performance?.now() ?? Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+const EMPTY_TIMING: LoopTiming = { last: null, tasks: 0, wallMs: 0, runMs: 0, idleMs: 0, busyMs: 0, restMs: 0 };
+/** A task in hand is released before resting when it would then finish past this share of its lease. */
+const LEASE_SAFETY = 0.75;
+const ACK_TIMEOUT_MS = 15_000;
 
 /** A connected worker; `start()` connects and works until `stop()`. */
 export class WorkLoop {
   private socket: ClientSocket | null = null;
   private queue: TaskAssignment[] = [];
+  private readonly receivedAt = new Map<string, number>();
   private running: TaskAssignment | null = null;
   private cancelled = new Set<string>();
   private token: string | undefined;
   private pumping = false;
-  readonly status: LoopStatus = {
-    state: 'idle', connected: false, volunteerId: null, tasksDone: 0, tasksFailed: 0,
-    computeMs: 0, currentJob: null, backend: null, lastError: null,
-  };
+  private helloDone = false;
+  private resting = false;
+  private wakeRest: (() => void) | null = null;
+  /** When the last task was acknowledged (or the rest after it ended); null after a start or pause. */
+  private freeSince: number | null = null;
+  private readonly timers: LoopTimers;
+  readonly status: LoopStatus;
 
   constructor(private readonly opts: WorkLoopOptions) {
     this.token = opts.token;
+    this.timers = opts.timers ?? systemTimers;
+    this.status = {
+      state: 'idle', connected: false, volunteerId: null, tasksDone: 0, tasksFailed: 0,
+      computeMs: 0, currentJob: null, backend: null, lastError: null,
+      throttle: clampThrottle(opts.throttle ?? MAX_THROTTLE), paused: false, released: 0, timing: { ...EMPTY_TIMING },
+    };
   }
 
   private get slots(): number {
@@ -67,14 +137,16 @@ export class WorkLoop {
 
   start(): void {
     if (this.socket) return;
-    this.update({ state: 'connecting', lastError: null });
-    const socket: ClientSocket = io(this.opts.serverUrl, { transports: ['websocket', 'polling'] });
+    this.freeSince = null;
+    this.update({ state: this.status.paused ? 'paused' : 'connecting', lastError: null });
+    const socket: ClientSocket = (this.opts.connect ?? ((url) => io(url, { transports: ['websocket', 'polling'] })))(this.opts.serverUrl);
     this.socket = socket;
     socket.on('connect', () => this.onConnect(socket));
     socket.on('disconnect', () => {
       // The server hands our leases back on disconnect; what we hold is no longer ours.
-      this.queue = [];
-      this.update({ connected: false, state: this.socket ? 'connecting' : 'stopped' });
+      this.dropQueue();
+      this.helloDone = false;
+      this.update({ connected: false, state: this.socket ? (this.status.paused ? 'paused' : 'connecting') : 'stopped' });
     });
     socket.on('connect_error', (err) => this.update({ lastError: `cannot reach server: ${err.message}` }));
     socket.on('task:assign', (tasks) => this.accept(tasks));
@@ -84,21 +156,77 @@ export class WorkLoop {
     });
   }
 
-  /** Disconnects at once; the server returns any leased tasks to the queue. */
+  /**
+   * Stops at once: hands back every lease held (the task in flight included, whose result is then
+   * discarded; a running session cannot be interrupted) and disconnects.
+   */
   stop(): void {
     const s = this.socket;
+    this.releaseHeld(true);
     this.socket = null;
-    this.queue = [];
+    this.helloDone = false;
+    this.wakeRest?.();
     s?.disconnect();
     this.update({ state: 'stopped', connected: false, currentJob: null });
+  }
+
+  /** Pausing hands back every lease held and asks for no more work until resumed; the connection stays. */
+  setPaused(paused: boolean): void {
+    if (paused === this.status.paused) return;
+    if (paused) {
+      // Sent even when nothing is held: a release also clears the demand the server remembers for us.
+      this.releaseHeld(true, true);
+      this.freeSince = null;
+      this.wakeRest?.();
+      this.update({ paused: true, ...(this.socket ? { state: 'paused', currentJob: null } : {}) });
+    } else {
+      this.update({ paused: false, ...(this.socket ? { state: this.status.connected ? 'waiting' : 'connecting' } : {}) });
+      this.requestWork();
+    }
+  }
+
+  /** Sets the throttle (percent of device time); a rest under way is shortened or lengthened to match. */
+  setThrottle(percent: number): void {
+    this.update({ throttle: clampThrottle(percent) });
+    this.wakeRest?.();
+  }
+
+  /** Gives up the task in flight (e.g. its GPU was lost): its lease goes back now and its result is dropped. */
+  abandonCurrent(): void {
+    if (!this.running) return;
+    this.release([this.running.replicaId]);
+    this.cancelled.add(this.running.replicaId);
+  }
+
+  /** The volunteer's standing (credit, rank); needs a connection. */
+  volunteerStats(): Promise<VolunteerStats> {
+    return this.ask((s, ack) => s.emit('volunteer:stats', {}, ack));
+  }
+
+  /** Sets the display name and team shown on the leaderboard. */
+  setProfile(profile: Profile): Promise<VolunteerStats> {
+    return this.ask((s, ack) => s.emit('volunteer:profile', profile, ack));
+  }
+
+  private ask(send: (s: ClientSocket, ack: (res: AckResponse<{ stats: VolunteerStats }>) => void) => void): Promise<VolunteerStats> {
+    const socket = this.socket;
+    if (!socket?.connected || !this.helloDone) return Promise.reject(new Error('not connected to the server'));
+    return new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => reject(new Error('the server did not answer')), ACK_TIMEOUT_MS);
+      send(socket, (res) => {
+        this.timers.clearTimeout(timer);
+        if (res.ok) resolve(res.stats); else reject(new Error(res.error.message));
+      });
+    });
   }
 
   private onConnect(socket: ClientSocket): void {
     socket.emit('worker:hello', { ...this.opts.hello, token: this.token }, (res) => {
       if (!res.ok) { this.update({ state: 'error', lastError: `server refused hello: ${res.error.message}` }); return; }
       this.token = res.token;
+      this.helloDone = true;
       this.opts.onToken?.(res.token);
-      this.update({ connected: true, volunteerId: res.volunteerId, state: 'waiting' });
+      this.update({ connected: true, volunteerId: res.volunteerId, state: this.status.paused ? 'paused' : 'waiting' });
       this.requestWork();
     });
   }
@@ -106,7 +234,7 @@ export class WorkLoop {
   private requestWork(): void {
     const socket = this.socket;
     const free = this.slots - this.queue.length - (this.running ? 1 : 0);
-    if (!socket?.connected || free <= 0) return;
+    if (!socket?.connected || !this.helloDone || this.status.paused || this.resting || free <= 0) return;
     socket.emit('work:request', { slots: free }, (res) => {
       if (!res.ok) { this.update({ lastError: res.error.message }); return; }
       this.accept(res.tasks);
@@ -114,7 +242,14 @@ export class WorkLoop {
   }
 
   private accept(tasks: TaskAssignment[]): void {
-    if (!this.socket) return;
+    if (tasks.length === 0) return;
+    if (!this.socket || this.status.paused) {
+      // Pushed while we were pausing: not ours to keep.
+      this.release(tasks.map((t) => t.replicaId));
+      return;
+    }
+    const now = this.timers.now();
+    for (const t of tasks) this.receivedAt.set(t.replicaId, now);
     this.queue.push(...tasks);
     void this.pump();
   }
@@ -124,35 +259,85 @@ export class WorkLoop {
     this.pumping = true;
     try {
       let task: TaskAssignment | undefined;
-      while ((task = this.queue.shift())) {
+      while (this.socket && !this.status.paused && (task = this.queue.shift())) {
+        this.receivedAt.delete(task.replicaId);
         if (this.cancelled.delete(task.replicaId)) continue;
+        const startedAt = this.timers.now();
+        const idleMs = this.freeSince === null ? null : startedAt - this.freeSince;
         this.running = task;
         this.update({ state: 'working', currentJob: task.jobId });
         // Ask for the next task now, so it arrives while this one runs.
         this.requestWork();
-        await this.runOne(task);
+        const { busyMs, ranUntil } = await this.runOne(task, startedAt, idleMs);
         this.running = null;
+        this.freeSince = this.timers.now();
+        await this.rest(busyMs, ranUntil);
       }
-      if (this.socket) this.update({ state: 'waiting', currentJob: null });
+      if (this.socket && !this.status.paused) this.update({ state: 'waiting', currentJob: null });
       this.requestWork();
     } finally {
       this.pumping = false;
     }
   }
 
-  private async runOne(task: TaskAssignment): Promise<void> {
+  /**
+   * Rests for the throttle's share after `busyMs` of work that ended at `ranUntil`, rechecking when the
+   * throttle changes. The rest counts from the end of the run, so the result's round trip is part of it.
+   */
+  private async rest(busyMs: number, ranUntil: number): Promise<void> {
+    const begin = this.timers.now();
+    const owed = () => restAfter(busyMs, this.status.throttle) - (this.timers.now() - ranUntil);
+    if (owed() <= 0 || !this.socket || this.status.paused) return;
+    this.releaseStale(begin + owed() + busyMs);
+    this.resting = true;
+    this.update({ state: 'resting' });
+    try {
+      let left: number;
+      while ((left = owed()) > 0 && this.socket && !this.status.paused) {
+        await new Promise<void>((resolve) => {
+          const timer = this.timers.setTimeout(() => { this.wakeRest = null; resolve(); }, left);
+          this.wakeRest = () => { this.timers.clearTimeout(timer); this.wakeRest = null; resolve(); };
+        });
+      }
+    } finally {
+      this.resting = false;
+      const end = this.timers.now();
+      this.addTiming({ restMs: end - begin });
+      if (this.freeSince !== null) this.freeSince = end;
+    }
+  }
+
+  /** Hands back tasks in hand whose lease would run short if they started only after the rest. */
+  private releaseStale(expectedFinish: number): void {
+    const stale = this.queue.filter((t) => expectedFinish > (this.receivedAt.get(t.replicaId) ?? 0) + t.leaseMs * LEASE_SAFETY);
+    if (stale.length === 0) return;
+    this.queue = this.queue.filter((t) => !stale.includes(t));
+    this.release(stale.map((t) => t.replicaId));
+  }
+
+  /** Runs one task and reports its result; returns the time spent in the runner and when it ended. */
+  private async runOne(task: TaskAssignment, startedAt: number, idleMs: number | null): Promise<{ busyMs: number; ranUntil: number }> {
     const socket = this.socket;
     const modelUrl = new URL(task.modelUrl, this.opts.serverUrl).toString();
     let outcome: RunOutcome;
+    const t0 = this.timers.now();
     try {
       outcome = await this.opts.runner.run(task, modelUrl);
     } catch (err) {
+      const ranUntil = this.timers.now();
+      const ran = { busyMs: ranUntil - t0, ranUntil };
+      this.addTiming({ busyMs: ran.busyMs });
+      // A task we already handed back (Stop, pause, a lost GPU) is no longer ours to report on.
+      if (this.cancelled.delete(task.replicaId) || socket !== this.socket) return ran;
       const message = err instanceof Error ? err.message : String(err);
       this.update({ tasksFailed: this.status.tasksFailed + 1, lastError: `task failed: ${message}` });
       socket?.emit('task:error', { replicaId: task.replicaId, message: message.slice(0, 2000) }, () => {});
-      return;
+      return ran;
     }
-    if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket) return;
+    const ranUntil = this.timers.now();
+    const ran = { busyMs: ranUntil - t0, ranUntil };
+    this.addTiming({ busyMs: ran.busyMs });
+    if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket) return ran;
     const res = await new Promise<AckResponse<{ accepted: boolean }>>((resolve) => {
       socket.emit('task:result', {
         replicaId: task.replicaId,
@@ -162,14 +347,51 @@ export class WorkLoop {
       }, resolve);
     });
     if (res.ok) {
+      const last: TaskTiming = { replicaId: task.replicaId, jobId: task.jobId, wallMs: this.timers.now() - startedAt, runMs: outcome.runMs, idleMs };
+      const t = this.status.timing;
       this.update({
         tasksDone: this.status.tasksDone + 1,
         computeMs: this.status.computeMs + outcome.runMs,
         backend: outcome.backend,
+        timing: {
+          ...t, last, tasks: t.tasks + 1, wallMs: t.wallMs + last.wallMs, runMs: t.runMs + last.runMs, idleMs: t.idleMs + (idleMs ?? 0),
+        },
       });
     } else {
       this.update({ lastError: `result refused: ${res.error.message}` });
     }
+    return ran;
+  }
+
+  /**
+   * Every lease in hand, and the one in flight when `running`, goes back to the server now; with `always`
+   * the (possibly empty) release is sent anyway, to cancel the demand the server remembers.
+   */
+  private releaseHeld(running: boolean, always = false): void {
+    const ids = this.queue.map((t) => t.replicaId);
+    this.dropQueue();
+    if (running && this.running) {
+      ids.push(this.running.replicaId);
+      this.cancelled.add(this.running.replicaId);
+    }
+    this.release(ids, always);
+  }
+
+  private release(ids: string[], always = false): void {
+    if (ids.length === 0 && !always) return;
+    const socket = this.socket;
+    if (socket?.connected && this.helloDone) socket.emit('task:release', { replicaIds: ids }, () => {});
+    if (ids.length) this.update({ released: this.status.released + ids.length });
+  }
+
+  private dropQueue(): void {
+    for (const t of this.queue) this.receivedAt.delete(t.replicaId);
+    this.queue = [];
+  }
+
+  private addTiming(patch: Partial<Pick<LoopTiming, 'busyMs' | 'restMs'>>): void {
+    const t = this.status.timing;
+    this.update({ timing: { ...t, busyMs: t.busyMs + (patch.busyMs ?? 0), restMs: t.restMs + (patch.restMs ?? 0) } });
   }
 
   private update(patch: Partial<LoopStatus>): void {

@@ -25,6 +25,11 @@ export interface OrtRunnerOptions {
   onActivity?: (message: string | null) => void;
   /** Replaceable for tests; defaults to the Cache Storage-backed download. */
   fetchModel?: (url: string) => Promise<Uint8Array>;
+  /**
+   * Told once when the WebGPU device is lost (driver reset, GPU removed, the browser reclaiming it). The
+   * runner has then moved every model to WASM, unless WebGPU was forced: then tasks fail until a reload.
+   */
+  onDeviceLost?: (message: string) => void;
 }
 
 /**
@@ -45,12 +50,43 @@ const MAX_LOADED_MODELS = 3;
 export class OrtRunner implements Runner {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly choices = new Map<string, Backend>();
+  private available: readonly Backend[];
+  private watching: Promise<GPUDevice | null> | null = null;
+  /** Why WebGPU is gone for good on this page, once its device was lost. */
+  private gpuLost: string | null = null;
+  /** Settles when the device is lost, so a WebGPU run in flight ends then rather than hang. */
+  private readonly lost: Promise<never>;
+  private markLost: (message: string) => void = () => {};
 
   constructor(private readonly opts: OrtRunnerOptions) {
+    this.available = opts.available;
+    this.lost = new Promise<never>((_resolve, reject) => {
+      this.markLost = (message) => reject(new Error(`the WebGPU device was lost (${message})`));
+    });
+    this.lost.catch(() => {});
     configureOrt(opts.wasmPaths ?? new URL('/ort/', globalThis.location?.href).href);
   }
 
+  /** Set once the WebGPU device was lost; the page then runs on WASM (or not at all when WebGPU was forced). */
+  get deviceLost(): string | null {
+    return this.gpuLost;
+  }
+
+  /**
+   * Destroys onnxruntime-web's WebGPU device, as a driver reset would: for tests of the device-lost path.
+   * Resolves false when no WebGPU session was ever made (there is no device to lose).
+   */
+  async loseDeviceForTest(): Promise<boolean> {
+    const device = await this.watching;
+    if (!device) return false;
+    device.destroy();
+    return true;
+  }
+
   async run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
+    if (this.gpuLost && this.opts.forced === Backend.webgpu) {
+      throw new Error(`the WebGPU device was lost (${this.gpuLost}) and ?backend=webgpu allows nothing else; reload the page`);
+    }
     const feeds = toFeeds(task.inputs);
     let backend = this.choices.get(task.modelHash);
     if (!backend) {
@@ -63,7 +99,8 @@ export class OrtRunner implements Runner {
     } catch (err) {
       // A GPU can be lost mid-session (driver reset, tab in the background too long). If WASM then
       // succeeds the model moves to WASM; if WASM fails too, the task itself is at fault and its error stands.
-      if (backend !== Backend.webgpu || this.opts.forced) throw err;
+      // A lost device is the page's to handle (it hands the task back), not a reason to rerun it here.
+      if (backend !== Backend.webgpu || this.opts.forced || this.gpuLost || !this.available.includes(Backend.wasm)) throw err;
       const outcome = await this.runOn(Backend.wasm, task, modelUrl, feeds);
       this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: webgpu failed on a task (${errorText(err)}), switched` });
       void this.dropSession(task.modelHash, Backend.webgpu);
@@ -73,7 +110,8 @@ export class OrtRunner implements Runner {
 
   private async runOn(backend: Backend, task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>): Promise<RunOutcome> {
     const session = await this.session(task.modelHash, backend, () => fetchModel(this.opts, modelUrl));
-    const { outputs, ms } = await timedRun(session, feeds);
+    const run = timedRun(session, feeds);
+    const { outputs, ms } = await (backend === Backend.webgpu ? Promise.race([run, this.lost]) : run);
     return { outputs, runMs: ms, backend };
   }
 
@@ -83,14 +121,16 @@ export class OrtRunner implements Runner {
    */
   private async choose(task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>):
     Promise<{ backend: Backend; timed?: Timed }> {
-    const { forced, available } = this.opts;
+    const { forced } = this.opts;
+    const available = this.available;
     if (forced) {
       if (!available.includes(forced)) throw new Error(`backend ${forced} was asked for but is not available here`);
       this.settle(task.modelHash, { backend: forced, reason: `${forced}: forced by ?backend=${forced}` });
       return { backend: forced };
     }
     if (!available.includes(Backend.webgpu)) {
-      this.settle(task.modelHash, { backend: Backend.wasm, reason: 'wasm: WebGPU is not available in this browser' });
+      const why = this.gpuLost ? `the WebGPU device was lost (${this.gpuLost})` : 'WebGPU is not available in this browser';
+      this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: ${why}` });
       return { backend: Backend.wasm };
     }
 
@@ -140,11 +180,42 @@ export class OrtRunner implements Runner {
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
       }));
+      if (backend === Backend.webgpu) void session.then(() => this.watchDevice(), () => {});
       this.sessions.set(key, session);
       // A failed creation must not stick: the next task may try again (e.g. after a network error).
       session.catch(() => { if (this.sessions.get(key) === session) this.sessions.delete(key); });
     }
     return session;
+  }
+
+  /**
+   * Watches the GPUDevice that onnxruntime-web made with its first WebGPU session. Reading
+   * `ort.env.webgpu.device` before then would make a device of its own, so this waits for a session.
+   */
+  private watchDevice(): void {
+    if (this.watching) return;
+    this.watching = Promise.resolve(ort.env.webgpu.device).then((device) => {
+      void device.lost.then((info) => this.onDeviceLost(info.message || `reason: ${info.reason ?? 'unknown'}`));
+      return device;
+    }, () => null);
+  }
+
+  /** Moves every model off WebGPU: its sessions are dead and onnxruntime-web keeps the lost device. */
+  private onDeviceLost(message: string): void {
+    if (this.gpuLost) return;
+    this.gpuLost = message;
+    this.available = this.available.filter((b) => b !== Backend.webgpu);
+    for (const key of [...this.sessions.keys()]) {
+      const [model, backend] = key.split('|');
+      if (backend === Backend.webgpu) void this.dropSession(model!, Backend.webgpu);
+    }
+    if (this.opts.forced !== Backend.webgpu) {
+      for (const [model, backend] of this.choices) {
+        if (backend === Backend.webgpu) this.settle(model, { backend: Backend.wasm, reason: `wasm: the WebGPU device was lost (${message}), switched` });
+      }
+    }
+    this.opts.onDeviceLost?.(message);
+    this.markLost(message);
   }
 
   /** Releases the sessions of the least recently used models until at most `keep` others remain. */

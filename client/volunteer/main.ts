@@ -1,15 +1,14 @@
 /**
- * The volunteer page: probes the device, then waits for Start (or `?autostart=1`) before connecting.
- * Composition only: the runtime runs models, the work loop talks to the server, the view draws.
+ * The volunteer page: probes the device, then waits for Start (or a remembered opt-in, or `?autostart=1`)
+ * before connecting. Composition only: Donation runs the work, the view draws, the leaderboard is polled.
  * `window.tabgrid` exposes the live status for people and tests.
  */
-import { WorkLoop } from '../net/work-loop.js';
-import { Backend } from '../runtime/backend-choice.js';
-import { OrtRunner } from '../runtime/ort-runner.js';
 import { probeWebGpu } from '../runtime/webgpu-probe.js';
+import { CONSENT_KEY, ConsentStore, usableStorage } from './consent-store.js';
+import { Donation } from './donation.js';
+import { fetchLeaderboard } from './leaderboard.js';
 import type { TabgridPage } from './page-api.js';
 import { readPageOptions } from './page-options.js';
-import { RecentErrors } from './recent-errors.js';
 import { createTokenStore } from './token-store.js';
 import { VolunteerView } from './volunteer-view.js';
 
@@ -17,92 +16,94 @@ declare global {
   interface Window { tabgrid?: TabgridPage }
 }
 
+const LEADERBOARD_EVERY_MS = 30_000;
+
 async function main(): Promise<void> {
   const options = readPageOptions(location.search);
   const view = new VolunteerView(document);
-  const errors = new RecentErrors();
-  const tokens = createTokenStore();
-  let started = false;
-  let blocked: string | null = null;
-  let backendReason: string | null = null;
-  let activity: string | null = null;
-  let seen = { error: null as string | null, failed: 0 };
+  const storage = usableStorage();
+  const consent = new ConsentStore(storage, CONSENT_KEY, { throttle: options.throttle ?? 100, pauseWhenHidden: true });
+  const remembered = consent.get().consentAt !== null;
 
   const gpu = await probeWebGpu();
   view.showDevice(gpu, globalThis.crossOriginIsolated, options.backend);
-  const available: Backend[] = gpu.available ? [Backend.webgpu, Backend.wasm] : [Backend.wasm];
-  if (options.unknownBackend) errors.add(`ignored ?backend=${options.unknownBackend}: use wasm or webgpu`);
-  if (options.backend && !available.includes(options.backend)) {
-    blocked = `?backend=${options.backend} asks for a backend this browser lacks (${gpu.problem ?? 'unavailable'})`;
-    errors.add(blocked);
-  }
-
-  const runner = new OrtRunner({
-    available,
-    forced: options.backend,
-    gpuLabel: gpu.label,
-    onChoice: (_model, choice) => { backendReason = choice.reason; render(); },
-    onActivity: (message) => { activity = message; render(); },
-  });
-  const loop = new WorkLoop({
+  let rendering = false;
+  let shownCredit: number | null = null;
+  const donation: Donation = new Donation({
     serverUrl: location.origin,
-    hello: {
-      kind: 'browser',
-      backends: options.backend ? [options.backend] : available,
-      adapter: gpu.adapter,
-      limits: gpu.limits,
-      agent: navigator.userAgent.slice(0, 256),
-    },
-    token: tokens.get() ?? undefined,
-    runner,
-    onToken: (token) => tokens.set(token),
-    onStatus: (s) => {
-      // The loop keeps lastError until the next start; a new message or a new failed task is a new problem.
-      if (s.lastError && (s.lastError !== seen.error || s.tasksFailed > seen.failed)) errors.add(s.lastError);
-      seen = { error: s.lastError, failed: s.tasksFailed };
-      render();
+    gpu,
+    forced: options.backend,
+    tokens: createTokenStore(storage),
+    consent,
+    doc: document,
+    nav: navigator,
+    onChange: () => {
+      // Coalesce bursts of status changes into one render per frame.
+      if (rendering) return;
+      rendering = true;
+      requestAnimationFrame(() => {
+        rendering = false;
+        const m = donation.snapshot();
+        view.render(m);
+        // New credit moves this volunteer on the leaderboard: show it now rather than at the next poll.
+        if (m.stats && m.stats.credit !== shownCredit) { shownCredit = m.stats.credit; void refreshBoard(); }
+      });
     },
   });
+  if (options.unknownBackend) donation.report(`ignored ?backend=${options.unknownBackend}: use wasm or webgpu`);
 
-  function render(): void {
-    view.render({ status: loop.status, started, blocked, backendReason, activity, errors: errors.list() });
-  }
-  function start(): void {
-    if (started || blocked) return;
-    started = true;
-    loop.start();
-    render();
-  }
-  function stop(): void {
-    started = false;
-    activity = null;
-    loop.stop();
-    render();
-  }
-
-  view.onStart(start);
-  view.onStop(stop);
-  window.addEventListener('error', (e) => { errors.add(`page error: ${e.message}`); render(); });
+  view.onStart(() => donation.start());
+  view.onStop(() => donation.stop());
+  view.onThrottle((n) => donation.setThrottle(n));
+  view.onPauseHidden((on) => donation.setPauseWhenHidden(on));
+  view.onProfile(async (p) => { await donation.setProfile(p); void refreshBoard(); });
+  window.addEventListener('error', (e) => donation.report(`page error: ${e.message}`));
   window.addEventListener('unhandledrejection', (e) => {
-    errors.add(`page error: ${e.reason instanceof Error ? e.reason.message : String(e.reason)}`);
-    render();
+    if (donation.claimGpuDebris(e.reason)) { e.preventDefault(); return; }
+    donation.report(`page error: ${e.reason instanceof Error ? e.reason.message : String(e.reason)}`);
   });
+
+  async function refreshBoard(): Promise<void> {
+    if (document.visibilityState === 'hidden') return;
+    try {
+      const stats = donation.snapshot().stats;
+      view.renderLeaderboard(await fetchLeaderboard(location.origin), { rank: stats?.rank, team: stats?.team });
+    } catch {
+      // The leaderboard is a nicety: a failed poll leaves the last one shown.
+    }
+  }
 
   window.tabgrid = {
-    status: () => ({
-      ...loop.status,
-      started,
-      ...(backendReason ? { backendReason } : {}),
-      ...(activity ? { activity } : {}),
-    }),
-    start,
-    stop,
+    status: () => {
+      const m = donation.snapshot();
+      return {
+        ...m.status,
+        started: m.started,
+        ...(m.backendReason ? { backendReason: m.backendReason } : {}),
+        ...(m.activity ? { activity: m.activity } : {}),
+        pauseReasons: m.pauseReasons,
+        pauseWhenHidden: m.prefs.pauseWhenHidden,
+        consentAt: m.consentAt,
+        persistent: m.persistent,
+        stats: m.stats,
+        gpuLost: m.gpuLost,
+      };
+    },
+    start: () => donation.start(),
+    stop: () => donation.stop(),
+    setThrottle: (n) => donation.setThrottle(n),
+    setPauseWhenHidden: (on) => donation.setPauseWhenHidden(on),
+    setProfile: (p) => donation.setProfile(p),
     device: () => gpu,
-    errors: () => errors.list(),
+    errors: () => donation.snapshot().errors,
+    loseGpuForTest: () => donation.loseGpuForTest(),
   };
 
-  render();
-  if (options.autostart) start();
+  await donation.init();
+  view.render(donation.snapshot());
+  void refreshBoard();
+  setInterval(() => void refreshBoard(), LEADERBOARD_EVERY_MS);
+  if (options.autostart || remembered) donation.start();
 }
 
 main().catch((err: unknown) => {

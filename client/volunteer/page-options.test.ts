@@ -16,3 +16,11 @@ describe('page options', () => {
     expect(readPageOptions('?backend=webgl')).toEqual({ autostart: false, unknownBackend: 'webgl' });
   });
 });
+
+describe('page options: throttle', () => {
+  it('reads a default share of GPU time, clamped to 5..100', () => {
+    expect(readPageOptions('?throttle=40')).toEqual({ autostart: false, throttle: 40 });
+    expect(readPageOptions('?throttle=0')).toEqual({ autostart: false, throttle: 5 });
+    expect(readPageOptions('?throttle=abc')).toEqual({ autostart: false });
+  });
+});

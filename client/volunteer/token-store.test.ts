@@ -38,3 +38,21 @@ describe('token store', () => {
     expect(store.get()).toBe('t-789');
   });
 });
+
+describe('token store adopting storage granted later', () => {
+  it('prefers a token kept from an earlier visit, else saves this visit\'s', () => {
+    const old = new MemoryStorage();
+    old.setItem(TOKEN_KEY, 't-old');
+    const store = createTokenStore(null);
+    store.set('t-visit');
+    store.adopt(old);
+    expect(store.persistent).toBe(true);
+    expect(store.get()).toBe('t-old');
+
+    const fresh = new MemoryStorage();
+    const other = createTokenStore(null);
+    other.set('t-visit');
+    other.adopt(fresh);
+    expect(fresh.getItem(TOKEN_KEY)).toBe('t-visit');
+  });
+});

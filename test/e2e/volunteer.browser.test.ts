@@ -147,9 +147,47 @@ describe('volunteer page (Chromium, real server)', () => {
     expect(status).toMatchObject({ backend: 'wasm', tasksDone: 2, tasksFailed: 0, connected: true });
     expect(status.backendReason).toMatch(/forced/);
     await expect.poll(() => p.page.locator('#tasks-done').textContent()).toBe('2');
+    // Credit comes for verified work only; the name and team chosen here show on the leaderboard.
+    await expect.poll(() => p.page.locator('#credit').textContent(), { timeout: 15_000 }).toBe('2');
+    await p.page.fill('#profile-name', 'Ada');
+    await p.page.fill('#profile-team', 'Analytical Engines');
+    await p.page.click('#profile-save');
+    await expect.poll(() => p.page.locator('#profile-note').textContent()).toBe('Saved.');
+    await expect.poll(() => p.page.locator('#lb-volunteers').textContent(), { timeout: 10_000 }).toContain('Ada');
+    await expect.poll(() => p.page.locator('#lb-teams').textContent()).toContain('Analytical Engines');
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await p.page.screenshot({ path: SCREENSHOT, fullPage: true });
   }, 150_000);
+
+  it('remembers the opt-in per site until Stop, and pauses while the tab is hidden', async () => {
+    const p = await openPage('?autostart=1&backend=wasm');
+    await p.page.waitForFunction(() => window.tabgrid!.status().connected);
+    // A later visit, without ?autostart, starts on its own: the choice was remembered.
+    await p.page.goto(`${server.url}/?backend=wasm`);
+    await p.page.waitForFunction(() => window.tabgrid?.status().connected === true, undefined, { timeout: 15_000 });
+    expect(await p.page.evaluate(() => window.tabgrid!.status().consentAt)).not.toBeNull();
+    expect(await p.page.locator('#consent-note').textContent()).toMatch(/^You opted in on /);
+
+    // Hidden: paused (leases handed back); visible again: working again.
+    const setHidden = (hidden: boolean) => p.page.evaluate((h) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    await setHidden(true);
+    expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ state: 'paused', paused: true, pauseReasons: ['hidden'] });
+    const { job } = await createJob([1, 3, 64, 64], 5);
+    await p.page.waitForTimeout(800);
+    expect((await api.getJob(job.id)).replicasIssued).toBe(0);
+    await setHidden(false);
+    expect((await waitForJob(job.id, p, 60_000)).status).toBe('completed');
+
+    // Stop forgets the choice: the next visit waits for a click.
+    await p.page.click('#stop');
+    await p.page.goto(`${server.url}/?backend=wasm`);
+    await p.page.waitForFunction(() => window.tabgrid !== undefined);
+    await p.page.waitForTimeout(500);
+    expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ started: false, connected: false, consentAt: null });
+  }, 120_000);
 
   it('runs a job on WebGPU with outputs matching onnxruntime-node', async () => {
     const dims = [1, 3, 64, 64];
@@ -161,6 +199,21 @@ describe('volunteer page (Chromium, real server)', () => {
     await expectMatchesReference(done, dims, input);
     const status = await p.page.evaluate(() => window.tabgrid!.status());
     expect(status).toMatchObject({ backend: 'webgpu', tasksDone: 1, tasksFailed: 0 });
+
+    // The GPU goes away mid-task (as in a driver reset): the lease goes back at once, the page says why, and
+    // with WebGPU forced it pauses rather than fail task after task.
+    const next = await createJob(dims, 6);
+    await p.page.waitForFunction((id) => window.tabgrid!.status().state === 'working' && window.tabgrid!.status().currentJob === id, next.job.id, { timeout: 30_000 });
+    expect(await p.page.evaluate(() => window.tabgrid!.loseGpuForTest())).toBe(true);
+    await p.page.waitForFunction(() => window.tabgrid!.status().gpuLost !== null, undefined, { timeout: 10_000 });
+    const lost = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(lost).toMatchObject({ state: 'paused', pauseReasons: ['gpu-lost'], tasksFailed: 0 });
+    expect(lost.released).toBeGreaterThanOrEqual(1);
+    expect((await p.page.evaluate(() => window.tabgrid!.errors()))[0]!.message).toMatch(/WebGPU device lost/);
+    const replicas = await (await fetch(`${server.url}/api/v1/jobs/${next.job.id}/replicas`, { headers: { authorization: `Bearer ${server.apiKey}` } })).json() as { replicas: { status: string }[] };
+    expect(replicas.replicas.map((r) => r.status)).toContain('released');
+    expect(replicas.replicas.filter((r) => r.status === 'leased' || r.status === 'expired')).toEqual([]);
+    await api.cancelJob(next.job.id);
   }, 180_000);
 
   it('computes nothing before Start; Start measures the backends and runs the task; Stop disconnects', async () => {

@@ -1,6 +1,6 @@
 /**
  * Makes sure dist/client holds a build of the current client sources, so browser tests never run
- * against a stale page: builds when index.html is missing or older than any file under client/ or shared/.
+ * against a stale page: builds when index.html is missing or older than any file under client/, shared/ or public/.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILT_PAGE = path.join(ROOT, 'dist', 'client', 'index.html');
-const SOURCES = ['client', 'shared', 'vite.config.ts'].map((p) => path.join(ROOT, p));
+const SOURCES = ['client', 'shared', 'public', 'vite.config.ts'].map((p) => path.join(ROOT, p));
 
 function newestMtime(p: string): number {
   const st = fs.statSync(p, { throwIfNoEntry: false });
