@@ -79,6 +79,8 @@ type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 export interface WorkLoopOptions {
   serverUrl: string;
   hello: Omit<WorkerHello, 'token'>;
+  /** Read afresh at every (re)connect: what may have changed since, such as the shards held in cache. */
+  helloExtras?: () => Promise<Partial<Omit<WorkerHello, 'token'>>>;
   token?: string;
   /** Tasks to hold at once: one running, the rest waiting (default 2). */
   slots?: number;
@@ -220,8 +222,10 @@ export class WorkLoop {
     });
   }
 
-  private onConnect(socket: ClientSocket): void {
-    socket.emit('worker:hello', { ...this.opts.hello, token: this.token }, (res) => {
+  private async onConnect(socket: ClientSocket): Promise<void> {
+    const extras = await this.opts.helloExtras?.().catch(() => ({})) ?? {};
+    if (socket !== this.socket || !socket.connected) return;
+    socket.emit('worker:hello', { ...this.opts.hello, ...extras, token: this.token }, (res) => {
       if (!res.ok) { this.update({ state: 'error', lastError: `server refused hello: ${res.error.message}` }); return; }
       this.token = res.token;
       this.helloDone = true;

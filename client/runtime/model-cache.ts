@@ -47,3 +47,11 @@ async function evictOldest(cache: Cache): Promise<void> {
   const keys = await cache.keys();
   for (const req of keys.slice(0, Math.max(0, keys.length - MAX_CACHED_MODELS))) await cache.delete(req);
 }
+
+/** Hashes of the models (shards) in the cache, so the server can prefer this tab for their tasks. */
+export async function cachedModelHashes(): Promise<string[]> {
+  const cache = await openCache();
+  if (!cache) return [];
+  const keys = await cache.keys().catch(() => [] as readonly Request[]);
+  return keys.map((k) => /\/models\/([0-9a-f]{64})$/.exec(new URL(k.url).pathname)?.[1]).filter((h): h is string => Boolean(h));
+}

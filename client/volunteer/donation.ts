@@ -6,6 +6,7 @@
 import type { VolunteerStats } from '../../shared/protocol.js';
 import { type LoopStatus, WorkLoop } from '../net/work-loop.js';
 import { Backend } from '../runtime/backend-choice.js';
+import { cachedModelHashes } from '../runtime/model-cache.js';
 import { OrtRunner } from '../runtime/ort-runner.js';
 import type { WebGpuProbe } from '../runtime/webgpu-probe.js';
 import type { ConsentStore, Prefs } from './consent-store.js';
@@ -92,10 +93,12 @@ export class Donation {
         kind: 'browser',
         backends: forced ? [forced] : available,
         adapter: gpu.adapter,
-        limits: gpu.limits,
+        // navigator.deviceMemory (GiB, rounded) is Chromium's; it bounds what shard the scheduler sends.
+        limits: { ...gpu.limits, ...deviceMemory(opts.nav) },
         agent: opts.nav.userAgent.slice(0, 256),
         ...(opts.site ? { site: opts.site } : {}),
       },
+      helloExtras: async () => ({ cached: await cachedModelHashes() }),
       token: opts.tokens.get() ?? undefined,
       throttle: prefs.throttle,
       runner: this.runner,
@@ -248,4 +251,9 @@ export class Donation {
     if (on) this.reasons.add(reason); else this.reasons.delete(reason);
     this.loop.setPaused(this.reasons.size > 0);
   }
+}
+
+function deviceMemory(nav: Navigator): { deviceMemory?: number } {
+  const gib = (nav as Navigator & { deviceMemory?: number }).deviceMemory;
+  return typeof gib === 'number' && gib > 0 ? { deviceMemory: gib } : {};
 }

@@ -100,6 +100,7 @@ export class Scheduler {
   /** A new job: its models become known (for fit checks), and its tasks go out. */
   jobCreated(job: JobRow): void {
     this.picker.registerJob(job);
+    this.events.jobChanged?.(job.id);
     this.dispatch();
   }
 
@@ -311,6 +312,7 @@ export class Scheduler {
       const out: TaskAssignment[] = [];
       const now = clock.now();
       const single = singleReplicaChance(volunteer, config.reputation ?? DEFAULT_REPUTATION);
+      const leasedJobs = new Set<string>();
       for (const task of tasks) {
         const job = store.getJob(task.jobId)!;
         const replicaId = newId('r');
@@ -324,11 +326,13 @@ export class Scheduler {
         });
         if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
         w.held.add(task.model);
+        leasedJobs.add(job.id);
         out.push({
           replicaId, taskId: task.id, jobId: job.id, modelHash: task.model, modelUrl: `/models/${task.model}`,
           inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
         });
       }
+      for (const id of leasedJobs) this.events.jobChanged?.(id);
       return out;
     });
   }

@@ -1,0 +1,99 @@
+/**
+ * Figure 4, end to end: one headless worker (`tabgrid worker`, onnxruntime-node) against four on the same
+ * job, through the real server; the throughput ratio, and the server's own CPU share while they work.
+ *
+ *   npm run bench:e2e -- [--tasks 200] [--width 512] [--layers 8] [--batch 64] [--workers 4]
+ *
+ * Each phase starts its workers as separate processes (the real CLI), waits until they are connected,
+ * then submits the job (replicas 1, since one worker is one volunteer; canaries at the product default,
+ * so the server computes known answers too) and times it from submission to completion.
+ * On this 2-core machine onnxruntime-node already uses both cores in one worker, so four workers share
+ * the same two cores: the ratio shows what the network adds or costs, not more hardware.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { denseChainModel, floatNpy } from './lib/models.js';
+import { CpuWindow, ROOT, cpuSeconds, sleep } from './lib/proc.js';
+import { fmt, machineLine, numericFlags, result, say } from './lib/report.js';
+import { type BenchServer, startServer, upload } from './lib/tabgrid.js';
+
+const { n: opt } = numericFlags('npm run bench:e2e --', {
+  tasks: { default: 200, min: 4, max: 100_000, help: 'tasks per job' },
+  width: { default: 512, min: 8, max: 4096, help: 'dense layer width' },
+  layers: { default: 8, min: 1, max: 64, help: 'dense layers' },
+  batch: { default: 64, min: 1, max: 4096, help: 'items per task' },
+  workers: { default: 4, min: 2, max: 32, help: 'workers in the second phase' },
+  'canary-rate': { default: 0.02, min: 0, max: 0.5, help: 'known-answer share of tasks' },
+  timeout: { default: 300, min: 10, max: 3600, help: 'seconds per phase before giving up' },
+});
+
+interface Phase { workers: number; seconds: number; tasksPerSecond: number; itemsPerSecond: number; serverCores: number; workerCores: number; otherCores: number; serverCpuSeconds: number }
+
+function startWorker(url: string): ChildProcess {
+  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  p.stderr?.setEncoding('utf8');
+  p.stderr?.on('data', (s: string) => {
+    for (const line of s.split('\n')) if (/error|refused|failed/i.test(line)) process.stderr.write(`  [worker ${p.pid}] ${line}\n`);
+  });
+  return p;
+}
+
+async function phase(server: BenchServer, ids: { model: string; inputs: Record<string, string> }, n: number): Promise<Phase> {
+  const workers = Array.from({ length: n }, () => startWorker(server.url));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (((await (await fetch(`${server.url}/api/v1/health`)).json()) as { workers: number }).workers < n) {
+      if (Date.now() > deadline) throw new Error(`only some of ${n} workers connected`);
+      await sleep(100);
+    }
+    const cpu = new CpuWindow([server.child.pid, ...workers.map((w) => w.pid!)]);
+    const serverCpu0 = cpuSeconds(server.child.pid);
+    const t0 = performance.now();
+    const job = await server.api.createJob({
+      model: ids.model, inputs: ids.inputs, batchSize: opt.batch, replicas: 1, adaptive: false, canaryRate: opt['canary-rate'], name: `bench e2e x${n}`,
+    });
+    const end = Date.now() + opt.timeout * 1000;
+    let view = job;
+    while (view.status === 'running') {
+      if (Date.now() > end) throw new Error(`phase with ${n} workers timed out: ${view.tasks.done}/${view.tasks.total}`);
+      await sleep(100);
+      view = await server.api.getJob(job.id);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (view.status !== 'completed') throw new Error(`job ${view.status}: ${view.error ?? ''}`);
+    const [serverCores, ...each] = cpu.cores();
+    const p: Phase = {
+      workers: n, seconds, tasksPerSecond: view.tasks.total / seconds, itemsPerSecond: view.items / seconds,
+      serverCores, workerCores: each.reduce((a, b) => a + b, 0), otherCores: cpu.others(), serverCpuSeconds: cpuSeconds(server.child.pid) - serverCpu0,
+    };
+    say(`${String(n).padStart(2)} worker${n > 1 ? 's' : ' '}: ${view.tasks.total} tasks in ${seconds.toFixed(1)} s = ${fmt.rate(p.tasksPerSecond)} tasks/s `
+      + `(${view.replicasIssued} replicas); cpu: server ${serverCores.toFixed(2)} cores (${fmt.pct(serverCores / 2)} of the machine), `
+      + `workers ${p.workerCores.toFixed(2)}, others ${p.otherCores.toFixed(2)}`);
+    return p;
+  } finally {
+    for (const w of workers) w.kill('SIGTERM');
+    await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+  }
+}
+
+say(`end to end: dense ${opt.layers} x ${opt.width}x${opt.width}, ${opt.tasks} tasks of ${opt.batch} items; 1 worker, then ${opt.workers}`);
+say(`machine: ${machineLine()}`);
+const server = await startServer();
+let one: Phase;
+let many: Phase;
+try {
+  const ids = await upload(server.api, denseChainModel(opt.width, opt.layers), { x: floatNpy(opt.tasks * opt.batch, opt.width) });
+  one = await phase(server, ids, 1);
+  many = await phase(server, ids, opt.workers);
+} finally {
+  await server.stop();
+}
+const ratio = many.tasksPerSecond / one.tasksPerSecond;
+say();
+say(`throughput ratio ${opt.workers} workers / 1: ${fmt.ratio(ratio)}; server CPU per task: ${(one.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (1 worker), `
+  + `${(many.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (${opt.workers})`);
+result('end-to-end', {
+  tasks: opt.tasks, batch: opt.batch, width: opt.width, layers: opt.layers, workers: opt.workers, ratio: Number(ratio.toFixed(3)),
+  one: { seconds: Number(one.seconds.toFixed(2)), tasksPerSecond: Number(one.tasksPerSecond.toFixed(1)), serverCores: Number(one.serverCores.toFixed(3)), workerCores: Number(one.workerCores.toFixed(2)), otherCores: Number(one.otherCores.toFixed(2)) },
+  many: { seconds: Number(many.seconds.toFixed(2)), tasksPerSecond: Number(many.tasksPerSecond.toFixed(1)), serverCores: Number(many.serverCores.toFixed(3)), workerCores: Number(many.workerCores.toFixed(2)), otherCores: Number(many.otherCores.toFixed(2)) },
+});
