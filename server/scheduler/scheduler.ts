@@ -160,8 +160,8 @@ export class Scheduler {
     const { store, clock } = this.deps;
     const lapsed = store.leasedBefore(clock.now());
     if (lapsed.length === 0) {
-      // Tasks held back for their shard's holders become open to all with time: look again.
-      if ([...this.workers.values()].some((w) => w.demand > 0)) this.dispatch();
+      // Stage tasks held back for their shard's holders become open to all with time: look again.
+      if (this.picker.hasStages && [...this.workers.values()].some((w) => w.demand > 0)) this.dispatch();
       return 0;
     }
     const fx = noEffects();

@@ -191,9 +191,8 @@ export class Settler {
 
   completeIfDone(jobId: string): void {
     const { store, clock } = this.deps;
-    const counts = store.taskCounts(jobId);
-    const job = store.getJob(jobId);
-    if (job?.status === 'running' && counts.done === counts.total) store.setJobStatus(jobId, 'completed', clock.now());
+    if (store.hasUnfinishedTasks(jobId)) return;
+    if (store.getJob(jobId)?.status === 'running') store.setJobStatus(jobId, 'completed', clock.now());
   }
 
   private withdraw(leased: ReplicaRow[], fx: Effects): void {

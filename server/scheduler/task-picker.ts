@@ -37,6 +37,11 @@ export class TaskPicker {
 
   constructor(private readonly deps: { store: Store; clock: Clock; shardAffinityMs: number }) {}
 
+  /** Whether split jobs were seen, so held-back stage tasks may need another look as time passes. */
+  get hasStages(): boolean {
+    return this.stageModels.size > 0;
+  }
+
   /** A model's record, cached: models are immutable. */
   model(hash: string): ModelRow {
     let m = this.models.get(hash);

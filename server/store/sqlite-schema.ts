@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, sta
   item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
   ready INTEGER NOT NULL, ready_at INTEGER, wanted INTEGER NOT NULL,
   active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
-CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, status, stage, batch);
+DROP INDEX IF EXISTS tasks_job;
+CREATE INDEX IF NOT EXISTS tasks_pick ON tasks(job_id, status, stage DESC, batch);
+CREATE INDEX IF NOT EXISTS tasks_canary ON tasks(job_id) WHERE canary = 1 AND status = 'done';
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
   single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,

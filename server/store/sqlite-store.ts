@@ -212,29 +212,40 @@ export class SqliteStore implements Store {
   }
 
   assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
-    // Model lists travel as one JSON parameter, so the statement is prepared once.
-    const rows = this.q(`SELECT ${t(TASK_COLS)}
-      FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.status = 'pending'
-      WHERE j.status = 'running' AND t.ready = 1 AND t.active < t.wanted
-        AND (@models IS NULL OR t.model IN (SELECT value FROM json_each(@models)))
-        AND (@exclude IS NULL OR t.model NOT IN (SELECT value FROM json_each(@exclude)))
-        AND (@defer IS NULL OR t.model NOT IN (SELECT value FROM json_each(@defer)) OR t.ready_at <= @readySince)
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = @volunteerId
-                        AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
-      ORDER BY j.priority DESC, j.created_at, t.stage DESC, t.batch LIMIT @limit`).all({
-      volunteerId, limit,
+    // One running job at a time, in priority order: within a job the tasks_pick index gives tasks in order,
+    // so the query stops at `limit` instead of sorting every pending task. Model lists travel as one JSON
+    // parameter, so the statement is prepared once.
+    const params = {
+      volunteerId, limit, jobId: '',
       models: filter.models ? JSON.stringify(filter.models) : null,
       exclude: filter.excludeModels?.length ? JSON.stringify(filter.excludeModels) : null,
       defer: filter.deferModels?.length ? JSON.stringify(filter.deferModels) : null,
       readySince: filter.readySince ?? 0,
-    }) as Row[];
-    return rows.map(taskFromRow);
+    };
+    const pick = this.q(`SELECT ${t(TASK_COLS)} FROM tasks t
+      WHERE t.job_id = @jobId AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted
+        AND (@models IS NULL OR t.model IN (SELECT value FROM json_each(@models)))
+        AND (@exclude IS NULL OR t.model NOT IN (SELECT value FROM json_each(@exclude)))
+        AND (@defer IS NULL OR t.model NOT IN (SELECT value FROM json_each(@defer)) OR t.ready_at <= @readySince)
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = @volunteerId
+                        AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
+      ORDER BY t.stage DESC, t.batch LIMIT @limit`);
+    const out: TaskRow[] = [];
+    for (const { id } of this.q(`SELECT id FROM jobs WHERE status = 'running' ORDER BY priority DESC, created_at, id`).all() as { id: string }[]) {
+      for (const r of pick.all({ ...params, jobId: id, limit: limit - out.length }) as Row[]) out.push(taskFromRow(r));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  hasUnfinishedTasks(jobId: string): boolean {
+    return (this.q(`SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = ? AND status IN ('pending', 'failed')) AS x`).get(jobId) as { x: number }).x === 1;
   }
 
   probeTasks(volunteerId: string, limit: number): TaskRow[] {
     const rows = this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.canary = 1 AND t.status = 'done'
       WHERE j.status = 'running'
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.volunteer_id = ?)
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = ?)
       ORDER BY random() LIMIT ?`).all(volunteerId, limit) as Row[];
     return rows.map(taskFromRow);
   }

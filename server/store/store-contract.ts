@@ -57,6 +57,11 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       s.updateTask('j1-t0', { status: 'done', doneAt: 5 });
       s.updateTask('j1-t1', { active: 1 });
       expect(s.taskCounts('j1')).toEqual({ total: 3, done: 1, failed: 0, pending: 1, running: 1 });
+      expect(s.hasUnfinishedTasks('j1')).toBe(true);
+      s.updateTask('j1-t1', { status: 'done' });
+      s.updateTask('j1-t2', { status: 'done' });
+      expect(s.hasUnfinishedTasks('j1')).toBe(false);
+      s.updateTask('j1-t1', { status: 'pending' });
       s.setJobStatus('j1', 'failed', 9, 'boom');
       expect(s.getJob('j1')).toMatchObject({ status: 'failed', finishedAt: 9, error: 'boom' });
     });

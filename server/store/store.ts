@@ -196,6 +196,8 @@ export interface Store {
   setJobStatus(id: string, status: JobStatus, at: number, error?: string | null): void;
   taskCounts(jobId: string): TaskCounts;
   stageCounts(jobId: string): StageCounts[];
+  /** Whether any task of the job is not done yet. */
+  hasUnfinishedTasks(jobId: string): boolean;
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
