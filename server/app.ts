@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import { ApiKeys } from './auth/api-keys.js';
@@ -68,6 +69,10 @@ export function createApp(deps: AppDeps): App {
 
   const app = express();
   app.disable('x-powered-by');
+  // Hardened defaults for every response (nosniff, no referrer, same-origin resources...). The pages set their
+  // own CSP and framing rules in api/page-routes.ts (the widget frame must be frameable from any origin, and
+  // widget.js loadable by any page), so those two are left to them. No CORS: nothing here is for other origins.
+  app.use(helmet({ contentSecurityPolicy: false, frameguard: false, crossOriginEmbedderPolicy: false }));
   const server = http.createServer(app);
   const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
   const workers = attachWorkerSockets({ io, scheduler, store, clock, events, log: log.child({ mod: 'sockets' }) });

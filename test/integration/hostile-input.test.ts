@@ -117,3 +117,18 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('HTTP headers', () => {
+  it('hardens every response and opens no API to other origins', async () => {
+    const server = await startTestServer();
+    try {
+      const res = await fetch(`${server.url}/api/v1/health`, { headers: { origin: 'https://evil.example' } });
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+      expect(res.headers.get('x-powered-by')).toBeNull();
+    } finally {
+      await server.close();
+    }
+  });
+});
