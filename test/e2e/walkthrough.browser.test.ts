@@ -16,9 +16,9 @@ import { writeNpy } from '../../shared/npy.js';
 import { launchChromium, watchProblems } from '../helpers/browser.js';
 import { ensureClientBuilt } from '../helpers/build-client.js';
 import { floatData, mlpModel } from '../helpers/models.js';
+import { BIN, startServe } from '../helpers/serve-process.js';
 import { npyTensor, reference } from '../helpers/workers.js';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/tabgrid.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-walk-'));
 const procs: ChildProcess[] = [];
 let browser: Browser;
@@ -26,19 +26,9 @@ let url = '';
 
 beforeAll(async () => {
   await ensureClientBuilt();
-  const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', path.join(dir, 'data')], {
-    cwd: dir, env: { ...process.env, LOG_LEVEL: 'warn', TABGRID_API_KEY: '' },
-  });
-  procs.push(serve);
-  let out = '';
-  url = await new Promise<string>((resolve, reject) => {
-    serve.stdout!.on('data', (d) => {
-      out += d;
-      const m = /TabGrid is running at (http:\/\/[^\s/]+)\//.exec(out);
-      if (m) resolve(m[1]);
-    });
-    serve.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
-  });
+  const serve = await startServe(dir);
+  procs.push(serve.process);
+  url = serve.url;
   browser = await launchChromium();
 });
 

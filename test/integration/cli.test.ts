@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareOutputs } from '../../shared/compare.js';
 import { writeNpy } from '../../shared/npy.js';
 import { floatData, mlpModel, twoInputModel } from '../helpers/models.js';
+import { BIN, startServe } from '../helpers/serve-process.js';
 import { npyTensor, reference } from '../helpers/workers.js';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/tabgrid.js');
 const run = promisify(execFile);
 
 describe('the tabgrid CLI', () => {
@@ -24,19 +24,10 @@ describe('the tabgrid CLI', () => {
   const tabgrid = (...args: string[]) => run(process.execPath, [BIN, ...args], { env, cwd: dir });
 
   beforeAll(async () => {
-    const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', path.join(dir, 'data')], {
-      cwd: dir, env: { ...process.env, LOG_LEVEL: 'warn', TABGRID_API_KEY: '' },
-    });
-    procs.push(serve);
-    let out = '';
-    url = await new Promise<string>((resolve, reject) => {
-      serve.stdout!.on('data', (d) => {
-        out += d;
-        const m = /TabGrid is running at (http:\/\/[^\s/]+)\//.exec(out);
-        if (m) resolve(m[1]);
-      });
-      serve.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
-    });
+    const serve = await startServe(dir);
+    procs.push(serve.process);
+    url = serve.url;
+    const out = serve.output;
     expect(out).toMatch(/admin API key:\s+tg_[0-9a-f]{48}/);
     env = { ...process.env, TABGRID_SERVER: url, TABGRID_API_KEY: '' };
     for (let i = 0; i < 2; i++) procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url, '--ephemeral'], { cwd: dir, env, stdio: 'ignore' }));
