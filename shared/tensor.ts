@@ -68,25 +68,6 @@ export function toNumbers(t: Pick<Tensor, 'dtype' | 'data'>): Float64Array | num
   }
 }
 
-/** Concatenates tensors along the first axis; all must share dtype and trailing dims. */
-export function concatFirstAxis(parts: readonly Tensor[]): Tensor {
-  if (parts.length === 0) throw new Error('concat of no tensors');
-  const [first] = parts;
-  let total = 0;
-  let rows = 0;
-  for (const p of parts) {
-    if (p.dtype !== first.dtype || p.dims.slice(1).join() !== first.dims.slice(1).join()) {
-      throw new Error(`cannot concat ${p.name}: ${p.dtype}[${p.dims}] after ${first.dtype}[${first.dims}]`);
-    }
-    total += p.data.byteLength;
-    rows += p.dims[0] ?? 1;
-  }
-  const data = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) { data.set(p.data, at); at += p.data.byteLength; }
-  return { name: first.name, dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data };
-}
-
 /** Checks that bytes and dims agree; returns a reason or null. */
 export function tensorProblem(t: Tensor): string | null {
   if (t.dims.some((d) => !Number.isInteger(d) || d < 0)) return `tensor ${t.name}: dims must be non-negative integers`;

@@ -89,10 +89,11 @@ export function restRouter(deps: RestDeps): express.Router {
     res.json(model);
   });
 
-  r.post('/api/v1/datasets', auth, raw(config.maxDatasetBytes), (req, res) => {
-    const body = req.body as Buffer;
-    if (!Buffer.isBuffer(body) || body.byteLength === 0) throw new AppError('INVALID_PAYLOAD', 'send the .npy file as the request body');
-    res.status(201).json(deps.datasets.upload(new Uint8Array(body.buffer, body.byteOffset, body.byteLength)));
+  // Streamed to disk as it arrives: a data set can be far larger than the server should hold in memory.
+  r.post('/api/v1/datasets', auth, async (req, res) => {
+    const declared = Number(req.get('content-length'));
+    if (declared > config.maxDatasetBytes) throw new AppError('TOO_LARGE', `the data set is larger than ${config.maxDatasetBytes} bytes (TABGRID_MAX_DATASET_BYTES)`);
+    res.status(201).json(await deps.datasets.uploadStream(req, config.maxDatasetBytes));
   });
 
   r.post('/api/v1/jobs', auth, json, async (req, res) => {
@@ -116,13 +117,19 @@ export function restRouter(deps: RestDeps): express.Router {
     res.json(jobs.view(jobs.cancel(jobs.get(String(req.params.id), k.id, k.admin))));
   });
 
-  r.get('/api/v1/jobs/:id/results/:output', auth, (req, res) => {
+  r.get('/api/v1/jobs/:id/results/:output', auth, async (req, res) => {
     const k = owner(req);
     const job = jobs.get(String(req.params.id), k.id, k.admin);
-    const npy = jobs.resultNpy(job, String(req.params.output));
+    const parts = jobs.resultParts(job, String(req.params.output));
     res.type('application/octet-stream')
-      .set('content-disposition', `attachment; filename="${String(req.params.output).replace(/[^\w.-]/g, '_')}.npy"`)
-      .send(Buffer.from(npy.buffer, npy.byteOffset, npy.byteLength));
+      .set('content-length', String(parts.size))
+      .set('content-disposition', `attachment; filename="${String(req.params.output).replace(/[^\w.-]/g, '_')}.npy"`);
+    // One task's output at a time, with backpressure: the server never holds the whole result.
+    for (const chunk of parts.chunks()) {
+      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (res.destroyed) return;
+    }
+    res.end();
   });
 
   r.post('/api/v1/keys', auth, json, (req: Authed, res) => {

@@ -7,7 +7,8 @@ import { NpyError, parseNpyHeader } from '../../shared/npy.js';
 import type { WireTensor } from '../../shared/protocol.js';
 import { elementCount, itemSize } from '../../shared/tensor.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { sha256 } from '../store/blob-store.js';
+import { TooLargeError, sha256 } from '../store/blob-store.js';
+import type { Readable } from 'node:stream';
 import type { DatasetRow, JobRow, Store, TaskRow } from '../store/store.js';
 import type { Clock } from '../scheduler/clock.js';
 
@@ -16,6 +17,38 @@ export class DatasetService {
 
   /** Checks a .npy upload (header, dtype, size) and stores it. */
   upload(bytes: Uint8Array): DatasetRow {
+    const head = this.check(bytes, bytes.byteLength);
+    const hash = sha256(bytes);
+    const known = this.deps.store.getDataset(hash);
+    if (known && this.deps.blobs.has(hash)) return known;
+    this.deps.blobs.put(bytes);
+    return this.record(hash, head);
+  }
+
+  /** Stores a .npy upload as it streams in, so a large data set is never held in memory, then checks it. */
+  async uploadStream(source: Readable, maxBytes: number): Promise<DatasetRow> {
+    const { blobs, store } = this.deps;
+    let stored;
+    try {
+      stored = await blobs.putStream(source, maxBytes);
+    } catch (err) {
+      if (err instanceof TooLargeError) throw new AppError('TOO_LARGE', `the data set is larger than ${maxBytes} bytes (TABGRID_MAX_DATASET_BYTES)`);
+      throw err;
+    }
+    if (stored.size === 0) throw new AppError('INVALID_PAYLOAD', 'send the .npy file as the request body');
+    const known = store.getDataset(stored.hash);
+    if (known) return known;
+    // The header sits in the first bytes (its length is in bytes 8 to 12; numpy keeps it small).
+    const head = blobs.readRange(stored.hash, 0, Math.min(stored.size, 1 << 20));
+    try {
+      return this.record(stored.hash, this.check(new Uint8Array(head.buffer, head.byteOffset, head.byteLength), stored.size));
+    } catch (err) {
+      blobs.remove(stored.hash);
+      throw err;
+    }
+  }
+
+  private check(bytes: Uint8Array, fileSize: number): Omit<DatasetRow, 'hash' | 'createdAt'> {
     let head;
     try {
       head = parseNpyHeader(bytes);
@@ -25,14 +58,14 @@ export class DatasetService {
     }
     if (head.shape.length === 0) throw new AppError('INVALID_PAYLOAD', 'a data set needs an item axis: the .npy is a scalar');
     const size = elementCount(head.shape) * itemSize(head.dtype);
-    if (bytes.byteLength - head.dataOffset !== size) {
-      throw new AppError('INVALID_PAYLOAD', `bad .npy file: shape [${head.shape}] of ${head.dtype} needs ${size} data bytes, got ${bytes.byteLength - head.dataOffset}`);
+    if (fileSize - head.dataOffset !== size) {
+      throw new AppError('INVALID_PAYLOAD', `bad .npy file: shape [${head.shape}] of ${head.dtype} needs ${size} data bytes, got ${fileSize - head.dataOffset}`);
     }
-    const hash = sha256(bytes);
-    const known = this.deps.store.getDataset(hash);
-    if (known && this.deps.blobs.has(hash)) return known;
-    this.deps.blobs.put(bytes);
-    const row: DatasetRow = { hash, dtype: head.dtype, shape: head.shape, dataOffset: head.dataOffset, size, createdAt: this.deps.clock.now() };
+    return { dtype: head.dtype, shape: head.shape, dataOffset: head.dataOffset, size };
+  }
+
+  private record(hash: string, head: Omit<DatasetRow, 'hash' | 'createdAt'>): DatasetRow {
+    const row: DatasetRow = { hash, ...head, createdAt: this.deps.clock.now() };
     this.deps.store.putDataset(row);
     return row;
   }

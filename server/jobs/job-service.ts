@@ -5,10 +5,10 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { AppError } from '../../shared/errors.js';
-import { writeNpy } from '../../shared/npy.js';
+import { npyHeader } from '../../shared/npy.js';
 import type { CreateJob, JobView } from '../../shared/protocol.js';
 import { unpackTensors } from '../../shared/tensor-pack.js';
-import { type Tensor, concatFirstAxis } from '../../shared/tensor.js';
+import { type Tensor, elementCount, itemSize } from '../../shared/tensor.js';
 import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -101,17 +101,49 @@ export class JobService {
     };
   }
 
-  /** One output of a completed job as a .npy file: first axis = items, in input order. */
-  resultNpy(job: JobRow, output: string): Uint8Array {
+  /**
+   * One output of a completed job as a .npy file (first axis = items, in input order), as a size and a
+   * sequence of chunks read one task at a time: the header, then each task's rows.
+   */
+  resultParts(job: JobRow, output: string): { size: number; chunks(): Iterable<Uint8Array> } {
     if (job.status !== 'completed') throw new AppError('CONFLICT', `job ${job.id} is ${job.status}; results are ready when it is completed`);
-    const parts: Tensor[] = [];
-    for (const { result } of this.deps.store.taskResults(job.id, job.stageModels.length - 1)) {
+    const { store } = this.deps;
+    const stage = job.stageModels.length - 1;
+    const pick = (result: Uint8Array): Tensor => {
       const t = unpackTensors(result).find((x) => x.name === output);
       if (!t) throw new AppError('NOT_FOUND', `job ${job.id} has no output named ${output}`);
-      parts.push(t);
+      return t;
+    };
+    // A first pass learns the shape without keeping any data.
+    let rows = 0;
+    let first: Tensor | null = null;
+    for (const { result } of store.taskResults(job.id, stage)) {
+      const t = pick(result);
+      if (first && (t.dtype !== first.dtype || t.dims.slice(1).join() !== first.dims.slice(1).join())) {
+        throw new AppError('CONFLICT', `output ${output} differs in shape between batches: ${first.dtype}[${first.dims}] and ${t.dtype}[${t.dims}]`);
+      }
+      first ??= t;
+      rows += t.dims[0] ?? 1;
     }
-    const all = concatFirstAxis(parts);
-    return writeNpy(all.dtype, all.dims, all.data);
+    if (!first) throw new AppError('NOT_FOUND', `job ${job.id} has no output named ${output}`);
+    const dims = [rows, ...first.dims.slice(1)];
+    const header = npyHeader(first.dtype, dims);
+    return {
+      size: header.byteLength + elementCount(dims) * itemSize(first.dtype),
+      *chunks() {
+        yield header;
+        for (const { result } of store.taskResults(job.id, stage)) yield pick(result).data;
+      },
+    };
+  }
+
+  /** One output of a completed job as a whole .npy file in memory (for small results and tests). */
+  resultNpy(job: JobRow, output: string): Uint8Array {
+    const parts = this.resultParts(job, output);
+    const out = new Uint8Array(parts.size);
+    let at = 0;
+    for (const c of parts.chunks()) { out.set(c, at); at += c.byteLength; }
+    return out;
   }
 }
 

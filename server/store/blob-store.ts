@@ -5,6 +5,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** A stream was longer than allowed; what was written is gone. */
+export class TooLargeError extends Error {}
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -33,6 +37,55 @@ export class BlobStore {
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file);
     return hash;
+  }
+
+  /**
+   * Stores a stream under its SHA-256 without holding it in memory: written to a temp file while hashed,
+   * then renamed. Longer than `maxBytes` rejects with TooLargeError and leaves nothing behind.
+   */
+  async putStream(source: Readable, maxBytes: number): Promise<{ hash: string; size: number }> {
+    const tmp = path.join(this.dir, `upload-${randomBytes(8).toString('hex')}.tmp`);
+    const out = fs.createWriteStream(tmp);
+    const hasher = createHash('sha256');
+    let size = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        source.on('data', (chunk: Buffer) => {
+          size += chunk.byteLength;
+          // Over the cap: stop keeping it, but read on (up to twice the cap) so the sender gets our answer.
+          if (size > maxBytes) {
+            if (size > 2 * maxBytes) source.destroy();
+            return;
+          }
+          hasher.update(chunk);
+          if (!out.write(chunk)) {
+            source.pause();
+            out.once('drain', () => source.resume());
+          }
+        });
+        source.on('end', () => (size > maxBytes ? reject(new TooLargeError(`more than ${maxBytes} bytes`)) : resolve()));
+        source.on('close', () => { if (size > maxBytes) reject(new TooLargeError(`more than ${maxBytes} bytes`)); });
+        source.on('error', reject);
+        out.on('error', reject);
+      });
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      out.destroy();
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    const hash = hasher.digest('hex');
+    const file = this.pathOf(hash);
+    if (fs.existsSync(file)) fs.rmSync(tmp, { force: true });
+    else {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.renameSync(tmp, file);
+    }
+    return { hash, size };
+  }
+
+  remove(hash: string): void {
+    fs.rmSync(this.pathOf(hash), { force: true });
   }
 
   read(hash: string): Buffer {

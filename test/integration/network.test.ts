@@ -157,3 +157,28 @@ describe('the working network', () => {
     await expect(alice.getJob(adminJobs[0].id)).rejects.toMatchObject({ status: 404 });
   });
 });
+
+describe('large data', () => {
+  it('streams a data set upload to disk and refuses one over the cap with 413, keeping nothing', async () => {
+    const server = await startTestServer({ config: { maxDatasetBytes: 64 * 1024 } });
+    try {
+      const api = new ApiClient(server.url, server.apiKey);
+      const ok = await api.uploadDataset(writeNpy('float32', [1000, 4], floatData(1, 4000)));
+      expect(ok).toMatchObject({ dtype: 'float32', shape: [1000, 4] });
+      await expect(api.uploadDataset(writeNpy('float32', [10_000, 4], floatData(1, 40_000)))).rejects.toMatchObject({ status: 413, code: 'TOO_LARGE' });
+      // A chunked upload (no content-length) over the cap is refused the same way once it has arrived
+      // (far over the cap, twice or more, the connection is cut instead).
+      const big = writeNpy('float32', [6_000, 4], floatData(2, 24_000));
+      const stream = new ReadableStream({ start(c) { for (let i = 0; i < big.byteLength; i += 8192) c.enqueue(big.subarray(i, i + 8192)); c.close(); } });
+      const res = await fetch(`${server.url}/api/v1/datasets`, {
+        method: 'POST', body: stream, duplex: 'half', headers: { authorization: `Bearer ${server.apiKey}` },
+      } as RequestInit);
+      expect(res.status).toBe(413);
+      const leftovers = fs.readdirSync(`${server.dataDir}/blobs`).filter((f) => f.endsWith('.tmp'));
+      expect(leftovers).toEqual([]);
+      await expect(api.uploadDataset(new Uint8Array(100))).rejects.toMatchObject({ status: 400, message: expect.stringContaining('bad .npy') });
+    } finally {
+      await server.close();
+    }
+  });
+});
