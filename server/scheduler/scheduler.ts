@@ -50,6 +50,9 @@ export interface SchedulerDeps {
 
 export interface ResultMeta { backend: string; runMs: number }
 
+/** Consecutive idle workers that find nothing before a dispatch stops looking. */
+const DISPATCH_GIVE_UP = 64;
+
 const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
 
 export class Scheduler {
@@ -59,6 +62,7 @@ export class Scheduler {
   private readonly random: () => number;
   private dispatching = false;
   private dispatchAgain = false;
+  private sweeps = 0;
   private draining = false;
   private events: SchedulerEvents = { deliver: () => {}, cancel: () => {} };
 
@@ -142,10 +146,17 @@ export class Scheduler {
     try {
       do {
         this.dispatchAgain = false;
+        // With thousands of idle workers, stop once a run of them finds nothing: the work has run out. A task
+        // that only a later worker could take waits for the next event, or the sweeper's periodic look.
+        let empty = 0;
         for (const [workerId, w] of this.workers) {
           if (w.demand <= 0) continue;
           const tasks = this.lease(workerId, w, w.demand);
-          if (tasks.length === 0) continue;
+          if (tasks.length === 0) {
+            if (++empty >= DISPATCH_GIVE_UP) break;
+            continue;
+          }
+          empty = 0;
           w.demand -= tasks.length;
           this.events.deliver(workerId, tasks);
         }
@@ -160,8 +171,9 @@ export class Scheduler {
     const { store, clock } = this.deps;
     const lapsed = store.leasedBefore(clock.now());
     if (lapsed.length === 0) {
-      // Stage tasks held back for their shard's holders become open to all with time: look again.
-      if (this.picker.hasStages && [...this.workers.values()].some((w) => w.demand > 0)) this.dispatch();
+      // Stage tasks held back for their shard's holders become open to all with time, and a dispatch may have
+      // given up early: look again now and then.
+      if ((this.picker.hasStages || ++this.sweeps % 10 === 0) && [...this.workers.values()].some((w) => w.demand > 0)) this.dispatch();
       return 0;
     }
     const fx = noEffects();
