@@ -110,6 +110,8 @@ const ACK_TIMEOUT_MS = 15_000;
 export class WorkLoop {
   private socket: ClientSocket | null = null;
   private queue: TaskAssignment[] = [];
+  /** Results sent and not yet acknowledged, each with what settles its wait. */
+  private readonly unacked = new Map<Promise<void>, () => void>();
   private readonly receivedAt = new Map<string, number>();
   private running: TaskAssignment | null = null;
   private cancelled = new Set<string>();
@@ -145,8 +147,10 @@ export class WorkLoop {
     this.socket = socket;
     socket.on('connect', () => this.onConnect(socket));
     socket.on('disconnect', () => {
-      // The server hands our leases back on disconnect; what we hold is no longer ours.
+      // The server hands our leases back on disconnect; what we hold is no longer ours, and no ack will come.
       this.dropQueue();
+      for (const settle of this.unacked.values()) settle();
+      this.unacked.clear();
       this.helloDone = false;
       this.update({ connected: false, state: this.socket ? (this.status.paused ? 'paused' : 'connecting') : 'stopped' });
     });
@@ -342,29 +346,40 @@ export class WorkLoop {
     const ran = { busyMs: ranUntil - t0, ranUntil };
     this.addTiming({ busyMs: ran.busyMs });
     if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket) return ran;
-    const res = await new Promise<AckResponse<{ accepted: boolean }>>((resolve) => {
-      socket.emit('task:result', {
-        replicaId: task.replicaId,
-        backend: outcome.backend,
-        runMs: outcome.runMs,
-        outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
-      }, resolve);
+    // Send and move on: the next task runs while the server commits this one. At most `slots` results wait for
+    // their acknowledgement at once, so a slow server slows the worker down instead of piling results up.
+    while (this.unacked.size >= this.slots) await Promise.race(this.unacked.keys());
+    const sentMs = this.timers.now() - startedAt;
+    let settle!: () => void;
+    const waiting = new Promise<void>((r) => { settle = r; });
+    this.unacked.set(waiting, settle);
+    socket.emit('task:result', {
+      replicaId: task.replicaId,
+      backend: outcome.backend,
+      runMs: outcome.runMs,
+      outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
+    }, (res: AckResponse<{ accepted: boolean }>) => {
+      this.unacked.delete(waiting);
+      settle();
+      this.onResultAck(task, outcome, res, sentMs, idleMs);
     });
-    if (res.ok) {
-      const last: TaskTiming = { replicaId: task.replicaId, jobId: task.jobId, wallMs: this.timers.now() - startedAt, runMs: outcome.runMs, idleMs };
-      const t = this.status.timing;
-      this.update({
-        tasksDone: this.status.tasksDone + 1,
-        computeMs: this.status.computeMs + outcome.runMs,
-        backend: outcome.backend,
-        timing: {
-          ...t, last, tasks: t.tasks + 1, wallMs: t.wallMs + last.wallMs, runMs: t.runMs + last.runMs, idleMs: t.idleMs + (idleMs ?? 0),
-        },
-      });
-    } else {
-      this.update({ lastError: `result refused: ${res.error.message}` });
-    }
     return ran;
+  }
+
+  /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */
+  private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: AckResponse<{ accepted: boolean }>, wallMs: number, idleMs: number | null): void {
+    if (!res.ok) {
+      this.update({ lastError: `result refused: ${res.error.message}` });
+      return;
+    }
+    const last: TaskTiming = { replicaId: task.replicaId, jobId: task.jobId, wallMs, runMs: outcome.runMs, idleMs };
+    const t = this.status.timing;
+    this.update({
+      tasksDone: this.status.tasksDone + 1,
+      computeMs: this.status.computeMs + outcome.runMs,
+      backend: outcome.backend,
+      timing: { ...t, last, tasks: t.tasks + 1, wallMs: t.wallMs + last.wallMs, runMs: t.runMs + last.runMs, idleMs: t.idleMs + (idleMs ?? 0) },
+    });
   }
 
   /**
