@@ -13,6 +13,7 @@ import type { ConsentStore, Prefs } from './consent-store.js';
 import { type BatteryState, watchBattery, watchVisibility } from './device-watch.js';
 import { PauseReason, batteryPause } from './pause-rules.js';
 import { type RecentError, RecentErrors } from './recent-errors.js';
+import type { PageStatus, TabgridPage } from './page-api.js';
 import type { TokenStore } from './token-store.js';
 
 export interface DonationOptions {
@@ -256,4 +257,34 @@ export class Donation {
 function deviceMemory(nav: Navigator): { deviceMemory?: number } {
   const gib = (nav as Navigator & { deviceMemory?: number }).deviceMemory;
   return typeof gib === 'number' && gib > 0 ? { deviceMemory: gib } : {};
+}
+
+/** `window.tabgrid` for a page driven by `donation` (the volunteer page and the widget's frame). */
+export function pageApi(donation: Donation, gpu: WebGpuProbe, extra: () => Partial<PageStatus> = () => ({})): TabgridPage {
+  return {
+    status: () => {
+      const m = donation.snapshot();
+      return {
+        ...m.status,
+        started: m.started,
+        ...(m.backendReason ? { backendReason: m.backendReason } : {}),
+        ...(m.activity ? { activity: m.activity } : {}),
+        pauseReasons: m.pauseReasons,
+        pauseWhenHidden: m.prefs.pauseWhenHidden,
+        consentAt: m.consentAt,
+        persistent: m.persistent,
+        stats: m.stats,
+        gpuLost: m.gpuLost,
+        ...extra(),
+      };
+    },
+    start: () => donation.start(),
+    stop: () => donation.stop(),
+    setThrottle: (n) => donation.setThrottle(n),
+    setPauseWhenHidden: (on) => donation.setPauseWhenHidden(on),
+    setProfile: (p) => donation.setProfile(p),
+    device: () => gpu,
+    errors: () => donation.snapshot().errors,
+    loseGpuForTest: () => donation.loseGpuForTest(),
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { probeWebGpu } from '../runtime/webgpu-probe.js';
 import { CONSENT_KEY, ConsentStore, usableStorage } from './consent-store.js';
-import { Donation } from './donation.js';
+import { Donation, pageApi } from './donation.js';
 import { fetchLeaderboard } from './leaderboard.js';
 import type { TabgridPage } from './page-api.js';
 import { readPageOptions } from './page-options.js';
@@ -73,31 +73,7 @@ async function main(): Promise<void> {
     }
   }
 
-  window.tabgrid = {
-    status: () => {
-      const m = donation.snapshot();
-      return {
-        ...m.status,
-        started: m.started,
-        ...(m.backendReason ? { backendReason: m.backendReason } : {}),
-        ...(m.activity ? { activity: m.activity } : {}),
-        pauseReasons: m.pauseReasons,
-        pauseWhenHidden: m.prefs.pauseWhenHidden,
-        consentAt: m.consentAt,
-        persistent: m.persistent,
-        stats: m.stats,
-        gpuLost: m.gpuLost,
-      };
-    },
-    start: () => donation.start(),
-    stop: () => donation.stop(),
-    setThrottle: (n) => donation.setThrottle(n),
-    setPauseWhenHidden: (on) => donation.setPauseWhenHidden(on),
-    setProfile: (p) => donation.setProfile(p),
-    device: () => gpu,
-    errors: () => donation.snapshot().errors,
-    loseGpuForTest: () => donation.loseGpuForTest(),
-  };
+  window.tabgrid = pageApi(donation, gpu);
 
   await donation.init();
   view.render(donation.snapshot());

@@ -7,7 +7,7 @@
  */
 import { probeWebGpu } from '../runtime/webgpu-probe.js';
 import { ConsentStore, usableStorage, widgetConsentKey } from '../volunteer/consent-store.js';
-import { Donation } from '../volunteer/donation.js';
+import { Donation, pageApi } from '../volunteer/donation.js';
 import { fetchLeaderboard } from '../volunteer/leaderboard.js';
 import type { TabgridPage } from '../volunteer/page-api.js';
 import { readPageOptions } from '../volunteer/page-options.js';
@@ -103,26 +103,7 @@ async function main(): Promise<void> {
     donation.report(`page error: ${e.reason instanceof Error ? e.reason.message : String(e.reason)}`);
   });
 
-  window.tabgrid = {
-    status: () => {
-      const m = donation.snapshot();
-      return {
-        ...m.status, started: m.started,
-        ...(m.backendReason ? { backendReason: m.backendReason } : {}),
-        ...(m.activity ? { activity: m.activity } : {}),
-        pauseReasons: m.pauseReasons, pauseWhenHidden: m.prefs.pauseWhenHidden, consentAt: m.consentAt,
-        persistent: m.persistent, stats: m.stats, gpuLost: m.gpuLost, site,
-      };
-    },
-    start: () => donation.start(),
-    stop: () => donation.stop(),
-    setThrottle: (n) => donation.setThrottle(n),
-    setPauseWhenHidden: (on) => donation.setPauseWhenHidden(on),
-    setProfile: (p) => donation.setProfile(p),
-    device: () => gpu,
-    errors: () => donation.snapshot().errors,
-    loseGpuForTest: () => donation.loseGpuForTest(),
-  };
+  window.tabgrid = pageApi(donation, gpu, () => ({ site }));
 
   await donation.init();
   view.render(donation.snapshot(), site, siteCredit);
