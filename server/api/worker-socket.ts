@@ -6,13 +6,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import {
   type ClientToServerEvents, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, taskErrorSchema,
   taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
-import { z as zod } from 'zod';
 import type { AppEvents } from '../events.js';
 import { asBytes } from '../../shared/tensor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -127,7 +126,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       return { stats: statsOf(id) };
     });
 
-    on('volunteer:stats', zod.object({}).passthrough(), () => ({ stats: statsOf(volunteerOf()) }));
+    on('volunteer:stats', z.object({}).passthrough(), () => ({ stats: statsOf(volunteerOf()) }));
 
     socket.on('disconnect', () => {
       if (!workerId) return;

@@ -7,23 +7,13 @@ import { NpyError, parseNpyHeader } from '../../shared/npy.js';
 import type { WireTensor } from '../../shared/protocol.js';
 import { elementCount, itemSize } from '../../shared/tensor.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { TooLargeError, sha256 } from '../store/blob-store.js';
+import { TooLargeError } from '../store/blob-store.js';
 import type { Readable } from 'node:stream';
 import type { DatasetRow, JobRow, Store, TaskRow } from '../store/store.js';
 import type { Clock } from '../scheduler/clock.js';
 
 export class DatasetService {
   constructor(private readonly deps: { store: Store; blobs: BlobStore; clock: Clock }) {}
-
-  /** Checks a .npy upload (header, dtype, size) and stores it. */
-  upload(bytes: Uint8Array): DatasetRow {
-    const head = this.check(bytes, bytes.byteLength);
-    const hash = sha256(bytes);
-    const known = this.deps.store.getDataset(hash);
-    if (known && this.deps.blobs.has(hash)) return known;
-    this.deps.blobs.put(bytes);
-    return this.record(hash, head);
-  }
 
   /** Stores a .npy upload as it streams in, so a large data set is never held in memory, then checks it. */
   async uploadStream(source: Readable, maxBytes: number): Promise<DatasetRow> {

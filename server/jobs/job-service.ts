@@ -136,15 +136,6 @@ export class JobService {
       },
     };
   }
-
-  /** One output of a completed job as a whole .npy file in memory (for small results and tests). */
-  resultNpy(job: JobRow, output: string): Uint8Array {
-    const parts = this.resultParts(job, output);
-    const out = new Uint8Array(parts.size);
-    let at = 0;
-    for (const c of parts.chunks()) { out.set(c, at); at += c.byteLength; }
-    return out;
-  }
 }
 
 /** The first items of a job (at most two): the sample a split model is checked on. */

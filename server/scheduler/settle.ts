@@ -44,8 +44,8 @@ export class Settler {
   /** Records an outcome for a volunteer and follows up a change in its standing. */
   outcome(volunteerId: string, outcome: Outcome, credit: number, fx: Effects, site: string | null = null): void {
     const { store, clock, reputation, log } = this.deps;
-    const before = this.volunteer(volunteerId);
-    if (!store.getVolunteer(volunteerId)) return; // unknown volunteers (tests without hello) keep no record
+    const before = store.getVolunteer(volunteerId);
+    if (!before) return; // unknown volunteers (tests without hello) keep no record
     const patch = applyOutcome(before, outcome, credit, clock.now(), reputation);
     store.updateVolunteer(volunteerId, patch);
     if (site && patch.credit !== undefined) store.creditSite(site, credit, clock.now());

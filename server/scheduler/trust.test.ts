@@ -177,7 +177,7 @@ describe('trust', () => {
     s.scheduler.submitResult('a', ta.replicaId, out(2, 9), meta);
     s.scheduler.submitResult('b', tb.replicaId, out(2, 9), meta);
     expect(s.store.getTask(ta.taskId)!.status).toBe('done'); // wrong, and accepted: both were vetted
-    // A spot check: a gets the known answer again... as a new probe it has not done? It has; give it another job's.
+    // A spot check: a known answer from a second job, which a has not run yet.
     s.addJob('k', 2);
     roll = 0;
     const [probe] = s.scheduler.requestWork('a', 1);
