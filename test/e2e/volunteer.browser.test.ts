@@ -166,7 +166,7 @@ describe('volunteer page (Chromium, real server)', () => {
     await p.page.goto(`${server.url}/?backend=wasm`);
     await p.page.waitForFunction(() => window.tabgrid?.status().connected === true, undefined, { timeout: 15_000 });
     expect(await p.page.evaluate(() => window.tabgrid!.status().consentAt)).not.toBeNull();
-    expect(await p.page.locator('#consent-note').textContent()).toMatch(/^You opted in on /);
+    await expect.poll(() => p.page.locator('#consent-note').textContent()).toMatch(/^You opted in on /);
 
     // Hidden: paused (leases handed back); visible again: working again.
     const setHidden = (hidden: boolean) => p.page.evaluate((h) => {
@@ -250,7 +250,8 @@ describe('volunteer page (Chromium, real server)', () => {
     await p.page.click('#stop');
     const stopped = await p.page.evaluate(() => window.tabgrid!.status());
     expect(stopped).toMatchObject({ state: 'stopped', connected: false, started: false });
-    expect(await p.page.locator('#start').isEnabled()).toBe(true);
+    // The page draws on the next animation frame: wait for it rather than read the button at once.
+    await p.page.waitForSelector('#start:enabled', { timeout: 5_000 });
     // The server no longer counts this tab as a worker: new work stays unissued.
     const after = await createJob(dims, 4);
     await p.page.waitForTimeout(1_000);

