@@ -115,6 +115,7 @@ export function createApp(deps: AppDeps): App {
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       store.close();
+      blobs.close();
     },
   };
 }

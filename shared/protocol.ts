@@ -55,8 +55,14 @@ export const taskResultSchema = z.object({
   outputs: z.array(wireTensorSchema).min(1).max(64),
   backend: z.string().max(32),
   runMs: z.number().min(0).max(1e9),
+  /** Free slots to fill: the result's ack then carries the next tasks, saving a `work:request` round trip. */
+  next: z.number().int().min(0).max(MAX_SLOTS).optional(),
 });
 export type TaskResult = z.input<typeof taskResultSchema>;
+
+/** The answer to a result: whether it counted and, when the result asked for `next`, the tasks leased in reply
+ * (absent when none could be asked for, e.g. the server is draining: the worker then asks with `work:request`). */
+export interface ResultAccepted { accepted: boolean; tasks?: TaskAssignment[] }
 
 export const taskErrorSchema = z.object({
   replicaId: z.string().min(1).max(64),
@@ -105,7 +111,7 @@ export interface HelloAccepted { workerId: string; volunteerId: string; token: s
 export interface ClientToServerEvents {
   'worker:hello': (hello: WorkerHello, ack: Ack<HelloAccepted>) => void;
   'work:request': (req: WorkRequest, ack: Ack<{ tasks: TaskAssignment[] }>) => void;
-  'task:result': (res: TaskResult, ack: Ack<{ accepted: boolean }>) => void;
+  'task:result': (res: TaskResult, ack: Ack<ResultAccepted>) => void;
   'task:error': (err: TaskErrorReport, ack: Ack) => void;
   /** Hands leases back at once (Stop, pause, the GPU lost), so the tasks go to someone else now. */
   'task:release': (req: Release, ack: Ack<{ released: number }>) => void;

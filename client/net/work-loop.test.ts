@@ -218,9 +218,12 @@ describe('WorkLoop pipelining', () => {
     loop.start();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(runner.spans).toHaveLength(6);
-    // The first two follow each other at once; from then on each waits for the oldest of two acks.
+    // The first two follow each other at once; the third rides on the first result's ack, 250 ms after the
+    // first task ended, so it waits what is left of that after the second's 100 ms.
     expect(runner.spans[1]!.start - runner.spans[0]!.end).toBe(0);
-    expect(runner.spans[2]!.start - runner.spans[1]!.end).toBeLessThan(250);
+    expect(runner.spans[2]!.start - runner.spans[1]!.end).toBe(150);
+    // One request for the first two tasks; every later task was asked for by a result, none by work:request.
+    expect(server.log.requests).toEqual([2, 1, 1, 1, 1, 1, 1]);
     expect(server.log.results).toHaveLength(6);
     expect(loop.status.tasksDone).toBe(6);
     loop.stop();

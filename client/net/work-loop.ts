@@ -7,7 +7,7 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import type {
-  AckResponse, ClientToServerEvents, Profile, ServerToClientEvents, TaskAssignment, VolunteerStats, WorkerHello,
+  AckResponse, ClientToServerEvents, Profile, ResultAccepted, ServerToClientEvents, TaskAssignment, VolunteerStats, WorkerHello,
 } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
@@ -114,6 +114,10 @@ export class WorkLoop {
   private readonly unacked = new Map<Promise<void>, () => void>();
   private readonly receivedAt = new Map<string, number>();
   private running: TaskAssignment | null = null;
+  /** Slots asked for and not yet answered (a work:request, or a result asking for its successor). */
+  private asking = 0;
+  /** Counts connections: an answer from an earlier one is not counted against `asking`. */
+  private epoch = 0;
   private cancelled = new Set<string>();
   private token: string | undefined;
   private pumping = false;
@@ -142,6 +146,8 @@ export class WorkLoop {
   start(): void {
     if (this.socket) return;
     this.freeSince = null;
+    this.asking = 0;
+    this.epoch++;
     this.update({ state: this.status.paused ? 'paused' : 'connecting', lastError: null });
     const socket: ClientSocket = (this.opts.connect ?? ((url) => io(url, { transports: ['websocket', 'polling'] })))(this.opts.serverUrl);
     this.socket = socket;
@@ -151,6 +157,8 @@ export class WorkLoop {
       this.dropQueue();
       for (const settle of this.unacked.values()) settle();
       this.unacked.clear();
+      this.asking = 0;
+      this.epoch++;
       this.helloDone = false;
       this.update({ connected: false, state: this.socket ? (this.status.paused ? 'paused' : 'connecting') : 'stopped' });
     });
@@ -241,9 +249,13 @@ export class WorkLoop {
 
   private requestWork(): void {
     const socket = this.socket;
-    const free = this.slots - this.queue.length - (this.running ? 1 : 0);
+    const free = this.slots - this.queue.length - (this.running ? 1 : 0) - this.asking;
     if (!socket?.connected || !this.helloDone || this.status.paused || this.resting || free <= 0) return;
+    this.asking += free;
+    const epoch = this.epoch;
     socket.emit('work:request', { slots: free }, (res) => {
+      if (epoch !== this.epoch) return;
+      this.asking -= free;
       if (!res.ok) { this.update({ lastError: res.error.message }); return; }
       this.accept(res.tasks);
     });
@@ -349,6 +361,13 @@ export class WorkLoop {
     // Send and move on: the next task runs while the server commits this one. At most `slots` results wait for
     // their acknowledgement at once, so a slow server slows the worker down instead of piling results up.
     while (this.unacked.size >= this.slots) await Promise.race(this.unacked.keys());
+    if (socket !== this.socket || !socket.connected) return ran;
+    // The slot this task held is free now: its result asks for the next task, which comes back on the ack
+    // (one round trip per task). Not when a rest is owed: what is asked for then could wait out its lease.
+    const next = restAfter(ran.busyMs, this.status.throttle) > 0 || this.status.paused
+      ? 0 : Math.max(0, this.slots - this.queue.length - this.asking);
+    this.asking += next;
+    const epoch = this.epoch;
     const sentMs = this.timers.now() - startedAt;
     let settle!: () => void;
     const waiting = new Promise<void>((r) => { settle = r; });
@@ -358,16 +377,21 @@ export class WorkLoop {
       backend: outcome.backend,
       runMs: outcome.runMs,
       outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
-    }, (res: AckResponse<{ accepted: boolean }>) => {
+      ...(next > 0 ? { next } : {}),
+    }, (res: AckResponse<ResultAccepted>) => {
       this.unacked.delete(waiting);
       settle();
       this.onResultAck(task, outcome, res, sentMs, idleMs);
+      if (epoch !== this.epoch) return;
+      this.asking -= next;
+      if (res.ok && res.tasks) this.accept(res.tasks);
+      else if (next > 0) this.requestWork();
     });
     return ran;
   }
 
   /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */
-  private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: AckResponse<{ accepted: boolean }>, wallMs: number, idleMs: number | null): void {
+  private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: AckResponse<ResultAccepted>, wallMs: number, idleMs: number | null): void {
     if (!res.ok) {
       this.update({ lastError: `result refused: ${res.error.message}` });
       return;

@@ -2,6 +2,10 @@
  * The socket.io side of the worker protocol. Every handler parses its payload with the shared zod
  * schema and answers through its ack: `{ ok: true, ... }` or `{ ok: false, error }`. A malformed event,
  * a missing ack or a throwing handler never takes the server down.
+ *
+ * Group commit: the events that arrive in one turn of the event loop are handled together in one store
+ * transaction (each in a savepoint of its own, so one that fails changes nothing), and their acks and the
+ * tasks pushed meanwhile go out only after that transaction commits.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -9,7 +13,7 @@ import type { Server, Socket } from 'socket.io';
 import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import {
-  type ClientToServerEvents, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, taskErrorSchema,
+  type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, taskErrorSchema,
   taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
 import type { AppEvents } from '../events.js';
@@ -17,6 +21,7 @@ import { asBytes } from '../../shared/tensor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Store } from '../store/store.js';
+import { TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
 
 export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
@@ -57,23 +62,24 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
   };
   const workers = new Map<string, WorkerInfo>();
   const socketOf = new Map<string, WorkerSocket>();
+  const batch = new TickBatch(store, log);
 
   io.on('connection', (socket: WorkerSocket) => {
     let workerId: string | null = null;
 
     const on = <S extends z.ZodTypeAny, R extends object>(
-      event: keyof ClientToServerEvents, schema: S, handler: (payload: z.infer<S>) => R | Promise<R>,
+      event: keyof ClientToServerEvents, schema: S, handler: (payload: z.infer<S>) => R,
     ) => {
-      socket.on(event, async (...args: unknown[]) => {
+      socket.on(event, (...args: unknown[]) => {
         const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : () => {};
-        try {
-          const payload = schema.parse(args[0]);
-          ack({ ok: true, ...(await handler(payload)) });
-        } catch (err) {
-          const wire = toWireError(err, log);
+        const parsed = schema.safeParse(args[0]);
+        if (!parsed.success) {
+          const wire = toWireError(parsed.error, log);
           log.debug({ event, code: wire.code, message: wire.message }, 'socket event refused');
           ack({ ok: false, error: wire });
+          return;
         }
+        batch.add(event, () => handler(parsed.data), ack);
       });
     };
 
@@ -101,13 +107,26 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       return { workerId, volunteerId: volunteer.id, token };
     });
 
-    const volunteerOf = () => workers.get(registered())!.volunteerId;
+    const volunteerOf = () => {
+      const w = workers.get(registered());
+      if (!w) throw new AppError('UNAUTHORIZED', 'this connection has closed');
+      return w.volunteerId;
+    };
 
     on('work:request', workRequestSchema, (req) => ({ tasks: scheduler.requestWork(registered(), req.slots) }));
 
-    on('task:result', taskResultSchema, (res) => {
+    on('task:result', taskResultSchema, (res): ResultAccepted => {
+      const id = registered();
       const outputs = res.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: asBytes(t.data) }));
-      return scheduler.submitResult(registered(), res.replicaId, outputs, { backend: res.backend, runMs: res.runMs });
+      const { accepted } = scheduler.submitResult(id, res.replicaId, outputs, { backend: res.backend, runMs: res.runMs });
+      if (!res.next) return { accepted };
+      // The next tasks ride on the ack. Should none be given now (draining, quarantined), the worker asks
+      // again with work:request and hears why there.
+      try {
+        return { accepted, tasks: scheduler.requestWork(id, res.next) };
+      } catch {
+        return { accepted };
+      }
     });
 
     on('task:error', taskErrorSchema, (err) => {
@@ -130,20 +149,23 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
 
     socket.on('disconnect', () => {
       if (!workerId) return;
-      workers.delete(workerId);
-      socketOf.delete(workerId);
-      events.emit('worker:left', workerId);
-      try {
-        scheduler.disconnect(workerId);
-      } catch (err) {
-        log.error({ err, workerId }, 'releasing leases failed');
-      }
+      const id = workerId;
+      workers.delete(id);
+      socketOf.delete(id);
+      events.emit('worker:left', id);
+      // In turn with the events before it: a result that arrived just before the socket closed still counts.
+      batch.add('disconnect', () => {
+        scheduler.disconnect(id);
+        return {};
+      }, (res) => {
+        if ((res as { ok: boolean }).ok === false) log.error({ workerId: id, res }, 'releasing leases failed');
+      });
     });
   });
 
   scheduler.setEvents({
-    deliver: (id, tasks) => socketOf.get(id)?.emit('task:assign', tasks),
-    cancel: (id, ids) => socketOf.get(id)?.emit('task:cancel', ids),
+    deliver: (id, tasks) => batch.afterCommit(() => socketOf.get(id)?.emit('task:assign', tasks)),
+    cancel: (id, ids) => batch.afterCommit(() => socketOf.get(id)?.emit('task:cancel', ids)),
     jobChanged: (jobId) => events.emit('job:changed', jobId),
     volunteerQuarantined: (volunteerId) => events.emit('volunteer:quarantined', volunteerId),
   });

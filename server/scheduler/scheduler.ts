@@ -227,7 +227,8 @@ export class Scheduler {
       const job = store.getJob(replica.jobId)!;
       const wasActive = replica.status === 'leased' && task.status === 'pending';
       const problem = outputProblem(outputs, this.picker.model(task.model).outputs, task.itemEnd - task.itemStart);
-      store.updateReplica(replicaId, { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` });
+      const returned = { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` };
+      if (problem || task.status !== 'pending' || job.status !== 'running') store.updateReplica(replicaId, returned);
       if (problem) {
         this.failReplica(replica, task, job, 'invalid', problem, wasActive);
         this.settler.outcome(replica.volunteerId, 'invalid', 0, fx);
@@ -243,10 +244,10 @@ export class Scheduler {
         store.updateReplica(replicaId, { status: 'cancelled' });
         return { accepted: false };
       }
-      store.setReplicaOutputs(replicaId, packTensors(outputs));
-      store.updateReplica(replicaId, { status: 'returned' });
+      const packed = packTensors(outputs);
+      store.updateReplica(replicaId, { ...returned, status: 'returned', outputs: packed });
       if (!wasActive) store.updateTask(task.id, { active: task.active + 1 });
-      this.settler.verify(task, job, fx);
+      this.settler.verify(task, job, fx, { replicaId, outputs, packed });
       return { accepted: true };
     });
     this.after(fx);

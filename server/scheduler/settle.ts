@@ -24,6 +24,9 @@ export interface Effects {
 /** The mark on a returned replica that disagreed with its task's accepted result. */
 const DISAGREED = 'disagreed with the accepted result';
 
+/** A replica's outputs as it was returned, unpacked and packed. */
+export interface FreshReplica { replicaId: string; outputs: Tensor[]; packed: Uint8Array }
+
 export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
 
 const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
@@ -129,15 +132,20 @@ export class Settler {
     return ok;
   }
 
-  /** Runs the verifier on a pending task's returned replicas and applies its decision. */
-  verify(task: TaskRow, job: JobRow, fx: Effects): void {
+  /**
+   * Runs the verifier on a pending task's returned replicas and applies its decision. `fresh` is the replica
+   * just returned, whose outputs need not be read back from the store.
+   */
+  verify(task: TaskRow, job: JobRow, fx: Effects, fresh?: FreshReplica): void {
     const { store, clock, log } = this.deps;
     const current = store.getTask(task.id)!;
     if (current.status !== 'pending') return;
     const counted = store.replicasOfTask(task.id, 'returned');
     const requireVetted = job.canaryRate > 0;
     const returned = counted.map((r) => ({
-      id: r.id, outputs: unpackTensors(store.replicaOutputs(r.id)!), vouches: !requireVetted || this.vetted(r.volunteerId),
+      id: r.id,
+      outputs: r.id === fresh?.replicaId ? fresh.outputs : unpackTensors(store.replicaOutputs(r.id)!),
+      vouches: !requireVetted || this.vetted(r.volunteerId),
     }));
     const inFlight = current.active - counted.length;
     const quorum = Math.min(job.replicas, current.wanted);
@@ -163,7 +171,7 @@ export class Settler {
         return;
       case 'accept': {
         recordPairs();
-        store.setTaskResult(task.id, store.replicaOutputs(d.replicaId)!);
+        store.setTaskResult(task.id, d.replicaId === fresh?.replicaId ? fresh.packed : store.replicaOutputs(d.replicaId)!);
         store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
         if (this.taskDone(current)) fx.dispatch = true;
         this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);

@@ -14,7 +14,12 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** Blobs read by range (data sets) keep a file descriptor open, up to this many. */
+const OPEN_FILES = 16;
+
 export class BlobStore {
+  private readonly open = new Map<string, number>();
+
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
   }
@@ -85,7 +90,31 @@ export class BlobStore {
   }
 
   remove(hash: string): void {
+    this.closeFile(hash);
     fs.rmSync(this.pathOf(hash), { force: true });
+  }
+
+  /** Closes the files kept open for range reads. */
+  close(): void {
+    for (const hash of [...this.open.keys()]) this.closeFile(hash);
+  }
+
+  private closeFile(hash: string): void {
+    const fd = this.open.get(hash);
+    if (fd === undefined) return;
+    this.open.delete(hash);
+    fs.closeSync(fd);
+  }
+
+  /** A descriptor for range reads, kept open: a task's inputs are read without an open and a close each time. */
+  private fileOf(hash: string): number {
+    let fd = this.open.get(hash);
+    if (fd === undefined) {
+      if (this.open.size >= OPEN_FILES) this.closeFile(this.open.keys().next().value!);
+      fd = fs.openSync(this.pathOf(hash), 'r');
+      this.open.set(hash, fd);
+    }
+    return fd;
   }
 
   read(hash: string): Buffer {
@@ -94,18 +123,14 @@ export class BlobStore {
 
   /** Reads `length` bytes at `offset`: a slice of a data set's items without loading the rest. */
   readRange(hash: string, offset: number, length: number): Buffer {
-    const fd = fs.openSync(this.pathOf(hash), 'r');
-    try {
-      const out = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const n = fs.readSync(fd, out, got, length - got, offset + got);
-        if (n === 0) throw new Error(`blob ${hash} is shorter than expected`);
-        got += n;
-      }
-      return out;
-    } finally {
-      fs.closeSync(fd);
+    const fd = this.fileOf(hash);
+    const out = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, out, got, length - got, offset + got);
+      if (n === 0) throw new Error(`blob ${hash} is shorter than expected`);
+      got += n;
     }
+    return out;
   }
 }

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, sta
 DROP INDEX IF EXISTS tasks_job;
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks(job_id, status, stage DESC, batch);
 CREATE INDEX IF NOT EXISTS tasks_canary ON tasks(job_id) WHERE canary = 1 AND status = 'done';
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks(job_id, stage DESC, batch) WHERE status = 'pending' AND ready = 1 AND active < wanted;
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
   single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,

@@ -4,7 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import type {
-  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
+  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
   SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
@@ -12,11 +12,17 @@ import {
   REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
   toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
+import { RowCache } from './row-cache.js';
 
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
+  /** The rows every worker event reads, kept as written (cleared when a transaction rolls back). */
+  private readonly jobs = new RowCache<JobRow>(1_000);
+  private readonly tasks = new RowCache<TaskRow>(100_000);
+  private readonly replicas = new RowCache<ReplicaRow>(100_000);
+  private readonly volunteers = new RowCache<VolunteerRow>(50_000);
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -45,7 +51,20 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      // The rows written inside were rolled back: so are the cached copies.
+      this.clearCaches();
+      throw err;
+    }
+  }
+
+  private clearCaches(): void {
+    this.jobs.clear();
+    this.tasks.clear();
+    this.replicas.clear();
+    this.volunteers.clear();
   }
 
   close(): void {
@@ -103,12 +122,15 @@ export class SqliteStore implements Store {
   }
 
   getVolunteer(id: string): VolunteerRow | undefined {
+    const cached = this.volunteers.get(id);
+    if (cached) return cached;
     const r = this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers WHERE id = ?`).get(id) as Row | undefined;
-    return r && volunteerFromRow(r);
+    return r && this.volunteers.set(id, volunteerFromRow(r));
   }
 
   updateVolunteer(id: string, patch: VolunteerPatch): void {
     this.patch('volunteers', id, patch);
+    this.volunteers.patch(id, patch);
   }
 
   listVolunteers(): VolunteerRow[] {
@@ -155,8 +177,10 @@ export class SqliteStore implements Store {
   }
 
   getJob(id: string): JobRow | undefined {
+    const cached = this.jobs.get(id);
+    if (cached) return cached;
     const r = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
-    return r && jobFromRow(r);
+    return r && this.jobs.set(id, jobFromRow(r));
   }
 
   listJobs(owner?: string): JobRow[] {
@@ -167,8 +191,9 @@ export class SqliteStore implements Store {
   }
 
   setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {
-    this.q('UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?')
-      .run(status, status === 'running' ? null : at, error, id);
+    const finishedAt = status === 'running' ? null : at;
+    this.q('UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?').run(status, finishedAt, error, id);
+    this.jobs.patch(id, { status, finishedAt, error });
   }
 
   taskCounts(jobId: string): TaskCounts {
@@ -222,7 +247,8 @@ export class SqliteStore implements Store {
       defer: filter.deferModels?.length ? JSON.stringify(filter.deferModels) : null,
       readySince: filter.readySince ?? 0,
     };
-    const pick = this.q(`SELECT ${t(TASK_COLS)} FROM tasks t
+    // tasks_open holds only the tasks that want a replica now, so leased ones are not scanned past.
+    const pick = this.q(`SELECT ${t(TASK_COLS)} FROM tasks t INDEXED BY tasks_open
       WHERE t.job_id = @jobId AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted
         AND (@models IS NULL OR t.model IN (SELECT value FROM json_each(@models)))
         AND (@exclude IS NULL OR t.model NOT IN (SELECT value FROM json_each(@exclude)))
@@ -276,12 +302,15 @@ export class SqliteStore implements Store {
   }
 
   getTask(id: string): TaskRow | undefined {
+    const cached = this.tasks.get(id);
+    if (cached) return cached;
     const r = this.q(`SELECT ${TASK_COLS} FROM tasks WHERE id = ?`).get(id) as Row | undefined;
-    return r && taskFromRow(r);
+    return r && this.tasks.set(id, taskFromRow(r));
   }
 
   updateTask(id: string, patch: Parameters<Store['updateTask']>[1]): void {
     this.patch('tasks', id, patch);
+    this.tasks.patch(id, patch);
   }
 
   setTaskResult(id: string, result: Uint8Array): void {
@@ -297,19 +326,20 @@ export class SqliteStore implements Store {
   insertReplica(row: ReplicaRow): void {
     this.q(`INSERT INTO replicas (${REPLICA_COLS}) VALUES (@id, @taskId, @jobId, @workerId, @volunteerId, @status,
       @workerClass, @single, @site, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run({ ...row, single: row.single ? 1 : 0 });
+    this.replicas.set(row.id, { ...row });
   }
 
   getReplica(id: string): ReplicaRow | undefined {
+    const cached = this.replicas.get(id);
+    if (cached) return cached;
     const r = this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE id = ?`).get(id) as Row | undefined;
-    return r && replicaFromRow(r);
+    return r && this.replicas.set(id, replicaFromRow(r));
   }
 
-  updateReplica(id: string, patch: Parameters<Store['updateReplica']>[1]): void {
-    this.patch('replicas', id, patch);
-  }
-
-  setReplicaOutputs(id: string, outputs: Uint8Array): void {
-    this.q('UPDATE replicas SET outputs = ? WHERE id = ?').run(Buffer.from(outputs.buffer, outputs.byteOffset, outputs.byteLength), id);
+  updateReplica(id: string, patch: ReplicaPatch): void {
+    const { outputs, ...fields } = patch;
+    this.patch('replicas', id, outputs ? { ...fields, outputs: Buffer.from(outputs.buffer, outputs.byteOffset, outputs.byteLength) } : fields);
+    this.replicas.patch(id, fields);
   }
 
   replicaOutputs(id: string): Uint8Array | undefined {

@@ -88,7 +88,7 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       expect(s.leasedBefore(20).map((r) => r.id)).toEqual(['r1']);
       expect(s.leasedByWorker('w2').map((r) => r.id)).toEqual(['r2']);
       expect(s.leasedInJob('j1')).toHaveLength(2);
-      s.setReplicaOutputs('r1', new Uint8Array([1, 2, 3]));
+      s.updateReplica('r1', { status: 'returned', outputs: new Uint8Array([1, 2, 3]) });
       s.updateReplica('r1', { status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
       expect(s.getReplica('r1')).toMatchObject({ status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
       expect(Array.from(s.replicaOutputs('r1')!)).toEqual([1, 2, 3]);
@@ -110,6 +110,33 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
         throw new Error('crash in the middle');
       })).toThrow('crash');
       expect(s.getTask('j1-t0')!.status).toBe('pending');
+    });
+
+    it('reads back what was rolled back as it was before, for rows read before and during the transaction', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 1));
+      s.insertReplica(replica('r1', 'j1-t0', 'j1'));
+      const v = s.volunteerFor('hash-a', 'v-a', 1).id;
+      const before = { task: s.getTask('j1-t0')!, job: s.getJob('j1')!, replica: s.getReplica('r1')!, volunteer: s.getVolunteer(v)! };
+      s.transaction(() => {
+        // A nested unit that fails (a savepoint) is undone alone; the outer one goes on and commits.
+        expect(() => s.transaction(() => {
+          s.updateTask('j1-t0', { status: 'done', active: 1 });
+          s.setJobStatus('j1', 'completed', 5);
+          s.updateReplica('r1', { status: 'returned', runMs: 3 });
+          s.updateVolunteer(v, { credit: 10, valid: 1 });
+          expect(s.getTask('j1-t0')!.status).toBe('done');
+          throw new Error('refused');
+        })).toThrow('refused');
+        s.updateVolunteer(v, { name: 'Ada' });
+      });
+      expect(s.getTask('j1-t0')).toEqual(before.task);
+      expect(s.getJob('j1')).toEqual(before.job);
+      expect(s.getReplica('r1')).toEqual(before.replica);
+      expect(s.getVolunteer(v)).toEqual({ ...before.volunteer, name: 'Ada' });
+      // Rows handed out earlier are not changed under their holders by later writes.
+      s.updateTask('j1-t0', { active: 2 });
+      expect(before.task.active).toBe(0);
     });
 
     if (reopen) {

@@ -120,6 +120,8 @@ export interface ReplicaRow {
   returnedAt: number | null;
 }
 
+export type ReplicaPatch = Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>> & { outputs?: Uint8Array };
+
 export interface VolunteerRow {
   id: string;
   name: string | null;
@@ -222,8 +224,8 @@ export interface Store {
 
   insertReplica(row: ReplicaRow): void;
   getReplica(id: string): ReplicaRow | undefined;
-  updateReplica(id: string, patch: Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>>): void;
-  setReplicaOutputs(id: string, outputs: Uint8Array): void;
+  /** Changes a replica's fields; `outputs` (packed tensors) is stored with them in the same write. */
+  updateReplica(id: string, patch: ReplicaPatch): void;
   replicaOutputs(id: string): Uint8Array | undefined;
   /** Replicas of a task in a given status, oldest first. */
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[];

@@ -91,7 +91,14 @@ export class FakeServer {
         const id = p.replicaId as string;
         const held = this.leased.delete(id);
         this.log.results.push(id);
-        return held ? { ok: true, accepted: true } : { ok: false, error: { code: 'NOT_FOUND', message: 'no such lease' } };
+        if (!held) return { ok: false, error: { code: 'NOT_FOUND', message: 'no such lease' } };
+        // As the server: `next` asks for tasks to come back on this ack.
+        const next = (p.next as number | undefined) ?? 0;
+        if (next === 0) return { ok: true, accepted: true };
+        this.log.requests.push(next);
+        const tasks = this.lease(next);
+        this.demand = next - tasks.length;
+        return { ok: true, accepted: true, tasks };
       }
       case 'task:error':
         this.leased.delete(p.replicaId as string);

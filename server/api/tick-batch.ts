@@ -1,0 +1,72 @@
+/**
+ * Group commit for socket events: the handlers of the events that arrive in one turn of the event loop run
+ * in one store transaction. A handler keeps its own writes atomic (the scheduler's methods run in
+ * `store.transaction`, which nests as a savepoint here), so one that throws changes nothing and is answered
+ * with its error while the others commit. The acks, and whatever was meant to be sent meanwhile (tasks pushed to
+ * workers, leases withdrawn), go out only after the commit: a worker never hears of a state the store
+ * could still lose. One commit per turn instead of one per event is what makes a busy server cheap.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { toWireError } from './wire-error.js';
+
+type Reply = (response: unknown) => void;
+
+interface Pending { event: string; run: () => object; reply: Reply }
+
+export class TickBatch {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private flushing = false;
+  private sends: (() => void)[] = [];
+
+  constructor(private readonly store: Store, private readonly log: Logger) {}
+
+  /** Runs `run` with the others of this turn; `reply` gets `{ ok: true, ...result }` or `{ ok: false, error }` after the commit. */
+  add(event: string, run: () => object, reply: Reply): void {
+    this.queue.push({ event, run, reply });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends now when no batch is being handled, else once it has committed (dropped if it did not). */
+  afterCommit(send: () => void): void {
+    if (this.flushing) this.sends.push(send);
+    else send();
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const replies: [Reply, unknown][] = [];
+    this.flushing = true;
+    try {
+      this.store.transaction(() => {
+        for (const p of batch) {
+          try {
+            replies.push([p.reply, { ok: true, ...p.run() }]);
+          } catch (err) {
+            const wire = toWireError(err, this.log);
+            this.log.debug({ event: p.event, code: wire.code, message: wire.message }, 'socket event refused');
+            replies.push([p.reply, { ok: false, error: wire }]);
+          }
+        }
+      });
+    } catch (err) {
+      // The commit itself failed (disk full, store closed): nothing of this batch happened.
+      const wire = toWireError(err, this.log);
+      replies.length = 0;
+      for (const p of batch) replies.push([p.reply, { ok: false, error: wire }]);
+      this.sends = [];
+    } finally {
+      this.flushing = false;
+    }
+    const sends = this.sends;
+    this.sends = [];
+    for (const send of sends) send();
+    for (const [reply, response] of replies) reply(response);
+  }
+}
