@@ -43,7 +43,8 @@ interface Snap { t: number; done: number; computeMs: number; timing: { last: Tas
 /**
  * Installed before the page's scripts: records status() whenever tasksDone changes, as it changes, and
  * times each task:result from the frame leaving the page to its ack arriving (socket.io's wire format:
- * a binary event "45<attachments>-<ackId>[...]" out, an ack "43<ackId>[...]" back).
+ * a binary event "451-<ackId>[...]" out, an ack "43<ackId>[...]" back, or "46<attachments>-<ackId>[...]"
+ * when the ack carries the next task's binary inputs).
  */
 const RECORDER = `(() => {
   const timeline = [];
@@ -66,7 +67,7 @@ const RECORDER = `(() => {
   const sent = new Map();
   const onMessage = (e) => {
     if (typeof e.data !== 'string') return;
-    const a = /^43(\\d+)\\[/.exec(e.data);
+    const a = /^4(?:3|6\\d+-)(\\d+)\\[/.exec(e.data);
     if (a && sent.has(a[1])) { acks.push(performance.now() - sent.get(a[1])); sent.delete(a[1]); }
   };
   const Native = window.WebSocket;

@@ -102,6 +102,9 @@ export class Donation {
       helloExtras: async () => ({ cached: await cachedModelHashes() }),
       token: opts.tokens.get() ?? undefined,
       throttle: prefs.throttle,
+      // Two tasks in hand: a tab reads the socket only between runs (session.run holds the main thread), so
+      // the next task's arrival lags by a run or two; with one in hand the tab would wait for it.
+      slots: 3,
       runner: this.runner,
       onToken: (token) => opts.tokens.set(token),
       onStatus: (s) => this.onStatus(s),

@@ -9,6 +9,7 @@ import { Donation, pageApi } from './donation.js';
 import { fetchLeaderboard } from './leaderboard.js';
 import type { TabgridPage } from './page-api.js';
 import { readPageOptions } from './page-options.js';
+import { pacedRender } from './render-pacer.js';
 import { createTokenStore } from './token-store.js';
 import { VolunteerView } from './volunteer-view.js';
 
@@ -27,8 +28,13 @@ async function main(): Promise<void> {
 
   const gpu = await probeWebGpu();
   view.showDevice(gpu, globalThis.crossOriginIsolated, options.backend);
-  let rendering = false;
   let shownCredit: number | null = null;
+  const redraw = pacedRender(() => {
+    const m = donation.snapshot();
+    view.render(m);
+    // New credit moves this volunteer on the leaderboard: show it now rather than at the next poll.
+    if (m.stats && m.stats.credit !== shownCredit) { shownCredit = m.stats.credit; void refreshBoard(); }
+  });
   const donation: Donation = new Donation({
     serverUrl: location.origin,
     gpu,
@@ -37,18 +43,7 @@ async function main(): Promise<void> {
     consent,
     doc: document,
     nav: navigator,
-    onChange: () => {
-      // Coalesce bursts of status changes into one render per frame.
-      if (rendering) return;
-      rendering = true;
-      requestAnimationFrame(() => {
-        rendering = false;
-        const m = donation.snapshot();
-        view.render(m);
-        // New credit moves this volunteer on the leaderboard: show it now rather than at the next poll.
-        if (m.stats && m.stats.credit !== shownCredit) { shownCredit = m.stats.credit; void refreshBoard(); }
-      });
-    },
+    onChange: () => redraw(),
   });
   if (options.unknownBackend) donation.report(`ignored ?backend=${options.unknownBackend}: use wasm or webgpu`);
 

@@ -11,6 +11,7 @@ import { Donation, pageApi } from '../volunteer/donation.js';
 import { fetchLeaderboard } from '../volunteer/leaderboard.js';
 import type { TabgridPage } from '../volunteer/page-api.js';
 import { readPageOptions } from '../volunteer/page-options.js';
+import { pacedRender } from '../volunteer/render-pacer.js';
 import { createTokenStore } from '../volunteer/token-store.js';
 import { embeddingOrigin } from './embed-origin.js';
 import { FrameView } from './frame-view.js';
@@ -67,15 +68,11 @@ async function main(): Promise<void> {
   const view = new FrameView(document, (width, height) => post({ type: 'tabgrid:size', width, height }));
   let siteCredit: number | null = null;
   const gpu = await probeWebGpu();
-  let rendering = false;
+  const redraw = pacedRender(() => view.render(donation.snapshot(), site, siteCredit));
   const donation: Donation = new Donation({
     serverUrl: location.origin, site, gpu, forced: page.backend,
     tokens: createTokenStore(storage), consent, doc: document, nav: navigator,
-    onChange: () => {
-      if (rendering) return;
-      rendering = true;
-      requestAnimationFrame(() => { rendering = false; view.render(donation.snapshot(), site, siteCredit); });
-    },
+    onChange: () => redraw(),
   });
 
   async function refreshSite(): Promise<void> {

@@ -53,7 +53,10 @@ export interface ResultMeta { backend: string; runMs: number }
 /** Consecutive idle workers that find nothing before a dispatch stops looking. */
 const DISPATCH_GIVE_UP = 64;
 
-const newId = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
+/** Replica ids: a random part per process (unique across restarts) and a counter (cheap, unique within one). */
+const ID_BASE = randomBytes(6).toString('hex');
+let idSeq = 0;
+const newId = (prefix: string) => `${prefix}-${ID_BASE}${(++idSeq).toString(36)}`;
 
 export class Scheduler {
   private readonly workers = new Map<string, WorkerEntry>();

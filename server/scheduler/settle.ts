@@ -174,7 +174,8 @@ export class Settler {
         store.setTaskResult(task.id, d.replicaId === fresh?.replicaId ? fresh.packed : store.replicaOutputs(d.replicaId)!);
         store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
         if (this.taskDone(current)) fx.dispatch = true;
-        this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
+        // Replicas still out on this task are no longer needed (`inFlight` counts them; usually there are none).
+        if (inFlight > 0) this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
         for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
         for (const id of d.disagreeing) {

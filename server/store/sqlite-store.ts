@@ -29,6 +29,8 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // The hot rows and indexes (open tasks, live replicas) stay in memory: SQLite's default cache is 2 MiB.
+    this.db.pragma('cache_size = -32768');
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
     this.db.exec(SCHEMA);
@@ -237,29 +239,34 @@ export class SqliteStore implements Store {
   }
 
   assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
-    // One running job at a time, in priority order: within a job the tasks_pick index gives tasks in order,
-    // so the query stops at `limit` instead of sorting every pending task. Model lists travel as one JSON
-    // parameter, so the statement is prepared once.
-    const params = {
-      volunteerId, limit, jobId: '',
-      models: filter.models ? JSON.stringify(filter.models) : null,
-      exclude: filter.excludeModels?.length ? JSON.stringify(filter.excludeModels) : null,
-      defer: filter.deferModels?.length ? JSON.stringify(filter.deferModels) : null,
-      readySince: filter.readySince ?? 0,
-    };
-    // tasks_open holds only the tasks that want a replica now, so leased ones are not scanned past.
+    // One running job at a time, in priority order: within a job the tasks_open index gives the tasks that
+    // want a replica in order, so the query stops at `limit`. Model filters are written into the statement
+    // only when present (one prepared statement per shape): an empty filter costs nothing.
+    const list = (ms: string[]) => ms.map(() => '?').join(', ');
+    const conds: string[] = [];
+    const args: unknown[] = [];
+    if (filter.models) { conds.push(`t.model IN (${list(filter.models)})`); args.push(...filter.models); }
+    if (filter.excludeModels?.length) { conds.push(`t.model NOT IN (${list(filter.excludeModels)})`); args.push(...filter.excludeModels); }
+    if (filter.deferModels?.length) {
+      conds.push(`(t.model NOT IN (${list(filter.deferModels)}) OR t.ready_at <= ?)`);
+      args.push(...filter.deferModels, filter.readySince ?? 0);
+    }
+    if (filter.models?.length === 0) return [];
+    // The limit is written into the statement: SQLite stops at a literal LIMIT several times sooner than at a bound one.
+    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
+    if (n === 0) return [];
     const pick = this.q(`SELECT ${t(TASK_COLS)} FROM tasks t INDEXED BY tasks_open
-      WHERE t.job_id = @jobId AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted
-        AND (@models IS NULL OR t.model IN (SELECT value FROM json_each(@models)))
-        AND (@exclude IS NULL OR t.model NOT IN (SELECT value FROM json_each(@exclude)))
-        AND (@defer IS NULL OR t.model NOT IN (SELECT value FROM json_each(@defer)) OR t.ready_at <= @readySince)
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = @volunteerId
+      WHERE t.job_id = ? AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted
+        ${conds.map((c) => `AND ${c}`).join(' ')}
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = ?
                         AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
-      ORDER BY t.stage DESC, t.batch LIMIT @limit`);
+      ORDER BY t.stage DESC, t.batch LIMIT ${n}`);
     const out: TaskRow[] = [];
     for (const { id } of this.q(`SELECT id FROM jobs WHERE status = 'running' ORDER BY priority DESC, created_at, id`).all() as { id: string }[]) {
-      for (const r of pick.all({ ...params, jobId: id, limit: limit - out.length }) as Row[]) out.push(taskFromRow(r));
-      if (out.length >= limit) break;
+      for (const r of pick.all(id, ...args, volunteerId) as Row[]) {
+        out.push(this.tasks.set(r.id as string, taskFromRow(r)));
+        if (out.length >= n) return out;
+      }
     }
     return out;
   }
