@@ -7,8 +7,9 @@
  *
  * Phases, each in fresh child processes (server and load in separate processes):
  *   bare A   bare socket.io server acking a message with `bytes` of binary; `clients` x `inflight` in flight
- *   protocol the fake workers against a server that only speaks the protocol (no checks, no store): the ceiling
- *   piggyback the same with a proposed change: the next task comes in the result's ack (one round trip per task)
+ *   protocol the fake workers against a server that only speaks the protocol (no checks, no store): the ceiling;
+ *            the WorkLoop asks for the next task in each result (`next`), so it comes back on the result's ack
+ *   lean     the same protocol from a minimal client (no WorkLoop): what the client side's own cost hides
  *   r1       TabGrid, Identity model, 1 item of `bytes` per task, replicas 1: each result one round trip of work
  *   r2       the same with replicas 2 (adaptive off): verified tasks per second
  *   bare B   the bare server again; the limit is the mean of A and B, so drift shows
@@ -34,7 +35,7 @@ const { n: opt, s: flag } = numericFlags('npm run bench:dispatch --', {
   profile: { type: 'boolean', help: 'also run r1 on a server under node --cpu-prof and summarise the profile' },
   'profile-dir': { type: 'string', help: 'where the .cpuprofile goes (default test-results/bench)' },
   'skip-r2': { type: 'boolean', help: 'skip the replicas-2 phase' },
-  'skip-piggyback': { type: 'boolean', help: 'skip the protocol-only phase with the next task carried in the result ack' },
+  'skip-piggyback': { type: 'boolean', help: 'skip the protocol-only phase driven by a minimal client (no WorkLoop)' },
 });
 
 const LIB = path.join(BENCH, 'lib');
@@ -84,7 +85,7 @@ async function protocolOnly(label: string, piggyback = false): Promise<Window> {
   try {
     await load.ask({ type: 'start', url: `http://127.0.0.1:${port}`, clients: opt.clients, slots: opt.inflight, output: 'y', piggyback });
     const w = await measure(load, server.pid);
-    say(`${label.padEnd(10)} ${fmt.rate(w.rate).padStart(8)} results/s (protocol only${piggyback ? ', next task in the result ack' : ''}) ${cpuNote(w)}`);
+    say(`${label.padEnd(10)} ${fmt.rate(w.rate).padStart(8)} results/s (protocol only, next task on the result's ack${piggyback ? ', minimal client' : ''}) ${cpuNote(w)}`);
     await load.ask({ type: 'stop' });
     return w;
   } finally {
@@ -139,7 +140,7 @@ say(`dispatch: ${opt.clients} clients x ${opt.inflight} in flight, ${opt.bytes} 
 say(`machine: ${machineLine()}`);
 const bareA = await bare('bare A');
 const proto = await protocolOnly('protocol');
-const piggy = flag['skip-piggyback'] ? undefined : await protocolOnly('piggyback', true);
+const piggy = flag['skip-piggyback'] ? undefined : await protocolOnly('lean', true);
 const phases = await tabgrid('tabgrid', flag['skip-r2'] ? [1] : [1, 2]);
 const bareB = await bare('bare B');
 const limit = (bareA.rate + bareB.rate) / 2;
@@ -150,10 +151,10 @@ say();
 say(`limit (mean of bare A and B): ${fmt.rate(limit)} round trips/s (A/B differ by ${fmt.pct(Math.abs(bareA.rate - bareB.rate) / limit)})`);
 say(`dispatch ratio: ${fmt.rate(r1.rate)} / ${fmt.rate(limit)} = ${fmt.ratio(ratio)} (target >= 0.6)`);
 const usPer = (w: Window) => (w.serverCores * 1e6) / w.rate;
-say(`protocol ceiling (same fake workers, a server that only speaks the protocol): ${fmt.rate(proto.rate)} results/s = ${fmt.ratio(proto.rate / limit)} of the limit, `
+say(`protocol ceiling (same fake workers, a server that only speaks the protocol, one round trip per task): ${fmt.rate(proto.rate)} results/s = ${fmt.ratio(proto.rate / limit)} of the limit, `
   + `${usPer(proto).toFixed(0)} µs server CPU per result`);
 if (piggy) {
-  say(`  with the next task in the result's ack (one round trip per task): ${fmt.rate(piggy.rate)} results/s = ${fmt.ratio(piggy.rate / limit)} of the limit, `
+  say(`  from a minimal client instead of the WorkLoop: ${fmt.rate(piggy.rate)} results/s = ${fmt.ratio(piggy.rate / limit)} of the limit, `
     + `${usPer(piggy).toFixed(0)} µs server CPU per result`);
 }
 const bareUs = (usPer(bareA) + usPer(bareB)) / 2;

@@ -20,8 +20,8 @@ class EchoRunner implements Runner {
 }
 
 /**
- * A fake worker for a proposed protocol change: each task:result carries `next: 1`, and its ack brings the
- * next task, so a task costs one round trip instead of two (result, then work:request). Only
+ * A minimal fake worker (no WorkLoop): each task:result carries `next: 1`, and its ack brings the
+ * next task, as the WorkLoop does too; what the WorkLoop costs on top shows as the gap between the two. Only
  * bench/lib/protocol-server.ts understands it.
  */
 class PiggybackWorker {
