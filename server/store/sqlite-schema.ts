@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, sta
   active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
 DROP INDEX IF EXISTS tasks_job;
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks(job_id, status, stage DESC, batch);
-CREATE INDEX IF NOT EXISTS tasks_canary ON tasks(job_id) WHERE canary = 1 AND status = 'done';
+DROP INDEX IF EXISTS tasks_canary;
+CREATE INDEX IF NOT EXISTS tasks_canary_pick ON tasks(job_id, batch) WHERE canary = 1 AND status = 'done';
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks(job_id, stage DESC, batch) WHERE status = 'pending' AND ready = 1 AND active < wanted;
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,

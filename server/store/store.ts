@@ -206,7 +206,7 @@ export interface Store {
 
   /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
   assignableTasks(volunteerId: string, limit: number, filter?: TaskFilter): TaskRow[];
-  /** Known-answer tasks of running jobs that this volunteer has not run yet, in random order. */
+  /** Known-answer tasks of running jobs that this volunteer has not run yet, picked at random. */
   probeTasks(volunteerId: string, limit: number): TaskRow[];
   /** Canary tasks still waiting for the server to compute their answer. */
   unreadyCanaries(): TaskRow[];
