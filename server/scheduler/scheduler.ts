@@ -196,8 +196,7 @@ export class Scheduler {
       const task = store.getTask(taskId);
       if (!task || task.status !== 'pending') return;
       if (outputs) {
-        store.setTaskResult(taskId, packTensors(outputs));
-        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now() });
+        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now(), result: packTensors(outputs) });
         this.settler.taskDone(task);
       } else {
         // The server could not compute it: volunteers compute it like any other task.
@@ -247,10 +246,9 @@ export class Scheduler {
         store.updateReplica(replicaId, { status: 'cancelled' });
         return { accepted: false };
       }
-      const packed = packTensors(outputs);
-      store.updateReplica(replicaId, { ...returned, status: 'returned', outputs: packed });
+      store.updateReplica(replicaId, { ...returned, status: 'returned', outputs: packTensors(outputs) });
       if (!wasActive) store.updateTask(task.id, { active: task.active + 1 });
-      this.settler.verify(task, job, fx, { replicaId, outputs, packed });
+      this.settler.verify(task, job, fx, { replicaId, outputs });
       return { accepted: true };
     });
     this.after(fx);

@@ -24,8 +24,8 @@ export interface Effects {
 /** The mark on a returned replica that disagreed with its task's accepted result. */
 const DISAGREED = 'disagreed with the accepted result';
 
-/** A replica's outputs as it was returned, unpacked and packed. */
-export interface FreshReplica { replicaId: string; outputs: Tensor[]; packed: Uint8Array }
+/** A replica's outputs as it was returned. */
+export interface FreshReplica { replicaId: string; outputs: Tensor[] }
 
 export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
 
@@ -171,8 +171,7 @@ export class Settler {
         return;
       case 'accept': {
         recordPairs();
-        store.setTaskResult(task.id, d.replicaId === fresh?.replicaId ? fresh.packed : store.replicaOutputs(d.replicaId)!);
-        store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
+        store.updateTask(task.id, { status: 'done', doneAt: clock.now(), resultOf: d.replicaId });
         if (this.taskDone(current)) fx.dispatch = true;
         // Replicas still out on this task are no longer needed (`inFlight` counts them; usually there are none).
         if (inFlight > 0) this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, sta
   model TEXT NOT NULL, batch INTEGER NOT NULL,
   item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
   ready INTEGER NOT NULL, ready_at INTEGER, wanted INTEGER NOT NULL,
-  active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, result BLOB, error TEXT, done_at INTEGER);
+  active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, error TEXT, done_at INTEGER);
 DROP INDEX IF EXISTS tasks_job;
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks(job_id, status, stage DESC, batch);
 DROP INDEX IF EXISTS tasks_canary;
@@ -34,12 +34,24 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks(job_id, stage DESC, batch) WHERE 
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
   single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,
-  lease_expires INTEGER NOT NULL, outputs BLOB, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
-CREATE INDEX IF NOT EXISTS replicas_task ON replicas(task_id, status);
-CREATE INDEX IF NOT EXISTS replicas_lease ON replicas(status, lease_expires);
-CREATE INDEX IF NOT EXISTS replicas_worker ON replicas(worker_id, status);
-CREATE INDEX IF NOT EXISTS replicas_job ON replicas(job_id, status);
-CREATE INDEX IF NOT EXISTS replicas_volunteer ON replicas(volunteer_id, status);
+  lease_expires INTEGER NOT NULL, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
+-- Tensors live apart from the rows the scheduler reads and updates all the time, so those stay small (a row
+-- with a 128 KiB blob in it spans 33 pages). A task's verified result names the replica whose outputs it is,
+-- so they are stored once; only a result the server computed itself (a canary's answer) has bytes of its own.
+CREATE TABLE IF NOT EXISTS replica_outputs (replica_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS task_results (task_id TEXT PRIMARY KEY, replica_id TEXT, data BLOB);
+DROP INDEX IF EXISTS replicas_task;
+CREATE INDEX IF NOT EXISTS replicas_of_task ON replicas(task_id, status, leased_at);
+-- A replica changes status once or twice; only replicas_task has the status in full. Leases are found through
+-- partial indexes that hold only the leased rows, jobs and volunteers through indexes a status change leaves alone.
+DROP INDEX IF EXISTS replicas_lease;
+DROP INDEX IF EXISTS replicas_worker;
+DROP INDEX IF EXISTS replicas_job;
+DROP INDEX IF EXISTS replicas_volunteer;
+CREATE INDEX IF NOT EXISTS replicas_leased ON replicas(lease_expires) WHERE status = 'leased';
+CREATE INDEX IF NOT EXISTS replicas_worker_leased ON replicas(worker_id) WHERE status = 'leased';
+CREATE INDEX IF NOT EXISTS replicas_of_job ON replicas(job_id);
+CREATE INDEX IF NOT EXISTS replicas_of_volunteer ON replicas(volunteer_id);
 CREATE INDEX IF NOT EXISTS volunteers_credit ON volunteers(credit DESC);
 CREATE TABLE IF NOT EXISTS sites (origin TEXT PRIMARY KEY, credit REAL NOT NULL DEFAULT 0, tasks INTEGER NOT NULL DEFAULT 0,
   first_seen INTEGER NOT NULL);
@@ -47,7 +59,20 @@ CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree 
   disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
 /** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/**
+ * Upgrades a schema-1 database before SCHEMA runs: tensors move out of `replicas.outputs` and `tasks.result`
+ * into their own tables. Runs in one transaction; a database already at 2 is left alone.
+ */
+export const MIGRATE_1_TO_2 = `
+CREATE TABLE IF NOT EXISTS replica_outputs (replica_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS task_results (task_id TEXT PRIMARY KEY, replica_id TEXT, data BLOB);
+INSERT OR IGNORE INTO replica_outputs (replica_id, data) SELECT id, outputs FROM replicas WHERE outputs IS NOT NULL;
+INSERT OR IGNORE INTO task_results (task_id, data) SELECT id, result FROM tasks WHERE result IS NOT NULL;
+ALTER TABLE replicas DROP COLUMN outputs;
+ALTER TABLE tasks DROP COLUMN result;
+`;
 
 export type Row = Record<string, unknown>;
 

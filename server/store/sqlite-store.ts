@@ -4,12 +4,12 @@
  */
 import Database from 'better-sqlite3';
 import type {
-  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskCounts, TaskRow,
+  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
   SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
+  MIGRATE_1_TO_2, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
   toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
@@ -31,8 +31,11 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     // The hot rows and indexes (open tasks, live replicas) stay in memory: SQLite's default cache is 2 MiB.
     this.db.pragma('cache_size = -32768');
+    // Each scheduler step is a savepoint inside the turn's transaction; its undo copies stay in memory, not a temp file.
+    this.db.pragma('temp_store = MEMORY');
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
+    if (version === 1) this.db.transaction(() => this.db.exec(MIGRATE_1_TO_2))();
     this.db.exec(SCHEMA);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -319,12 +322,13 @@ export class SqliteStore implements Store {
   }
 
   clearTaskResult(id: string): void {
-    this.q('UPDATE tasks SET result = NULL WHERE id = ?').run(id);
+    this.q('DELETE FROM task_results WHERE task_id = ?').run(id);
   }
 
   taskResult(id: string): Uint8Array | undefined {
-    const r = this.q('SELECT result FROM tasks WHERE id = ?').get(id) as { result: Buffer | null } | undefined;
-    return r?.result ? new Uint8Array(r.result) : undefined;
+    const r = this.q(`SELECT COALESCE(tr.data, ro.data) AS data FROM task_results tr
+      LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id WHERE tr.task_id = ?`).get(id) as { data: Buffer | null } | undefined;
+    return r?.data ? new Uint8Array(r.data) : undefined;
   }
 
   getTask(id: string): TaskRow | undefined {
@@ -334,19 +338,25 @@ export class SqliteStore implements Store {
     return r && this.tasks.set(id, taskFromRow(r));
   }
 
-  updateTask(id: string, patch: Parameters<Store['updateTask']>[1]): void {
-    this.patch('tasks', id, patch);
-    this.tasks.patch(id, patch);
+  updateTask(id: string, patch: TaskPatch): void {
+    const { result, resultOf, ...fields } = patch;
+    this.patch('tasks', id, fields);
+    this.tasks.patch(id, fields);
+    if (result) this.setTaskResult(id, result);
+    if (resultOf) this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, ?, NULL)').run(id, resultOf);
   }
 
   setTaskResult(id: string, result: Uint8Array): void {
-    this.q('UPDATE tasks SET result = ? WHERE id = ?').run(Buffer.from(result.buffer, result.byteOffset, result.byteLength), id);
+    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, NULL, ?)')
+      .run(id, Buffer.from(result.buffer, result.byteOffset, result.byteLength));
   }
 
   *taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
-    const it = this.q(`SELECT batch, result FROM tasks WHERE job_id = ? AND stage = ? AND status = 'done' ORDER BY batch`)
-      .iterate(jobId, stage) as Iterable<{ batch: number; result: Buffer }>;
-    for (const r of it) yield { batch: r.batch, result: new Uint8Array(r.result) };
+    const it = this.q(`SELECT t.batch, COALESCE(tr.data, ro.data) AS data FROM tasks t
+      JOIN task_results tr ON tr.task_id = t.id LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id
+      WHERE t.job_id = ? AND t.stage = ? AND t.status = 'done' ORDER BY t.batch`)
+      .iterate(jobId, stage) as Iterable<{ batch: number; data: Buffer }>;
+    for (const r of it) yield { batch: r.batch, result: new Uint8Array(r.data) };
   }
 
   insertReplica(row: ReplicaRow): void {
@@ -364,13 +374,17 @@ export class SqliteStore implements Store {
 
   updateReplica(id: string, patch: ReplicaPatch): void {
     const { outputs, ...fields } = patch;
-    this.patch('replicas', id, outputs ? { ...fields, outputs: Buffer.from(outputs.buffer, outputs.byteOffset, outputs.byteLength) } : fields);
+    this.patch('replicas', id, fields);
+    if (outputs) {
+      this.q('INSERT OR REPLACE INTO replica_outputs (replica_id, data) VALUES (?, ?)')
+        .run(id, Buffer.from(outputs.buffer, outputs.byteOffset, outputs.byteLength));
+    }
     this.replicas.patch(id, fields);
   }
 
   replicaOutputs(id: string): Uint8Array | undefined {
-    const r = this.q('SELECT outputs FROM replicas WHERE id = ?').get(id) as { outputs: Buffer | null } | undefined;
-    return r?.outputs ? new Uint8Array(r.outputs) : undefined;
+    const r = this.q('SELECT data FROM replica_outputs WHERE replica_id = ?').get(id) as { data: Buffer } | undefined;
+    return r ? new Uint8Array(r.data) : undefined;
   }
 
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] {

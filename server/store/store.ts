@@ -120,6 +120,14 @@ export interface ReplicaRow {
   returnedAt: number | null;
 }
 
+export type TaskPatch = Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>
+  & {
+    /** Its verified outputs, as bytes (a result the server computed). */
+    result?: Uint8Array;
+    /** Its verified outputs are this returned replica's (stored once, not copied). */
+    resultOf?: string;
+  };
+
 export type ReplicaPatch = Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>> & { outputs?: Uint8Array };
 
 export interface VolunteerRow {
@@ -216,7 +224,8 @@ export interface Store {
   acceptedTasksReturnedBy(volunteerId: string): TaskRow[];
   clearTaskResult(id: string): void;
   getTask(id: string): TaskRow | undefined;
-  updateTask(id: string, patch: Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>): void;
+  /** Changes a task's fields and, with `result` or `resultOf`, sets its verified outputs. */
+  updateTask(id: string, patch: TaskPatch): void;
   taskResult(id: string): Uint8Array | undefined;
   setTaskResult(id: string, result: Uint8Array): void;
   /** Verified outputs of a job's done tasks of one stage, in batch order. */
