@@ -140,7 +140,8 @@ export class Settler {
     const { store, clock, log } = this.deps;
     const current = store.getTask(task.id)!;
     if (current.status !== 'pending') return;
-    const counted = store.replicasOfTask(task.id, 'returned');
+    // The replica just returned, alone on its task (nothing else leased or returned), needs no look-up.
+    const counted = fresh && current.active === 1 ? [store.getReplica(fresh.replicaId)!] : store.replicasOfTask(task.id, 'returned');
     const requireVetted = job.canaryRate > 0;
     const returned = counted.map((r) => ({
       id: r.id,
