@@ -93,6 +93,11 @@ export interface WorkLoopOptions {
   timers?: LoopTimers;
   /** Replaceable for tests; defaults to socket.io-client's `io`. */
   connect?: (url: string) => ClientSocket;
+  /**
+   * Awaited between tasks, when given: a page passes a low-priority yield, so the socket's pending reads and
+   * writes run before the next task takes the main thread again (session.run holds it while it runs).
+   */
+  betweenTasks?: () => Promise<void>;
 }
 
 const systemTimers: LoopTimers = {
@@ -292,6 +297,7 @@ export class WorkLoop {
         this.running = null;
         this.freeSince = this.timers.now();
         await this.rest(busyMs, ranUntil);
+        if (this.opts.betweenTasks) await this.opts.betweenTasks();
       }
       if (this.socket && !this.status.paused) this.update({ state: 'waiting', currentJob: null });
       this.requestWork();

@@ -56,6 +56,16 @@ const STATS_EVERY_MS = 10_000;
 /** Credit is granted when a result is verified, which can trail its acknowledgement a little. */
 const STATS_AFTER_TASK_MS = 1_000;
 
+/**
+ * Lets the page's pending tasks run (the socket's reads and writes among them) before the next task: a task
+ * posted at background priority runs after them, where a resolved promise or a message would run first.
+ */
+function yieldToNetwork(): Promise<void> {
+  const scheduler = (globalThis as { scheduler?: { postTask?: (fn: () => void, o: { priority: string }) => Promise<void> } }).scheduler;
+  if (scheduler?.postTask) return scheduler.postTask(() => {}, { priority: 'background' });
+  return new Promise((resolve) => { setTimeout(resolve, 0); });
+}
+
 export class Donation {
   private readonly errors = new RecentErrors();
   private readonly runner: OrtRunner;
@@ -108,6 +118,7 @@ export class Donation {
       runner: this.runner,
       onToken: (token) => opts.tokens.set(token),
       onStatus: (s) => this.onStatus(s),
+      betweenTasks: yieldToNetwork,
     });
   }
 
