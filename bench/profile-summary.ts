@@ -32,6 +32,9 @@ function groupOf(f: CallFrame): string {
   const url = f.url;
   if (!url) return '(native / V8 builtins)';
   if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
+  // A page's profile (bench:worker --profile): scripts by path, WebAssembly (onnxruntime's kernels) as one.
+  if (url.startsWith('wasm://')) return '(WebAssembly)';
+  if (/^https?:/.test(url)) return new URL(url).pathname.replace(/-[\w-]{8}\.js$/, '.js');
   const file = url.startsWith('file://') ? fileURLToPath(url) : url;
   const nm = file.lastIndexOf('node_modules/');
   if (nm >= 0) {

@@ -15,12 +15,14 @@
  * The first `--skip` tasks (model download, session creation, first-run compilation) are left out.
  * The job has replicas 1, canaryRate 0 and adaptive off: one tab, nothing to wait on but the tab itself.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { SqliteStore } from '../server/store/sqlite-store.js';
 import { launchChromium, watchProblems } from '../test/helpers/browser.js';
 import { ensureClientBuilt } from '../test/helpers/build-client.js';
 import { denseChainModel, floatNpy } from './lib/models.js';
-import { CpuWindow, sleep } from './lib/proc.js';
+import { summarizeProfile } from './profile-summary.js';
+import { CpuWindow, ROOT, sleep } from './lib/proc.js';
 import { fmt, machineLine, median, numericFlags, percentile, result, say } from './lib/report.js';
 import { startServer, upload } from './lib/tabgrid.js';
 
@@ -33,6 +35,7 @@ const { n: opt, s: flag } = numericFlags('npm run bench:worker --', {
   timeout: { default: 240, min: 10, max: 1800, help: 'seconds before giving up' },
 }, {
   backend: { type: 'string', default: 'wasm', help: 'wasm (default) or webgpu (SwiftShader here: slow)' },
+  profile: { type: 'boolean', help: 'record the tab\'s CPU profile (Chrome DevTools Protocol) while it works, and summarise it' },
 });
 
 /** The per-task timing the work loop reports in status().timing.last, where the page has it. */
@@ -102,6 +105,7 @@ let ackMs: number[] = [];
 let sends: { t: number; runMs: number }[] = [];
 let problems: string[] = [];
 let others = 0;
+let pageProfile: string | null = null;
 try {
   const total = opt.tasks + opt.skip;
   const ids = await upload(server.api, denseChainModel(opt.width, opt.layers), { x: floatNpy(total * opt.batch, opt.width) });
@@ -114,6 +118,12 @@ try {
   problems = watchProblems(page);
   await page.addInitScript(RECORDER);
   const cpu = new CpuWindow([server.child.pid]);
+  const cdp = flag.profile ? await context.newCDPSession(page) : null;
+  if (cdp) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+  }
   await page.goto(`${server.url}/?autostart=1&backend=${flag.backend}`);
   const deadline = Date.now() + opt.timeout * 1000;
   for (;;) {
@@ -126,6 +136,13 @@ try {
     await sleep(250);
   }
   others = cpu.others();
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    const dir = path.join(ROOT, 'test-results', 'bench');
+    fs.mkdirSync(dir, { recursive: true });
+    pageProfile = path.join(dir, `page-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+    fs.writeFileSync(pageProfile, JSON.stringify(profile));
+  }
   await sleep(200);
   timeline = (await page.evaluate('window.__benchTimeline')) as Snap[];
   ackMs = ((await page.evaluate('window.__benchAcks')) as number[]).slice(opt.skip);
@@ -185,6 +202,13 @@ say(`server view (${measured.length} replicas): overhead ${fmt.pct(serverOverhea
   + `next task already leased when the previous result arrived: ${inHand} of ${Math.max(0, measured.length - 1)}`);
 say(`other processes on the machine kept ${others.toFixed(2)} cores busy during the run`);
 if (problems.length) say(`page problems: ${problems.slice(0, 5).join(' | ')}`);
+if (pageProfile) {
+  // The whole visit is profiled (page load and model download included): the shares show where the tab's
+  // main thread goes besides onnxruntime's WebAssembly kernels, and how long it sits idle.
+  const summary = summarizeProfile(pageProfile, { top: 15 });
+  say(`profile of the tab's main thread: ${path.relative(ROOT, pageProfile)}`);
+  for (const line of summary.lines) say(line);
+}
 
 result('worker-overhead', {
   backend: flag.backend, width: opt.width, layers: opt.layers, batch: opt.batch, tasks: steps.length,
@@ -194,4 +218,5 @@ result('worker-overhead', {
   ...(ackMs.length ? { ackMedianMs: Number(median(ackMs).toFixed(2)), ackP95Ms: Number(percentile(ackMs, 95).toFixed(2)), ackShare: Number((ackMs.reduce((a, b) => a + b, 0) / pageRun).toFixed(4)) } : {}),
   serverOverhead: Number(serverOverhead.toFixed(4)), nextInHand: `${inHand}/${Math.max(0, measured.length - 1)}`,
   otherCores: Number(others.toFixed(2)), pageProblems: problems.length,
+  ...(pageProfile ? { profile: path.relative(ROOT, pageProfile) } : {}),
 });
