@@ -50,6 +50,9 @@ export default defineConfig({
     conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions],
   },
   plugins: [widgetLoader()],
+  // The inference worker (client/runtime/inference-worker.ts) is a module worker: onnxruntime-web imports its
+  // WebAssembly glue from /ort/ at run time, which needs ES module syntax.
+  worker: { format: 'es' },
   server: {
     proxy: {
       '/api': devServer,

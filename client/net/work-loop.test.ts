@@ -13,6 +13,7 @@ const timers: LoopTimers = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  later: (fn) => queueMicrotask(fn),
 };
 
 /** A runner that is busy for `ms(task)` of fake time and records when it was busy. */

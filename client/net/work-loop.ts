@@ -72,6 +72,8 @@ export interface LoopTimers {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /** Runs `fn` after what is queued now (a macrotask), without a timer's minimum delay. */
+  later(fn: () => void): void;
 }
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -93,17 +95,23 @@ export interface WorkLoopOptions {
   timers?: LoopTimers;
   /** Replaceable for tests; defaults to socket.io-client's `io`. */
   connect?: (url: string) => ClientSocket;
-  /**
-   * Awaited between tasks, when given: a page passes a low-priority yield, so the socket's pending reads and
-   * writes run before the next task takes the main thread again (session.run holds it while it runs).
-   */
-  betweenTasks?: () => Promise<void>;
+}
+
+/** A macrotask: setImmediate in Node, a MessageChannel message in browsers (setTimeout(0) can wait 4 ms there). */
+function later(fn: () => void): void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  if (g.setImmediate) { g.setImmediate(fn); return; }
+  // Typed loosely: this file is also compiled for Node, whose MessagePort type has no onmessage.
+  const channel = new MessageChannel() as unknown as { port1: { onmessage: (() => void) | null; close(): void }; port2: { postMessage(v: unknown): void } };
+  channel.port1.onmessage = () => { channel.port1.close(); fn(); };
+  channel.port2.postMessage(null);
 }
 
 const systemTimers: LoopTimers = {
   now: () => globalThis.performance?.now() ?? Date.now(),
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+  later,
 };
 
 const EMPTY_TIMING: LoopTiming = { last: null, tasks: 0, wallMs: 0, runMs: 0, idleMs: 0, busyMs: 0, restMs: 0 };
@@ -297,7 +305,6 @@ export class WorkLoop {
         this.running = null;
         this.freeSince = this.timers.now();
         await this.rest(busyMs, ranUntil);
-        if (this.opts.betweenTasks) await this.opts.betweenTasks();
       }
       if (this.socket && !this.status.paused) this.update({ state: 'waiting', currentJob: null });
       this.requestWork();
@@ -378,6 +385,19 @@ export class WorkLoop {
     let settle!: () => void;
     const waiting = new Promise<void>((r) => { settle = r; });
     this.unacked.set(waiting, settle);
+    // Sent in a moment rather than now: the next task goes to the runner first (a page's runner is a worker,
+    // and sending a large result takes the main thread a while), then this result.
+    this.timers.later(() => {
+      if (epoch !== this.epoch || socket !== this.socket) { settle(); return; }
+      this.sendResult(socket, task, outcome, next, epoch, waiting, settle, sentMs, idleMs);
+    });
+    return ran;
+  }
+
+  private sendResult(
+    socket: ClientSocket, task: TaskAssignment, outcome: RunOutcome, next: number, epoch: number,
+    waiting: Promise<void>, settle: () => void, sentMs: number, idleMs: number | null,
+  ): void {
     socket.emit('task:result', {
       replicaId: task.replicaId,
       backend: outcome.backend,
@@ -393,7 +413,6 @@ export class WorkLoop {
       if (res.ok && res.tasks) this.accept(res.tasks);
       else if (next > 0) this.requestWork();
     });
-    return ran;
   }
 
   /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */

@@ -7,7 +7,7 @@ import type { VolunteerStats } from '../../shared/protocol.js';
 import { type LoopStatus, WorkLoop } from '../net/work-loop.js';
 import { Backend } from '../runtime/backend-choice.js';
 import { cachedModelHashes } from '../runtime/model-cache.js';
-import { OrtRunner } from '../runtime/ort-runner.js';
+import { type PageRunner, WorkerRunner } from '../runtime/worker-runner.js';
 import type { WebGpuProbe } from '../runtime/webgpu-probe.js';
 import type { ConsentStore, Prefs } from './consent-store.js';
 import { type BatteryState, watchBattery, watchVisibility } from './device-watch.js';
@@ -56,19 +56,9 @@ const STATS_EVERY_MS = 10_000;
 /** Credit is granted when a result is verified, which can trail its acknowledgement a little. */
 const STATS_AFTER_TASK_MS = 1_000;
 
-/**
- * Lets the page's pending tasks run (the socket's reads and writes among them) before the next task: a task
- * posted at background priority runs after them, where a resolved promise or a message would run first.
- */
-function yieldToNetwork(): Promise<void> {
-  const scheduler = (globalThis as { scheduler?: { postTask?: (fn: () => void, o: { priority: string }) => Promise<void> } }).scheduler;
-  if (scheduler?.postTask) return scheduler.postTask(() => {}, { priority: 'background' });
-  return new Promise((resolve) => { setTimeout(resolve, 0); });
-}
-
 export class Donation {
   private readonly errors = new RecentErrors();
-  private readonly runner: OrtRunner;
+  private readonly runner: PageRunner;
   private readonly loop: WorkLoop;
   private readonly reasons = new Set<PauseReason>();
   private started = false;
@@ -88,14 +78,12 @@ export class Donation {
       this.blocked = `?backend=${forced} asks for a backend this browser lacks (${gpu.problem ?? 'unavailable'})`;
       this.errors.add(this.blocked);
     }
-    this.runner = new OrtRunner({
-      available,
-      forced,
-      gpuLabel: gpu.label,
-      wasmPaths: new URL('/ort/', opts.serverUrl).href,
+    // onnxruntime runs in a worker: a task never holds this page's main thread (and with it the socket).
+    this.runner = new WorkerRunner({ available, forced, gpuLabel: gpu.label, wasmPaths: new URL('/ort/', opts.serverUrl).href }, {
       onChoice: (_model, choice) => { this.backendReason = choice.reason; opts.onChange(); },
       onActivity: (message) => { this.activity = message; opts.onChange(); },
       onDeviceLost: (message) => this.onDeviceLost(message),
+      onProblem: (message) => this.report(message),
     });
     const prefs = opts.consent.get();
     this.loop = new WorkLoop({
@@ -112,13 +100,10 @@ export class Donation {
       helloExtras: async () => ({ cached: await cachedModelHashes() }),
       token: opts.tokens.get() ?? undefined,
       throttle: prefs.throttle,
-      // Two tasks in hand: a tab reads the socket only between runs (session.run holds the main thread), so
-      // the next task's arrival lags by a run or two; with one in hand the tab would wait for it.
       slots: 3,
       runner: this.runner,
       onToken: (token) => opts.tokens.set(token),
       onStatus: (s) => this.onStatus(s),
-      betweenTasks: yieldToNetwork,
     });
   }
 

@@ -1,0 +1,29 @@
+/**
+ * What the page and its inference worker say to each other. The worker hosts the OrtRunner (sessions,
+ * backend choice, the WebGPU device), so onnxruntime's kernels never hold the page's main thread: the socket
+ * keeps sending results and taking tasks while a task runs.
+ */
+import type { TaskAssignment } from '../../shared/protocol.js';
+import type { RunOutcome } from '../net/work-loop.js';
+import type { Backend, BackendChoice } from './backend-choice.js';
+
+export interface InferenceSetup {
+  available: Backend[];
+  forced?: Backend;
+  gpuLabel?: string;
+  wasmPaths: string;
+}
+
+export type ToWorker =
+  | { type: 'init'; setup: InferenceSetup }
+  | { type: 'run'; id: number; task: TaskAssignment; modelUrl: string }
+  | { type: 'lose-device'; id: number };
+
+export type FromWorker =
+  | { type: 'done'; id: number; outcome: RunOutcome }
+  | { type: 'failed'; id: number; message: string }
+  | { type: 'device-destroyed'; id: number; destroyed: boolean }
+  | { type: 'choice'; modelHash: string; choice: BackendChoice }
+  | { type: 'activity'; message: string | null }
+  | { type: 'device-lost'; message: string }
+  | { type: 'problem'; message: string };

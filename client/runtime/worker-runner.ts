@@ -1,0 +1,121 @@
+/**
+ * The page's Runner: hands each task to the inference worker (inference-worker.ts) and waits for its
+ * outputs, so session.run never holds the main thread and the socket's traffic flows while a task runs.
+ * Where a worker cannot be started, the page runs onnxruntime itself (OrtRunner, loaded only then).
+ */
+import type { TaskAssignment } from '../../shared/protocol.js';
+import type { RunOutcome, Runner } from '../net/work-loop.js';
+import type { BackendChoice } from './backend-choice.js';
+import type { FromWorker, InferenceSetup, ToWorker } from './inference-messages.js';
+import type { OrtRunner } from './ort-runner.js';
+
+export interface PageRunnerEvents {
+  onChoice?: (modelHash: string, choice: BackendChoice) => void;
+  onActivity?: (message: string | null) => void;
+  onDeviceLost?: (message: string) => void;
+  /** Something went wrong in the worker outside any task. */
+  onProblem?: (message: string) => void;
+}
+
+/** What the page needs of its runner beyond running tasks. */
+export interface PageRunner extends Runner {
+  readonly deviceLost: string | null;
+  loseDeviceForTest(): Promise<boolean>;
+}
+
+/** The ArrayBuffer that `d` is all of (so moving it moves nothing else), or null. */
+function ownedBuffer(d: unknown): ArrayBuffer | null {
+  if (d instanceof ArrayBuffer) return d;
+  if (ArrayBuffer.isView(d) && d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) return d.buffer;
+  return null;
+}
+
+type Waiting = { resolve: (v: never) => void; reject: (e: Error) => void };
+
+export class WorkerRunner implements PageRunner {
+  private readonly pending = new Map<number, Waiting>();
+  private nextId = 1;
+  private lost: string | null = null;
+  /** Set when the worker could not start: tasks then run here. */
+  private local: Promise<OrtRunner> | null = null;
+  private worker: Worker | null = null;
+
+  constructor(private readonly setup: InferenceSetup, private readonly events: PageRunnerEvents = {}) {
+    try {
+      this.worker = new Worker(new URL('./inference-worker.ts', import.meta.url), { type: 'module', name: 'tabgrid-inference' });
+    } catch (err) {
+      this.fallBack(`no inference worker (${err instanceof Error ? err.message : String(err)})`);
+      return;
+    }
+    this.worker.addEventListener('message', (e: MessageEvent<FromWorker>) => this.onMessage(e.data));
+    this.worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      this.fallBack(`the inference worker failed (${e.message || 'it could not load'})`);
+    });
+    this.send({ type: 'init', setup });
+  }
+
+  get deviceLost(): string | null {
+    return this.lost;
+  }
+
+  run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
+    if (this.local) return this.local.then((r) => r.run(task, modelUrl));
+    // The inputs' buffers move to the worker rather than being copied: the loop has no use for them after this.
+    const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
+    return this.ask<RunOutcome>((id) => ({ type: 'run', id, task, modelUrl }), transfer);
+  }
+
+  loseDeviceForTest(): Promise<boolean> {
+    if (this.local) return this.local.then((r) => r.loseDeviceForTest());
+    return this.ask<boolean>((id) => ({ type: 'lose-device', id }));
+  }
+
+  private ask<T>(message: (id: number) => ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject });
+      this.send(message(id), transfer);
+    });
+  }
+
+  private send(m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker?.postMessage(m, transfer);
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'done': return this.settle(m.id, (w) => w.resolve(m.outcome as never));
+      case 'failed': return this.settle(m.id, (w) => w.reject(new Error(m.message)));
+      case 'device-destroyed': return this.settle(m.id, (w) => w.resolve(m.destroyed as never));
+      case 'choice': return this.events.onChoice?.(m.modelHash, m.choice);
+      case 'activity': return this.events.onActivity?.(m.message);
+      case 'device-lost':
+        this.lost = m.message;
+        return this.events.onDeviceLost?.(m.message);
+      case 'problem': return this.events.onProblem?.(m.message);
+    }
+  }
+
+  private settle(id: number, fn: (w: Waiting) => void): void {
+    const w = this.pending.get(id);
+    if (!w) return;
+    this.pending.delete(id);
+    fn(w);
+  }
+
+  /** Runs onnxruntime on this thread from now on; what the worker held is failed so the loop reports it. */
+  private fallBack(why: string): void {
+    this.worker?.terminate();
+    this.worker = null;
+    for (const w of this.pending.values()) w.reject(new Error(why));
+    this.pending.clear();
+    this.events.onProblem?.(`${why}; running on the page's main thread instead`);
+    this.local ??= import('./ort-runner.js').then(({ OrtRunner }) => new OrtRunner({
+      ...this.setup,
+      onChoice: this.events.onChoice,
+      onActivity: this.events.onActivity,
+      onDeviceLost: (message) => { this.lost = message; this.events.onDeviceLost?.(message); },
+    }));
+  }
+}
