@@ -146,6 +146,9 @@ describe('volunteer page (Chromium, real server)', () => {
     const status = await p.page.evaluate(() => window.tabgrid!.status());
     expect(status).toMatchObject({ backend: 'wasm', tasksDone: 2, tasksFailed: 0, connected: true });
     expect(status.backendReason).toMatch(/forced/);
+    // onnxruntime ran in the page's inference worker, not on its main thread (which would report why).
+    expect(p.page.workers().map((w) => w.url())).toEqual(expect.arrayContaining([expect.stringContaining('inference-worker')]));
+    expect(await p.page.evaluate(() => window.tabgrid!.errors())).toEqual([]);
     await expect.poll(() => p.page.locator('#tasks-done').textContent()).toBe('2');
     // Credit comes for verified work only; the name and team chosen here show on the leaderboard.
     await expect.poll(() => p.page.locator('#credit').textContent(), { timeout: 15_000 }).toBe('2');
