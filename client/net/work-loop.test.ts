@@ -230,3 +230,55 @@ describe('WorkLoop pipelining', () => {
     loop.stop();
   });
 });
+
+describe('WorkLoop prefetch hints', () => {
+  /** A runner that records the hints it gets. */
+  class HintedRunner extends FakeRunner {
+    readonly hints: string[] = [];
+    holds = 0;
+    prefetch(task: TaskAssignment): void { this.hints.push(task.replicaId); }
+    holdPrefetch(): void { this.holds++; }
+  }
+  const hinted = (opts: { throttle?: number } = {}) => {
+    const server = new FakeServer();
+    const runner = new HintedRunner(() => 100);
+    const loop = new WorkLoop({ serverUrl: 'http://test', hello: { kind: 'node', backends: ['cpu'] }, runner, timers, throttle: opts.throttle, connect: server.connect });
+    return { server, runner, loop };
+  };
+
+  it('names the task in hand as next while one runs, once each', async () => {
+    const { server, runner, loop } = hinted();
+    server.addTasks(4);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(runner.spans).toHaveLength(0);
+    expect(runner.hints).toEqual(['r2']); // r1 runs, r2 is in hand
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(runner.spans.map((s) => s.id)).toEqual(['r1', 'r2', 'r3', 'r4']);
+    expect(runner.hints).toEqual(['r2', 'r3', 'r4']);
+    loop.stop();
+  });
+
+  it('gives no hint when a rest is owed between tasks, and holds the runner on a pause or a lower throttle', async () => {
+    const slow = hinted({ throttle: 50 });
+    slow.server.addTasks(3);
+    slow.loop.start();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(slow.runner.spans).toHaveLength(3);
+    expect(slow.runner.hints).toEqual([]);
+    slow.loop.stop();
+
+    const { server, runner, loop } = hinted();
+    server.addTasks(10);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(runner.hints).toEqual(['r2']);
+    loop.setThrottle(40);
+    expect(runner.holds).toBe(1);
+    loop.setThrottle(100);
+    expect(runner.hints).toEqual(['r2', 'r2']); // named again once it may start early again
+    loop.setPaused(true);
+    expect(runner.holds).toBe(2);
+    loop.stop();
+  });
+});

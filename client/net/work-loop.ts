@@ -17,6 +17,13 @@ export interface RunOutcome { outputs: Tensor[]; runMs: number; backend: string 
 /** Runs one task's model on its inputs. The page uses onnxruntime-web, the headless worker onnxruntime-node. */
 export interface Runner {
   run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome>;
+  /**
+   * A hint, given while a task runs: this one is next. A runner may start it as soon as the running one ends,
+   * before `run` is called for it (saving a hand-off); what it computed is used only if `run` is called.
+   */
+  prefetch?(task: TaskAssignment, modelUrl: string): void;
+  /** Start nothing early until the next hint: the loop pauses or will rest between tasks. */
+  holdPrefetch?(): void;
 }
 
 export type LoopState = 'idle' | 'connecting' | 'waiting' | 'working' | 'resting' | 'paused' | 'stopped' | 'error';
@@ -127,6 +134,8 @@ export class WorkLoop {
   private readonly unacked = new Map<Promise<void>, () => void>();
   private readonly receivedAt = new Map<string, number>();
   private running: TaskAssignment | null = null;
+  /** The task last given to the runner as a prefetch hint. */
+  private hinted: string | null = null;
   /** Slots asked for and not yet answered (a work:request, or a result asking for its successor). */
   private asking = 0;
   /** Counts connections: an answer from an earlier one is not counted against `asking`. */
@@ -180,6 +189,7 @@ export class WorkLoop {
     socket.on('task:cancel', (ids) => {
       for (const id of ids) this.cancelled.add(id);
       this.queue = this.queue.filter((t) => !this.cancelled.has(t.replicaId));
+      this.hintNext();
     });
   }
 
@@ -190,6 +200,7 @@ export class WorkLoop {
   stop(): void {
     const s = this.socket;
     this.releaseHeld(true);
+    this.opts.runner.holdPrefetch?.();
     this.socket = null;
     this.helloDone = false;
     this.wakeRest?.();
@@ -206,6 +217,7 @@ export class WorkLoop {
       this.freeSince = null;
       this.wakeRest?.();
       this.update({ paused: true, ...(this.socket ? { state: 'paused', currentJob: null } : {}) });
+      this.rehint();
     } else {
       this.update({ paused: false, ...(this.socket ? { state: this.status.connected ? 'waiting' : 'connecting' } : {}) });
       this.requestWork();
@@ -216,6 +228,14 @@ export class WorkLoop {
   setThrottle(percent: number): void {
     this.update({ throttle: clampThrottle(percent) });
     this.wakeRest?.();
+    this.rehint();
+  }
+
+  /** After a pause or a throttle change: hint afresh, or tell the runner to start nothing early. */
+  private rehint(): void {
+    this.hinted = null;
+    if (this.status.paused || this.status.throttle < MAX_THROTTLE) this.opts.runner.holdPrefetch?.();
+    else this.hintNext();
   }
 
   /** Gives up the task in flight (e.g. its GPU was lost): its lease goes back now and its result is dropped. */
@@ -284,6 +304,7 @@ export class WorkLoop {
     const now = this.timers.now();
     for (const t of tasks) this.receivedAt.set(t.replicaId, now);
     this.queue.push(...tasks);
+    this.hintNext();
     void this.pump();
   }
 
@@ -298,6 +319,7 @@ export class WorkLoop {
         const startedAt = this.timers.now();
         const idleMs = this.freeSince === null ? null : startedAt - this.freeSince;
         this.running = task;
+        this.hintNext();
         this.update({ state: 'working', currentJob: task.jobId });
         // Ask for the next task now, so it arrives while this one runs.
         this.requestWork();
@@ -346,6 +368,19 @@ export class WorkLoop {
     if (stale.length === 0) return;
     this.queue = this.queue.filter((t) => !stale.includes(t));
     this.release(stale.map((t) => t.replicaId));
+  }
+
+  /**
+   * Tells the runner which task comes next while one runs, so it can start it the moment the running one
+   * ends. Only at full throttle: with a rest owed between tasks, the next one must not start early.
+   */
+  private hintNext(): void {
+    const next = this.queue[0];
+    const { runner } = this.opts;
+    if (!runner.prefetch || !next || !this.running || this.status.paused || this.status.throttle < MAX_THROTTLE) return;
+    if (this.hinted === next.replicaId) return;
+    this.hinted = next.replicaId;
+    runner.prefetch(next, new URL(next.modelUrl, this.opts.serverUrl).toString());
   }
 
   /** Runs one task and reports its result; returns the time spent in the runner and when it ended. */

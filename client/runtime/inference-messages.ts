@@ -17,6 +17,12 @@ export interface InferenceSetup {
 export type ToWorker =
   | { type: 'init'; setup: InferenceSetup }
   | { type: 'run'; id: number; task: TaskAssignment; modelUrl: string }
+  /** The task that comes next: started as soon as the running one ends, its outputs kept for its `claim`. */
+  | { type: 'prefetch'; task: TaskAssignment; modelUrl: string }
+  /** Start nothing early until the next prefetch (the page paused, or rests between tasks). */
+  | { type: 'hold' }
+  /** Run a task sent earlier as a prefetch (its inputs are already in the worker). */
+  | { type: 'claim'; id: number; replicaId: string }
   | { type: 'lose-device'; id: number };
 
 export type FromWorker =

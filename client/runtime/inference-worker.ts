@@ -2,7 +2,9 @@
  * The inference worker: runs tasks with an OrtRunner off the page's main thread (see inference-messages.ts).
  * Outputs go back as transferred buffers, not copies.
  */
+import type { TaskAssignment } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
+import type { RunOutcome } from '../net/work-loop.js';
 import type { FromWorker, ToWorker } from './inference-messages.js';
 import { OrtRunner } from './ort-runner.js';
 
@@ -19,14 +21,51 @@ function movable(outputs: Tensor[]): { outputs: Tensor[]; transfer: ArrayBuffer[
   const transfer: ArrayBuffer[] = [];
   const out = outputs.map((t) => {
     const d = t.data;
-    if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer && !transfer.includes(d.buffer)) {
-      transfer.push(d.buffer);
-      return t;
-    }
-    return { ...t, data: d.slice() };
+    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
+    const data = whole && !transfer.includes(d.buffer as ArrayBuffer) ? d : d.slice();
+    transfer.push(data.buffer as ArrayBuffer);
+    return data === d ? t : { ...t, data };
   });
-  for (const t of out) if (!transfer.includes(t.data.buffer as ArrayBuffer)) transfer.push(t.data.buffer as ArrayBuffer);
   return { outputs: out, transfer };
+}
+
+type Pending = { task: TaskAssignment; modelUrl: string };
+/** Runs one task at a time, in the order asked. */
+let tail: Promise<unknown> = Promise.resolve();
+/** Tasks sent ahead (inputs here), not started, by replica id; the page may still claim any of them. */
+const parked = new Map<string, Pending>();
+const PARKED_MAX = 8;
+/** The task to start as soon as the running one ends, while the page allows it. */
+let nextUp: string | null = null;
+let autoStart = false;
+/** Started ahead of its claim (at most one), by replica id. */
+const early = new Map<string, Promise<RunOutcome>>();
+
+function start(p: Pending): Promise<RunOutcome> {
+  const run = tail.then(() => {
+    if (!runner) throw new Error('the inference worker was not set up');
+    return runner.run(p.task, p.modelUrl);
+  });
+  tail = run.catch(() => {});
+  return run;
+}
+
+/** Answers a run with its outcome, then starts the next task at once, while the page handles this answer. */
+async function answer(id: number, run: Promise<RunOutcome>): Promise<void> {
+  try {
+    const outcome = await run;
+    const { outputs, transfer } = movable(outcome.outputs);
+    scope.postMessage({ type: 'done', id, outcome: { ...outcome, outputs } }, transfer);
+  } catch (err) {
+    scope.postMessage({ type: 'failed', id, message: err instanceof Error ? err.message : String(err) });
+  }
+  const next = nextUp ? parked.get(nextUp) : undefined;
+  if (next && autoStart && early.size === 0) {
+    parked.delete(next.task.replicaId);
+    const run = start(next);
+    run.catch(() => {}); // a failure is answered to its claim; one never claimed is nobody's problem
+    early.set(next.task.replicaId, run);
+  }
 }
 
 async function handle(m: ToWorker): Promise<void> {
@@ -40,15 +79,29 @@ async function handle(m: ToWorker): Promise<void> {
       });
       return;
     case 'run':
-      try {
-        if (!runner) throw new Error('the inference worker was not set up');
-        const outcome = await runner.run(m.task, m.modelUrl);
-        const { outputs, transfer } = movable(outcome.outputs);
-        scope.postMessage({ type: 'done', id: m.id, outcome: { ...outcome, outputs } }, transfer);
-      } catch (err) {
-        scope.postMessage({ type: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
-      }
+      // A task run instead of the one started early: the page dropped that one (cancelled, released).
+      early.clear();
+      return answer(m.id, start(m));
+    case 'prefetch':
+      parked.set(m.task.replicaId, m);
+      if (parked.size > PARKED_MAX) parked.delete(parked.keys().next().value!);
+      nextUp = m.task.replicaId;
+      autoStart = true;
       return;
+    case 'hold':
+      autoStart = false;
+      return;
+    case 'claim': {
+      const ahead = parked.get(m.replicaId);
+      const run = early.get(m.replicaId) ?? (ahead ? start(ahead) : null);
+      early.clear();
+      parked.delete(m.replicaId);
+      if (!run) {
+        scope.postMessage({ type: 'failed', id: m.id, message: `task ${m.replicaId} was not sent ahead to the inference worker` });
+        return;
+      }
+      return answer(m.id, run);
+    }
     case 'lose-device':
       scope.postMessage({ type: 'device-destroyed', id: m.id, destroyed: (await runner?.loseDeviceForTest()) ?? false });
   }

@@ -30,11 +30,16 @@ function ownedBuffer(d: unknown): ArrayBuffer | null {
   return null;
 }
 
+/** Hinted tasks remembered for their claim; the worker keeps as many. */
+const PREFETCHED_MAX = 8;
+
 type Waiting = { resolve: (v: never) => void; reject: (e: Error) => void };
 
 export class WorkerRunner implements PageRunner {
   private readonly pending = new Map<number, Waiting>();
   private nextId = 1;
+  /** Replica ids sent as prefetch hints and not yet run. */
+  private readonly prefetched = new Set<string>();
   private lost: string | null = null;
   /** Set when the worker could not start: tasks then run here. */
   private local: Promise<OrtRunner> | null = null;
@@ -59,11 +64,29 @@ export class WorkerRunner implements PageRunner {
     return this.lost;
   }
 
+  /** Sends the next task ahead: the worker starts it the moment the running one ends (see Runner.prefetch). */
+  prefetch(task: TaskAssignment, modelUrl: string): void {
+    if (this.local || !this.worker || this.prefetched.has(task.replicaId)) return;
+    this.prefetched.add(task.replicaId);
+    if (this.prefetched.size > PREFETCHED_MAX) this.prefetched.delete(this.prefetched.values().next().value!);
+    const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
+    this.send({ type: 'prefetch', task, modelUrl }, transfer);
+  }
+
   run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
     if (this.local) return this.local.then((r) => r.run(task, modelUrl));
+    if (this.prefetched.delete(task.replicaId)) {
+      // Its inputs went to the worker with the hint (and are detached here): claim it by id.
+      return this.ask<RunOutcome>((id) => ({ type: 'claim', id, replicaId: task.replicaId }));
+    }
     // The inputs' buffers move to the worker rather than being copied: the loop has no use for them after this.
     const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
     return this.ask<RunOutcome>((id) => ({ type: 'run', id, task, modelUrl }), transfer);
+  }
+
+  /** Nothing starts early until the next hint (pause, a rest owed between tasks). */
+  holdPrefetch(): void {
+    this.send({ type: 'hold' });
   }
 
   loseDeviceForTest(): Promise<boolean> {
