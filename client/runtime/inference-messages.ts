@@ -19,6 +19,8 @@ export type ToWorker =
   | { type: 'run'; id: number; task: TaskAssignment; modelUrl: string }
   /** The task that comes next: started as soon as the running one ends, its outputs kept for its `claim`. */
   | { type: 'prefetch'; task: TaskAssignment; modelUrl: string }
+  /** A task sent ahead earlier is next again and may start early. */
+  | { type: 'next'; replicaId: string }
   /** Start nothing early until the next prefetch (the page paused, or rests between tasks). */
   | { type: 'hold' }
   /** Run a task sent earlier as a prefetch (its inputs are already in the worker). */

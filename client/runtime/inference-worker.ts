@@ -88,6 +88,10 @@ async function handle(m: ToWorker): Promise<void> {
       nextUp = m.task.replicaId;
       autoStart = true;
       return;
+    case 'next':
+      nextUp = m.replicaId;
+      autoStart = true;
+      return;
     case 'hold':
       autoStart = false;
       return;

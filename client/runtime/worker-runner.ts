@@ -66,7 +66,11 @@ export class WorkerRunner implements PageRunner {
 
   /** Sends the next task ahead: the worker starts it the moment the running one ends (see Runner.prefetch). */
   prefetch(task: TaskAssignment, modelUrl: string): void {
-    if (this.local || !this.worker || this.prefetched.has(task.replicaId)) return;
+    if (this.local || !this.worker) return;
+    if (this.prefetched.has(task.replicaId)) {
+      this.send({ type: 'next', replicaId: task.replicaId }); // sent already: it may start early again
+      return;
+    }
     this.prefetched.add(task.replicaId);
     if (this.prefetched.size > PREFETCHED_MAX) this.prefetched.delete(this.prefetched.values().next().value!);
     const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
