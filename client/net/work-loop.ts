@@ -11,6 +11,11 @@ import type {
 } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
+import { EMPTY_TIMING, type LoopStatus, type LoopTiming, type TaskTiming } from './loop-status.js';
+import { type LoopTimers, systemTimers } from './loop-timers.js';
+
+export type { LoopState, LoopStatus, LoopTiming, TaskTiming } from './loop-status.js';
+export type { LoopTimers } from './loop-timers.js';
 
 export interface RunOutcome { outputs: Tensor[]; runMs: number; backend: string }
 
@@ -24,63 +29,6 @@ export interface Runner {
   prefetch?(task: TaskAssignment, modelUrl: string): void;
   /** Start nothing early until the next hint: the loop pauses or will rest between tasks. */
   holdPrefetch?(): void;
-}
-
-export type LoopState = 'idle' | 'connecting' | 'waiting' | 'working' | 'resting' | 'paused' | 'stopped' | 'error';
-
-/** How long one task took, for the worker-overhead benchmark. */
-export interface TaskTiming {
-  replicaId: string;
-  jobId: string;
-  /** From taking the task up (off the queue) until the server acknowledged its result. */
-  wallMs: number;
-  /** session.run alone, as the runner measured it. */
-  runMs: number;
-  /**
-   * From the previous task's acknowledgement (or the end of the throttle's rest after it) until this one was
-   * taken up; null for the first task after a start or a pause.
-   */
-  idleMs: number | null;
-}
-
-export interface LoopTiming {
-  last: TaskTiming | null;
-  /** Tasks whose result was acknowledged; the sums below are over them. */
-  tasks: number;
-  wallMs: number;
-  runMs: number;
-  idleMs: number;
-  /** Time inside Runner.run for every task tried (model download and failures included): what the throttle meters. */
-  busyMs: number;
-  /** Time spent resting to honour the throttle. */
-  restMs: number;
-}
-
-export interface LoopStatus {
-  state: LoopState;
-  connected: boolean;
-  volunteerId: string | null;
-  tasksDone: number;
-  tasksFailed: number;
-  computeMs: number;
-  currentJob: string | null;
-  backend: string | null;
-  lastError: string | null;
-  /** Percent of device time this worker may use (100 = no rest). */
-  throttle: number;
-  paused: boolean;
-  /** Leases handed back early (pause, stop, a lost GPU) rather than left to lapse. */
-  released: number;
-  timing: LoopTiming;
-}
-
-/** Time and timers; tests pass fakes. */
-export interface LoopTimers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  /** Runs `fn` after what is queued now (a macrotask), without a timer's minimum delay. */
-  later(fn: () => void): void;
 }
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -104,24 +52,6 @@ export interface WorkLoopOptions {
   connect?: (url: string) => ClientSocket;
 }
 
-/** A macrotask: setImmediate in Node, a MessageChannel message in browsers (setTimeout(0) can wait 4 ms there). */
-function later(fn: () => void): void {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
-  if (g.setImmediate) { g.setImmediate(fn); return; }
-  // Typed loosely: this file is also compiled for Node, whose MessagePort type has no onmessage.
-  const channel = new MessageChannel() as unknown as { port1: { onmessage: (() => void) | null; close(): void }; port2: { postMessage(v: unknown): void } };
-  channel.port1.onmessage = () => { channel.port1.close(); fn(); };
-  channel.port2.postMessage(null);
-}
-
-const systemTimers: LoopTimers = {
-  now: () => globalThis.performance?.now() ?? Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
-  later,
-};
-
-const EMPTY_TIMING: LoopTiming = { last: null, tasks: 0, wallMs: 0, runMs: 0, idleMs: 0, busyMs: 0, restMs: 0 };
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
 const LEASE_SAFETY = 0.75;
 const ACK_TIMEOUT_MS = 15_000;
