@@ -1,16 +1,21 @@
 /**
  * Group commit for socket events: the handlers of the events that arrive in one turn of the event loop run
- * in one store transaction. A handler keeps its own writes atomic (the scheduler's methods run in
- * `store.transaction`, which nests as a savepoint here), so one that throws changes nothing and is answered
- * with its error while the others commit. The acks, and whatever was meant to be sent meanwhile (tasks pushed to
+ * in one store transaction, each in a savepoint of its own, so one that throws changes nothing and is
+ * answered with its error while the others commit. The acks, and whatever was meant to be sent meanwhile (tasks pushed to
  * workers, leases withdrawn), go out only after the commit: a worker never hears of a state the store
  * could still lose. One commit per turn instead of one per event is what makes a busy server cheap.
  */
 import type { Logger } from 'pino';
+import type { AppError } from '../../shared/errors.js';
 import type { Store } from '../store/store.js';
 import { toWireError } from './wire-error.js';
 
 type Reply = (response: unknown) => void;
+
+/** A handler's answer that is an error while what it wrote stands (e.g. an invalid result, recorded as such). */
+export class Refusal {
+  constructor(readonly error: AppError) {}
+}
 
 interface Pending { event: string; run: () => object; reply: Reply }
 
@@ -47,7 +52,8 @@ export class TickBatch {
       this.store.transaction(() => {
         for (const p of batch) {
           try {
-            replies.push([p.reply, { ok: true, ...p.run() }]);
+            const out = this.store.transaction(p.run);
+            replies.push([p.reply, out instanceof Refusal ? { ok: false, error: toWireError(out.error, this.log) } : { ok: true, ...out }]);
           } catch (err) {
             const wire = toWireError(err, this.log);
             this.log.debug({ event: p.event, code: wire.code, message: wire.message }, 'socket event refused');

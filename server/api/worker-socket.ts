@@ -18,10 +18,10 @@ import {
 } from '../../shared/protocol.js';
 import type { AppEvents } from '../events.js';
 import { asBytes } from '../../shared/tensor.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
+import { ResultRefused, type Scheduler } from '../scheduler/scheduler.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Store } from '../store/store.js';
-import { TickBatch } from './tick-batch.js';
+import { Refusal, TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
 
 export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
@@ -115,10 +115,17 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
 
     on('work:request', workRequestSchema, (req) => ({ tasks: scheduler.requestWork(registered(), req.slots) }));
 
-    on('task:result', taskResultSchema, (res): ResultAccepted => {
+    on('task:result', taskResultSchema, (res): ResultAccepted | Refusal => {
       const id = registered();
       const outputs = res.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: asBytes(t.data) }));
-      const { accepted } = scheduler.submitResult(id, res.replicaId, outputs, { backend: res.backend, runMs: res.runMs });
+      let accepted: boolean;
+      try {
+        ({ accepted } = scheduler.submitResult(id, res.replicaId, outputs, { backend: res.backend, runMs: res.runMs }));
+      } catch (err) {
+        // Refused after being recorded as invalid: the worker hears why, and the record stays.
+        if (err instanceof ResultRefused) return new Refusal(err);
+        throw err;
+      }
       if (!res.next) return { accepted };
       // The next tasks ride on the ack. Should none be given now (draining, quarantined), the worker asks
       // again with work:request and hears why there.

@@ -50,6 +50,16 @@ export interface SchedulerDeps {
 
 export interface ResultMeta { backend: string; runMs: number }
 
+/**
+ * A result that was recorded (as invalid, counted against its replica and volunteer) and is refused: the
+ * caller answers the worker with the error but must keep what was written.
+ */
+export class ResultRefused extends AppError {
+  constructor(message: string) {
+    super('INVALID_PAYLOAD', message);
+  }
+}
+
 /** Consecutive idle workers that find nothing before a dispatch stops looking. */
 const DISPATCH_GIVE_UP = 64;
 
@@ -252,7 +262,7 @@ export class Scheduler {
       return { accepted: true };
     });
     this.after(fx);
-    if ('problem' in result) throw new AppError('INVALID_PAYLOAD', `result refused: ${result.problem}`);
+    if ('problem' in result) throw new ResultRefused(`result refused: ${result.problem}`);
     return result;
   }
 
