@@ -128,10 +128,11 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       }
       if (!res.next) return { accepted };
       // The next tasks ride on the ack. Should none be given now (draining, quarantined), the worker asks
-      // again with work:request and hears why there.
+      // again with work:request and hears why there; the lease's own savepoint undid anything half done.
       try {
         return { accepted, tasks: scheduler.requestWork(id, res.next) };
-      } catch {
+      } catch (err) {
+        log.debug({ err, workerId: id }, 'no next task on the result\'s ack');
         return { accepted };
       }
     });

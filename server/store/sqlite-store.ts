@@ -23,8 +23,6 @@ export class SqliteStore implements Store {
   private readonly tasks = new RowCache<TaskRow>(100_000);
   private readonly replicas = new RowCache<ReplicaRow>(100_000);
   private readonly volunteers = new RowCache<VolunteerRow>(50_000);
-  /** Units of work open (store.transaction calls), for the nesting rule in `transaction`. */
-  private depth = 0;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -58,19 +56,13 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    // Two levels are real: the transaction, and one savepoint in it (a turn's group commit, then each event in
-    // it). Deeper units run inside the savepoint around them: a failure there undoes that whole unit, which is
-    // what a caller of a nested unit gets anyway, without a savepoint per scheduler step.
-    if (this.depth >= 2) return fn();
-    this.depth++;
+    // Nested units are savepoints: one that fails is undone alone, and its caller may go on.
     try {
       return this.db.transaction(fn)();
     } catch (err) {
       // The rows written inside were rolled back: so are the cached copies.
       this.clearCaches();
       throw err;
-    } finally {
-      this.depth--;
     }
   }
 
