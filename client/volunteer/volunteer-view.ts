@@ -91,9 +91,9 @@ export class VolunteerView {
   showDevice(gpu: WebGpuProbe, isolated: boolean, forced: string | undefined): void {
     const webgpu = el(this.doc, 'webgpu');
     webgpu.textContent = gpu.available ? `available: ${gpu.label ?? 'unknown adapter'}` : `not available: ${gpu.problem}`;
-    el(this.doc, 'wasm-threads').textContent = isolated
+    el(this.doc, 'wasm-threads').textContent = (isolated
       ? `multi-threaded (page is cross-origin isolated), ${navigator.hardwareConcurrency || '?'} cores`
-      : 'single thread (page is not cross-origin isolated)';
+      : 'single thread (page is not cross-origin isolated)') + ', in a worker beside the page';
     if (forced) el(this.doc, 'backend-mode').textContent = `forced to ${forced} by the page address (?backend=${forced})`;
   }
 
