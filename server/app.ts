@@ -27,7 +27,7 @@ import type { Store } from './store/store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
 import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
 import { attachDashboardSocket } from './api/dashboard-socket.js';
-import { pageRouter } from './api/page-routes.js';
+import { assetHeaders, pageRouter } from './api/page-routes.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLIENT_DIST = path.join(ROOT, 'dist', 'client');
@@ -81,7 +81,7 @@ export function createApp(deps: AppDeps): App {
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
   app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
   app.use(pageRouter({ clientDist: CLIENT_DIST }));
-  app.use(express.static(CLIENT_DIST, { index: 'index.html' }));
+  app.use(express.static(CLIENT_DIST, { index: 'index.html', setHeaders: assetHeaders }));
   app.get('/', (_req, res) => {
     res.status(503).type('text/plain').send('The volunteer page is not built: run `npm run build` (npm install does it).');
   });

@@ -45,6 +45,15 @@ export const PAGE_HEADERS = {
   },
 } as const;
 
+/**
+ * Headers for the built assets. The inference worker's script declares COEP require-corp: a dedicated worker
+ * started by a document that is cross-origin isolated (the widget's frame) must be, or it is refused; in other
+ * pages it changes nothing, since everything the worker loads is this origin's.
+ */
+export function assetHeaders(res: Response, file: string): void {
+  if (/inference-worker-[\w-]+\.js$/.test(file)) res.set('cross-origin-embedder-policy', 'require-corp');
+}
+
 export interface PageDeps { clientDist: string }
 
 export function pageRouter(deps: PageDeps): express.Router {

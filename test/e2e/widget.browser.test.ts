@@ -184,6 +184,10 @@ describe('widget on a third-party page (Chromium)', () => {
     expect(s).toMatchObject({ started: true, connected: true, tasksDone: TASKS, tasksFailed: 0, site: hostUrl, backend: 'wasm' });
     // A third-party frame in a fresh profile gets no storage (BROWSER-FACTS.md): the visit runs from memory.
     expect(s.persistent).toBe(false);
+    // onnxruntime ran in the frame's inference worker (a cross-origin-isolated frame refuses a worker whose script
+    // does not declare COEP too), with no problem reported.
+    expect(page.workers().map((w) => w.url())).toEqual(expect.arrayContaining([expect.stringContaining('inference-worker')]));
+    expect(await frame.evaluate(() => window.tabgrid!.errors())).toEqual([]);
     await frame.waitForFunction((n) => (window.tabgrid!.status().stats?.credit ?? 0) >= n, TASKS * BATCH, { timeout: 20_000 });
     const board = await (await fetch(`${server.url}/api/v1/leaderboard`)).json() as { sites: { origin: string; credit: number; tasks: number }[] };
     expect(board.sites).toContainEqual({ origin: hostUrl, credit: TASKS * BATCH, tasks: TASKS });
