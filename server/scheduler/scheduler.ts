@@ -206,7 +206,8 @@ export class Scheduler {
       const task = store.getTask(taskId);
       if (!task || task.status !== 'pending') return;
       if (outputs) {
-        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now(), result: packTensors(outputs) });
+        store.setTaskResult(taskId, packTensors(outputs));
+        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now() });
         this.settler.taskDone(task);
       } else {
         // The server could not compute it: volunteers compute it like any other task.
@@ -256,7 +257,8 @@ export class Scheduler {
         store.updateReplica(replicaId, { status: 'cancelled' });
         return { accepted: false };
       }
-      store.updateReplica(replicaId, { ...returned, status: 'returned', outputs: packTensors(outputs) });
+      store.setReplicaOutputs(replicaId, packTensors(outputs));
+      store.updateReplica(replicaId, { ...returned, status: 'returned' });
       if (!wasActive) store.updateTask(task.id, { active: task.active + 1 });
       this.settler.verify(task, job, fx, { replicaId, outputs });
       return { accepted: true };

@@ -172,7 +172,8 @@ export class Settler {
         return;
       case 'accept': {
         recordPairs();
-        store.updateTask(task.id, { status: 'done', doneAt: clock.now(), resultOf: d.replicaId });
+        store.setTaskResultOf(task.id, d.replicaId);
+        store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
         if (this.taskDone(current)) fx.dispatch = true;
         // Replicas still out on this task are no longer needed (`inFlight` counts them; usually there are none).
         if (inFlight > 0) this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);

@@ -9,8 +9,12 @@ export class RowCache<T extends object> {
 
   constructor(private readonly limit: number) {}
 
-  get(id: string): Readonly<T> | undefined {
-    return this.rows.get(id);
+  /** The cached row, or the one `load` finds (then cached); undefined when there is none. */
+  read<R>(id: string, load: () => R | undefined, toRow: (r: R) => T): Readonly<T> | undefined {
+    const cached = this.rows.get(id);
+    if (cached) return cached;
+    const r = load();
+    return r === undefined ? undefined : this.set(id, toRow(r));
   }
 
   set(id: string, row: T): Readonly<T> {

@@ -14,6 +14,9 @@ import {
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
 
+/** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
+const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -128,10 +131,7 @@ export class SqliteStore implements Store {
   }
 
   getVolunteer(id: string): VolunteerRow | undefined {
-    const cached = this.volunteers.get(id);
-    if (cached) return cached;
-    const r = this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers WHERE id = ?`).get(id) as Row | undefined;
-    return r && this.volunteers.set(id, volunteerFromRow(r));
+    return this.volunteers.read(id, () => this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers WHERE id = ?`).get(id) as Row | undefined, volunteerFromRow);
   }
 
   updateVolunteer(id: string, patch: VolunteerPatch): void {
@@ -183,10 +183,7 @@ export class SqliteStore implements Store {
   }
 
   getJob(id: string): JobRow | undefined {
-    const cached = this.jobs.get(id);
-    if (cached) return cached;
-    const r = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
-    return r && this.jobs.set(id, jobFromRow(r));
+    return this.jobs.read(id, () => this.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined, jobFromRow);
   }
 
   listJobs(owner?: string): JobRow[] {
@@ -333,23 +330,20 @@ export class SqliteStore implements Store {
   }
 
   getTask(id: string): TaskRow | undefined {
-    const cached = this.tasks.get(id);
-    if (cached) return cached;
-    const r = this.q(`SELECT ${TASK_COLS} FROM tasks WHERE id = ?`).get(id) as Row | undefined;
-    return r && this.tasks.set(id, taskFromRow(r));
+    return this.tasks.read(id, () => this.q(`SELECT ${TASK_COLS} FROM tasks WHERE id = ?`).get(id) as Row | undefined, taskFromRow);
   }
 
   updateTask(id: string, patch: TaskPatch): void {
-    const { result, resultOf, ...fields } = patch;
-    this.patch('tasks', id, fields);
-    this.tasks.patch(id, fields);
-    if (result) this.setTaskResult(id, result);
-    if (resultOf) this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, ?, NULL)').run(id, resultOf);
+    this.patch('tasks', id, patch);
+    this.tasks.patch(id, patch);
   }
 
   setTaskResult(id: string, result: Uint8Array): void {
-    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, NULL, ?)')
-      .run(id, Buffer.from(result.buffer, result.byteOffset, result.byteLength));
+    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, NULL, ?)').run(id, blob(result));
+  }
+
+  setTaskResultOf(id: string, replicaId: string): void {
+    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, ?, NULL)').run(id, replicaId);
   }
 
   *taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
@@ -367,20 +361,16 @@ export class SqliteStore implements Store {
   }
 
   getReplica(id: string): ReplicaRow | undefined {
-    const cached = this.replicas.get(id);
-    if (cached) return cached;
-    const r = this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE id = ?`).get(id) as Row | undefined;
-    return r && this.replicas.set(id, replicaFromRow(r));
+    return this.replicas.read(id, () => this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE id = ?`).get(id) as Row | undefined, replicaFromRow);
   }
 
   updateReplica(id: string, patch: ReplicaPatch): void {
-    const { outputs, ...fields } = patch;
-    this.patch('replicas', id, fields);
-    if (outputs) {
-      this.q('INSERT OR REPLACE INTO replica_outputs (replica_id, data) VALUES (?, ?)')
-        .run(id, Buffer.from(outputs.buffer, outputs.byteOffset, outputs.byteLength));
-    }
-    this.replicas.patch(id, fields);
+    this.patch('replicas', id, patch);
+    this.replicas.patch(id, patch);
+  }
+
+  setReplicaOutputs(id: string, outputs: Uint8Array): void {
+    this.q('INSERT OR REPLACE INTO replica_outputs (replica_id, data) VALUES (?, ?)').run(id, blob(outputs));
   }
 
   replicaOutputs(id: string): Uint8Array | undefined {

@@ -88,7 +88,7 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       expect(s.leasedBefore(20).map((r) => r.id)).toEqual(['r1']);
       expect(s.leasedByWorker('w2').map((r) => r.id)).toEqual(['r2']);
       expect(s.leasedInJob('j1')).toHaveLength(2);
-      s.updateReplica('r1', { status: 'returned', outputs: new Uint8Array([1, 2, 3]) });
+      s.setReplicaOutputs('r1', new Uint8Array([1, 2, 3]));
       s.updateReplica('r1', { status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
       expect(s.getReplica('r1')).toMatchObject({ status: 'returned', backend: 'wasm', runMs: 4.5, returnedAt: 15 });
       expect(Array.from(s.replicaOutputs('r1')!)).toEqual([1, 2, 3]);
@@ -100,6 +100,12 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       s.setTaskResult('j1-t0', new Uint8Array([8]));
       s.updateTask('j1-t0', { status: 'done' });
       expect([...s.taskResults('j1', 0)].map((r) => [r.batch, Array.from(r.result)])).toEqual([[0, [8]], [1, [9]]]);
+      // A result that is a replica's outputs reads as them; cleared, the task has none.
+      s.setTaskResultOf('j1-t0', 'r1');
+      expect(Array.from(s.taskResult('j1-t0')!)).toEqual([1, 2, 3]);
+      expect([...s.taskResults('j1', 0)].map((r) => Array.from(r.result))).toEqual([[1, 2, 3], [9]]);
+      s.clearTaskResult('j1-t0');
+      expect(s.taskResult('j1-t0')).toBeUndefined();
     });
 
     it('rolls a failed transaction back whole', () => {

@@ -120,15 +120,9 @@ export interface ReplicaRow {
   returnedAt: number | null;
 }
 
-export type TaskPatch = Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>
-  & {
-    /** Its verified outputs, as bytes (a result the server computed). */
-    result?: Uint8Array;
-    /** Its verified outputs are this returned replica's (stored once, not copied). */
-    resultOf?: string;
-  };
+export type TaskPatch = Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>;
 
-export type ReplicaPatch = Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>> & { outputs?: Uint8Array };
+export type ReplicaPatch = Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>>;
 
 export interface VolunteerRow {
   id: string;
@@ -224,17 +218,20 @@ export interface Store {
   acceptedTasksReturnedBy(volunteerId: string): TaskRow[];
   clearTaskResult(id: string): void;
   getTask(id: string): TaskRow | undefined;
-  /** Changes a task's fields and, with `result` or `resultOf`, sets its verified outputs. */
   updateTask(id: string, patch: TaskPatch): void;
   taskResult(id: string): Uint8Array | undefined;
+  /** Sets a task's verified outputs to these bytes (a result the server computed). */
   setTaskResult(id: string, result: Uint8Array): void;
+  /** Sets a task's verified outputs to those of one of its returned replicas (stored once, not copied). */
+  setTaskResultOf(id: string, replicaId: string): void;
   /** Verified outputs of a job's done tasks of one stage, in batch order. */
   taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }>;
 
   insertReplica(row: ReplicaRow): void;
   getReplica(id: string): ReplicaRow | undefined;
-  /** Changes a replica's fields; `outputs` (packed tensors) is stored with them in the same write. */
   updateReplica(id: string, patch: ReplicaPatch): void;
+  /** Stores a returned replica's outputs (packed tensors). */
+  setReplicaOutputs(id: string, outputs: Uint8Array): void;
   replicaOutputs(id: string): Uint8Array | undefined;
   /** Replicas of a task in a given status, oldest first. */
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[];
