@@ -3,9 +3,7 @@
  * work:request answered with tasks carrying binary inputs, task:result acknowledged) and does nothing
  * else: no validation, no scheduling, no store. What the real server adds shows as the gap to this.
  */
-import http from 'node:http';
-import { Server } from 'socket.io';
-import { serveParent, tellParent } from './proc.js';
+import { serveIo } from './io-server.js';
 
 const bytes = Number(process.argv[2] ?? 1024);
 const width = Math.max(1, Math.floor(bytes / 4));
@@ -19,24 +17,15 @@ const task = () => {
   };
 };
 
-const server = http.createServer();
-const io = new Server(server, { maxHttpBufferSize: 64 * 2 ** 20, serveClient: false });
-io.on('connection', (socket) => {
+serveIo((socket) => {
   socket.on('worker:hello', (_hello: unknown, ack: (r: unknown) => void) => {
     ack({ ok: true, workerId: `w-${socket.id}`, volunteerId: `v-${socket.id}`, token: 'x'.repeat(48) });
   });
   socket.on('work:request', (req: { slots: number }, ack: (r: unknown) => void) => {
     ack({ ok: true, tasks: Array.from({ length: req.slots }, task) });
   });
-  // `next: n` (a proposed protocol change) asks for n more tasks in the result's ack: one round trip per task.
+  // `next: n` asks for n more tasks in the result's ack: one round trip per task.
   socket.on('task:result', (res: { next?: number }, ack: (r: unknown) => void) => {
     ack({ ok: true, accepted: true, ...(res.next ? { tasks: Array.from({ length: res.next }, task) } : {}) });
   });
 });
-server.listen(0, '127.0.0.1', () => {
-  tellParent({ type: 'ready', port: (server.address() as { port: number }).port });
-});
-serveParent({});
-const stop = () => { io.close(); process.exit(0); };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);

@@ -353,31 +353,28 @@ export class WorkLoop {
     // Sent in a moment rather than now: the next task goes to the runner first (a page's runner is a worker,
     // and sending a large result takes the main thread a while), then this result.
     this.timers.later(() => {
-      if (epoch !== this.epoch || socket !== this.socket) { settle(); return; }
-      this.sendResult(socket, task, outcome, next, epoch, waiting, settle, sentMs, idleMs);
+      if (epoch !== this.epoch || socket !== this.socket) {
+        this.unacked.delete(waiting);
+        settle();
+        return;
+      }
+      socket.emit('task:result', {
+        replicaId: task.replicaId,
+        backend: outcome.backend,
+        runMs: outcome.runMs,
+        outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
+        ...(next > 0 ? { next } : {}),
+      }, (res: AckResponse<ResultAccepted>) => {
+        this.unacked.delete(waiting);
+        settle();
+        this.onResultAck(task, outcome, res, sentMs, idleMs);
+        if (epoch !== this.epoch) return;
+        this.asking -= next;
+        if (res.ok && res.tasks) this.accept(res.tasks);
+        else if (next > 0) this.requestWork();
+      });
     });
     return ran;
-  }
-
-  private sendResult(
-    socket: ClientSocket, task: TaskAssignment, outcome: RunOutcome, next: number, epoch: number,
-    waiting: Promise<void>, settle: () => void, sentMs: number, idleMs: number | null,
-  ): void {
-    socket.emit('task:result', {
-      replicaId: task.replicaId,
-      backend: outcome.backend,
-      runMs: outcome.runMs,
-      outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
-      ...(next > 0 ? { next } : {}),
-    }, (res: AckResponse<ResultAccepted>) => {
-      this.unacked.delete(waiting);
-      settle();
-      this.onResultAck(task, outcome, res, sentMs, idleMs);
-      if (epoch !== this.epoch) return;
-      this.asking -= next;
-      if (res.ok && res.tasks) this.accept(res.tasks);
-      else if (next > 0) this.requestWork();
-    });
   }
 
   /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */

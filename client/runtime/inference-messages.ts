@@ -1,5 +1,5 @@
 /**
- * What the page and its inference worker say to each other. The worker hosts the OrtRunner (sessions,
+ * What the page and its inference worker say to each other, and which buffers move between them. The worker hosts the OrtRunner (sessions,
  * backend choice, the WebGPU device), so onnxruntime's kernels never hold the page's main thread: the socket
  * keeps sending results and taking tasks while a task runs.
  */
@@ -26,6 +26,18 @@ export type ToWorker =
   /** Run a task sent earlier as a prefetch (its inputs are already in the worker). */
   | { type: 'claim'; id: number; replicaId: string }
   | { type: 'lose-device'; id: number };
+
+/** The ArrayBuffer that `d` is all of (so moving it to the other thread moves nothing else), or null. */
+export function ownedBuffer(d: unknown): ArrayBuffer | null {
+  if (d instanceof ArrayBuffer) return d;
+  if (ArrayBuffer.isView(d) && d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) return d.buffer;
+  return null;
+}
+
+/** The buffers of a task's inputs that can move to the worker (the page has no use for them after). */
+export function inputBuffers(task: TaskAssignment): ArrayBuffer[] {
+  return [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
+}
 
 export type FromWorker =
   | { type: 'done'; id: number; outcome: RunOutcome }

@@ -5,7 +5,8 @@
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { RunOutcome } from '../net/work-loop.js';
-import type { FromWorker, ToWorker } from './inference-messages.js';
+import { GPU_DEBRIS_WAIT_MS, rejectionText } from './gpu-debris.js';
+import { type FromWorker, type ToWorker, ownedBuffer } from './inference-messages.js';
 import { OrtRunner } from './ort-runner.js';
 
 interface WorkerScope {
@@ -16,15 +17,14 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 let runner: OrtRunner | null = null;
 
-/** The buffers of the outputs that own them whole can move to the page; a view into a larger one is copied. */
+/** The outputs that own their buffer whole move to the page; a view into a larger one is copied, then moved. */
 function movable(outputs: Tensor[]): { outputs: Tensor[]; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
   const out = outputs.map((t) => {
-    const d = t.data;
-    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
-    const data = whole && !transfer.includes(d.buffer as ArrayBuffer) ? d : d.slice();
+    const owned = ownedBuffer(t.data);
+    const data = owned && !transfer.includes(owned) ? t.data : t.data.slice();
     transfer.push(data.buffer as ArrayBuffer);
-    return data === d ? t : { ...t, data };
+    return data === t.data ? t : { ...t, data };
   });
   return { outputs: out, transfer };
 }
@@ -113,14 +113,11 @@ async function handle(m: ToWorker): Promise<void> {
 
 scope.addEventListener('message', (e) => { void handle(e.data); });
 
-// onnxruntime-web leaves rejected promises behind when a WebGPU device goes away (buffers it was mapping):
-// those are expected then. Anything else is reported to the page as a problem.
+// Unhandled rejections are reported to the page as problems, but for a lost device's leftovers (gpu-debris.ts).
 scope.addEventListener('unhandledrejection', (e) => {
-  const text = e.reason instanceof Error ? `${e.reason.name}: ${e.reason.message}` : String(e.reason);
   e.preventDefault();
-  if (/GPUBuffer|mapAsync|GPUDevice|device (was |is )?(lost|destroyed)/i.test(text)) {
-    setTimeout(() => { if (!runner?.deviceLost) scope.postMessage({ type: 'problem', message: `inference worker: ${text}` }); }, 500);
-    return;
-  }
-  scope.postMessage({ type: 'problem', message: `inference worker: ${text}` });
+  const { text, gpuDebris } = rejectionText(e.reason);
+  const report = () => scope.postMessage({ type: 'problem', message: `inference worker: ${text}` });
+  if (gpuDebris) setTimeout(() => { if (!runner?.deviceLost) report(); }, GPU_DEBRIS_WAIT_MS);
+  else report();
 });

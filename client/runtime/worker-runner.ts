@@ -6,7 +6,7 @@
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { RunOutcome, Runner } from '../net/work-loop.js';
 import type { BackendChoice } from './backend-choice.js';
-import type { FromWorker, InferenceSetup, ToWorker } from './inference-messages.js';
+import { type FromWorker, type InferenceSetup, type ToWorker, inputBuffers } from './inference-messages.js';
 import type { OrtRunner } from './ort-runner.js';
 
 export interface PageRunnerEvents {
@@ -21,13 +21,6 @@ export interface PageRunnerEvents {
 export interface PageRunner extends Runner {
   readonly deviceLost: string | null;
   loseDeviceForTest(): Promise<boolean>;
-}
-
-/** The ArrayBuffer that `d` is all of (so moving it moves nothing else), or null. */
-function ownedBuffer(d: unknown): ArrayBuffer | null {
-  if (d instanceof ArrayBuffer) return d;
-  if (ArrayBuffer.isView(d) && d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) return d.buffer;
-  return null;
 }
 
 /** Hinted tasks remembered for their claim; the worker keeps as many. */
@@ -73,8 +66,7 @@ export class WorkerRunner implements PageRunner {
     }
     this.prefetched.add(task.replicaId);
     if (this.prefetched.size > PREFETCHED_MAX) this.prefetched.delete(this.prefetched.values().next().value!);
-    const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
-    this.send({ type: 'prefetch', task, modelUrl }, transfer);
+    this.send({ type: 'prefetch', task, modelUrl }, inputBuffers(task));
   }
 
   run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
@@ -83,9 +75,7 @@ export class WorkerRunner implements PageRunner {
       // Its inputs went to the worker with the hint (and are detached here): claim it by id.
       return this.ask<RunOutcome>((id) => ({ type: 'claim', id, replicaId: task.replicaId }));
     }
-    // The inputs' buffers move to the worker rather than being copied: the loop has no use for them after this.
-    const transfer = [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
-    return this.ask<RunOutcome>((id) => ({ type: 'run', id, task, modelUrl }), transfer);
+    return this.ask<RunOutcome>((id) => ({ type: 'run', id, task, modelUrl }), inputBuffers(task));
   }
 
   /** Nothing starts early until the next hint (pause, a rest owed between tasks). */

@@ -6,6 +6,7 @@
 import type { VolunteerStats } from '../../shared/protocol.js';
 import { type LoopStatus, WorkLoop } from '../net/work-loop.js';
 import { Backend } from '../runtime/backend-choice.js';
+import { GPU_DEBRIS_WAIT_MS, rejectionText } from '../runtime/gpu-debris.js';
 import { cachedModelHashes } from '../runtime/model-cache.js';
 import { type PageRunner, WorkerRunner } from '../runtime/worker-runner.js';
 import type { WebGpuProbe } from '../runtime/webgpu-probe.js';
@@ -175,15 +176,13 @@ export class Donation {
   }
 
   /**
-   * Takes an unhandled rejection that is onnxruntime-web's leftover from a lost WebGPU device (a buffer
-   * mapping the device abandoned) and returns true; the caller then keeps it off the console. Such an
-   * error can arrive just before the device's `lost` promise settles, so it is judged a moment later: if no
-   * loss is known by then, it is reported as a problem after all.
+   * Takes an unhandled rejection that is onnxruntime-web's leftover from a lost WebGPU device (see
+   * gpu-debris.ts) and returns true; the caller then keeps it off the console.
    */
   claimGpuDebris(reason: unknown): boolean {
-    const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
-    if (!/GPUBuffer|mapAsync|GPUDevice|device (was |is )?(lost|destroyed)/i.test(text)) return false;
-    setTimeout(() => { if (!this.runner.deviceLost) this.report(`page error: ${text}`); }, 500);
+    const { text, gpuDebris } = rejectionText(reason);
+    if (!gpuDebris) return false;
+    setTimeout(() => { if (!this.runner.deviceLost) this.report(`page error: ${text}`); }, GPU_DEBRIS_WAIT_MS);
     return true;
   }
 

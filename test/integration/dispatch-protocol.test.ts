@@ -1,7 +1,7 @@
 /**
  * The dispatch path over a real socket: a result that asks for `next` gets its successor on its ack (one
- * round trip per task), the acknowledgement comes after the commit (the REST API sees the result by
- * then), and results that arrive in the same turn are committed together yet judged one by one.
+ * round trip per task), the REST API counts a result by the time its ack arrives, and results that arrive
+ * in the same turn are committed together yet judged one by one.
  */
 import * as ort from 'onnxruntime-node';
 import { io as connect, type Socket } from 'socket.io-client';
@@ -49,7 +49,7 @@ describe('dispatch protocol', () => {
     };
   }
 
-  it('brings the next task on the result\'s ack, after the result is committed', async () => {
+  it('brings the next task on the result\'s ack, and the result counts by the time its ack arrives', async () => {
     const m = await api.uploadModel(model);
     const ds = await api.uploadDataset(writeNpy('float32', [6, 4], floatData(3, 24)));
     const job = await api.createJob({ model: m.hash, inputs: { x: ds.hash }, batchSize: 1, replicas: 1, canaryRate: 0, adaptive: false });
@@ -60,7 +60,7 @@ describe('dispatch protocol', () => {
     expect(ack).toMatchObject({ ok: true, accepted: true });
     expect(ack.tasks).toHaveLength(1);
     expect(ack.tasks![0]!.taskId).not.toBe(first.tasks![0]!.taskId);
-    // Acknowledged means committed: the REST API already counts it.
+    // By the time the ack is here, the REST API counts the result.
     expect((await api.getJob(job.id)).tasks.done).toBe(1);
 
     // Without `next` the ack carries no task, as before.
