@@ -21,6 +21,28 @@ export const configSchema = z.object({
   maxMessageBytes: z.coerce.number().int().min(1024).default(64 * 2 ** 20),
   /** REST calls a minute per API key (or per address without one). */
   rateLimitPerMinute: z.coerce.number().int().min(1).default(1200),
+  // ---- Trust on the open internet ----
+  /** Read the client's address from X-Forwarded-For (behind a reverse proxy); off by default, when it is forgeable. */
+  trustProxy: z.preprocess((v) => v === true || v === 'true' || v === '1', z.boolean()).default(false),
+  /** IPv4 addresses in one /N count as one network origin (32: each address its own; 24 widens it). IPv6 is always /64. */
+  ipv4OriginPrefix: z.coerce.number().int().min(8).max(32).default(32),
+  /** Worker connections at once from one network origin. */
+  maxConnectionsPerOrigin: z.coerce.number().int().min(1).default(64),
+  /** Largest socket message (bytes) a connection may send before its worker:hello. */
+  preHelloMaxBytes: z.coerce.number().int().min(256).default(16 * 1024),
+  /** Socket events a second per connection (a burst of twice that is allowed). */
+  socketEventsPerSecond: z.coerce.number().int().min(1).default(200),
+  /** Largest number of items in one job, and of tasks (items / batch x stages) it may make. */
+  maxJobItems: z.coerce.number().int().min(1).default(10_000_000),
+  maxJobTasks: z.coerce.number().int().min(1).default(200_000),
+  /** Leases a newcomer's worker may hold at once; a vetted volunteer's grows with its record up to MAX_SLOTS x 2. */
+  newcomerLeases: z.coerce.number().int().min(1).default(2),
+  /** Share of one core the server may spend recomputing accepted results as audits. */
+  auditCpuShare: z.coerce.number().min(0).max(1).default(0.25),
+  /** Base chance that an accepted result is audited (young volunteers' results: 5x, up to 1). */
+  auditRate: z.coerce.number().min(0).max(1).default(0.03),
+  /** How old (ms) a volunteer must be, besides its canaries and confirmed results, before it is vetted. */
+  vetTenureMs: z.coerce.number().int().min(0).default(60_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof configSchema>;
@@ -42,6 +64,17 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     maxDatasetBytes: pick(flags.maxDatasetBytes, env.TABGRID_MAX_DATASET_BYTES),
     maxMessageBytes: flags.maxMessageBytes,
     rateLimitPerMinute: pick(flags.rateLimitPerMinute, env.TABGRID_RATE_LIMIT),
+    trustProxy: pick(flags.trustProxy, env.TABGRID_TRUST_PROXY),
+    ipv4OriginPrefix: pick(flags.ipv4OriginPrefix, env.TABGRID_IPV4_ORIGIN_PREFIX),
+    maxConnectionsPerOrigin: pick(flags.maxConnectionsPerOrigin, env.TABGRID_MAX_CONNECTIONS_PER_ORIGIN),
+    preHelloMaxBytes: flags.preHelloMaxBytes,
+    socketEventsPerSecond: pick(flags.socketEventsPerSecond, env.TABGRID_SOCKET_EVENTS_PER_SECOND),
+    maxJobItems: pick(flags.maxJobItems, env.TABGRID_MAX_JOB_ITEMS),
+    maxJobTasks: pick(flags.maxJobTasks, env.TABGRID_MAX_JOB_TASKS),
+    newcomerLeases: flags.newcomerLeases,
+    auditCpuShare: pick(flags.auditCpuShare, env.TABGRID_AUDIT_CPU_SHARE),
+    auditRate: pick(flags.auditRate, env.TABGRID_AUDIT_RATE),
+    vetTenureMs: pick(flags.vetTenureMs, env.TABGRID_VET_TENURE_MS),
     logLevel: pick(flags.logLevel, env.LOG_LEVEL),
   });
 }

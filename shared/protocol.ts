@@ -185,4 +185,6 @@ export interface JobView {
   outputs: TensorSpec[];
   stages: { stage: number; model: string; total: number; done: number; failed: number; pending: number; running: number }[];
   failures: { taskId: string; stage: number; batch: number; reason: string }[];
+  /** Tasks accepted after the job ended with a volunteer since quarantined: `tabgrid rerun JOB --tainted` recomputes them. */
+  tainted: number;
 }

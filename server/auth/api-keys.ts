@@ -43,7 +43,7 @@ export class ApiKeys {
   }
 
   private insert(key: string, name: string, admin: boolean): ApiKeyRow {
-    const row = { id: `key-${randomBytes(6).toString('hex')}`, keyHash: hashKey(key), name, admin, createdAt: this.deps.clock.now() };
+    const row = { id: `key-${randomBytes(6).toString('hex')}`, keyHash: hashKey(key), name, admin, createdAt: this.deps.clock.now(), revokedAt: null };
     this.deps.store.insertApiKey(row);
     return row;
   }

@@ -59,7 +59,7 @@ export class JobService {
         tasks.push({
           id: taskId(id, stage, batch), jobId: id, stage, model: stageModels[stage], batch,
           itemStart: batch * batchSize, itemEnd: Math.min(items, (batch + 1) * batchSize), status: 'pending', canary,
-          ready, readyAt: ready ? job.createdAt : null, wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null,
+          ready, readyAt: ready ? job.createdAt : null, wanted: req.replicas, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
         });
       }
     }
@@ -96,6 +96,7 @@ export class JobService {
       tasks: { ...store.taskCounts(job.id), canaries: store.canaryCount(job.id) },
       stages: store.stageCounts(job.id).map((c) => ({ ...c, model: job.stageModels[c.stage] })),
       replicasIssued: store.replicaCount(job.id),
+      tainted: store.taintedCount(job.id),
       outputs: model?.outputs ?? [],
       failures: store.failedTasks(job.id).map((t) => ({ taskId: t.id, stage: t.stage, batch: t.batch, reason: t.error ?? 'unknown' })),
     };
@@ -142,7 +143,7 @@ export class JobService {
 function firstBatch(jobId: string, batchSize: number, items: number): TaskRow {
   return {
     id: taskId(jobId, 0, 0), jobId, stage: 0, model: '', batch: 0, itemStart: 0, itemEnd: Math.min(items, batchSize, 2),
-    status: 'pending', canary: false, ready: true, readyAt: 0, wanted: 1, active: 0, failures: 0, error: null, doneAt: null,
+    status: 'pending', canary: false, ready: true, readyAt: 0, wanted: 1, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
   };
 }
 

@@ -32,7 +32,7 @@ function setup() {
     tasks.push({
       id: taskId('j', stage, batch), jobId: 'j', stage, model: stage ? B : A, batch, itemStart: batch, itemEnd: batch + 1,
       status: 'pending', canary: false, ready: stage === 0, readyAt: stage === 0 ? clock.now() : null, wanted: 1, active: 0,
-      failures: 0, error: null, doneAt: null,
+      failures: 0, error: null, doneAt: null, tainted: false,
     });
   }
   store.createJob(job, tasks);

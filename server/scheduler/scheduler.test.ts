@@ -38,7 +38,7 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
     };
     const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
       id: `${id}-t${b}`, jobId: id, stage: 0, model: MODEL, readyAt: 0, batch: b, itemStart: b * batch, itemEnd: (b + 1) * batch, status: 'pending', canary: false, ready: true,
-      wanted: job.replicas, active: 0, failures: 0, error: null, doneAt: null,
+      wanted: job.replicas, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
     }));
     store.createJob(job, rows);
     scheduler.dispatch();

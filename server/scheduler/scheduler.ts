@@ -109,7 +109,7 @@ export class Scheduler {
   /** A worker said hello. */
   connect(workerId: string, volunteerId: string, profile: WorkerProfile = {}): void {
     this.workers.set(workerId, {
-      volunteerId, demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null,
+      volunteerId, demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null, origin: profile.origin ?? null,
       held: new Set(profile.cached ?? []), limits: profile.limits ?? {},
     });
   }
@@ -348,7 +348,7 @@ export class Scheduler {
         store.insertReplica({
           id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
           workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,
-          backend: null, runMs: null, error: null, returnedAt: null,
+          backend: null, runMs: null, error: null, returnedAt: null, origin: w.origin,
         });
         if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
         w.held.add(task.model);

@@ -11,8 +11,10 @@ import type { Clock } from './clock.js';
 export interface WorkerProfile {
   /** Its GPU's vendor|architecture. */
   adapterClass?: string;
-  /** Origin of the page embedding the widget it runs in. */
+  /** Origin of the page embedding the widget it runs in (from a site token the server signed, not the worker's word). */
   site?: string | null;
+  /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones. */
+  origin?: string;
   /** Models (shards) it already holds. */
   cached?: string[];
   /** WebGPU limits and device memory (GiB), where the browser tells. */
@@ -25,6 +27,8 @@ export interface WorkerEntry {
   demand: number;
   adapterClass: string;
   site: string | null;
+  /** Its network origin; null for workers of tests that connect without one. */
+  origin: string | null;
   /** Models it holds (reported, or handed to it since). */
   held: Set<string>;
   limits: Record<string, number>;

@@ -34,7 +34,7 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
     };
     const rows: TaskRow[] = Array.from({ length: tasks }, (_, b) => ({
       id: `${id}-t${b}`, jobId: id, stage: 0, model: MODEL, readyAt: 0, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: b === 0 ? 'done' : 'pending',
-      canary: b === 0, ready: true, wanted: 2, active: 0, failures: 0, error: null, doneAt: null,
+      canary: b === 0, ready: true, wanted: 2, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
     }));
     store.createJob(job, rows);
     store.setTaskResult(`${id}-t0`, packTensors(out(2, 1)));

@@ -6,7 +6,7 @@ import type { JobRow, ReplicaRow, ReplicaStatus, TaskRow, VolunteerRow } from '.
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
-  admin INTEGER NOT NULL, created_at INTEGER NOT NULL);
+  admin INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
 CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, inputs TEXT NOT NULL,
   outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, sta
   model TEXT NOT NULL, batch INTEGER NOT NULL,
   item_start INTEGER NOT NULL, item_end INTEGER NOT NULL, status TEXT NOT NULL, canary INTEGER NOT NULL,
   ready INTEGER NOT NULL, ready_at INTEGER, wanted INTEGER NOT NULL,
-  active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, error TEXT, done_at INTEGER);
+  active INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, error TEXT, done_at INTEGER,
+  tainted INTEGER NOT NULL DEFAULT 0);
 DROP INDEX IF EXISTS tasks_job;
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks(job_id, status, stage DESC, batch);
 DROP INDEX IF EXISTS tasks_canary;
@@ -34,7 +35,7 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks(job_id, stage DESC, batch) WHERE 
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, job_id TEXT NOT NULL,
   worker_id TEXT NOT NULL, volunteer_id TEXT NOT NULL, status TEXT NOT NULL, worker_class TEXT NOT NULL,
   single INTEGER NOT NULL, site TEXT, leased_at INTEGER NOT NULL,
-  lease_expires INTEGER NOT NULL, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER);
+  lease_expires INTEGER NOT NULL, backend TEXT, run_ms REAL, error TEXT, returned_at INTEGER, origin TEXT);
 -- Tensors live apart from the rows the scheduler reads and updates all the time, so those stay small (a row
 -- with a 128 KiB blob in it spans 33 pages). A task's verified result names the replica whose outputs it is,
 -- so they are stored once; only a result the server computed itself (a canary's answer) has bytes of its own.
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree 
   disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
 /** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * Upgrades a schema-1 database before SCHEMA runs: tensors move out of `replicas.outputs` and `tasks.result`
@@ -72,6 +73,16 @@ INSERT OR IGNORE INTO replica_outputs (replica_id, data) SELECT id, outputs FROM
 INSERT OR IGNORE INTO task_results (task_id, data) SELECT id, result FROM tasks WHERE result IS NOT NULL;
 ALTER TABLE replicas DROP COLUMN outputs;
 ALTER TABLE tasks DROP COLUMN result;
+`;
+
+/**
+ * Upgrades a schema-2 database before SCHEMA runs: the network origin of each replica (quorums count origins),
+ * a taint mark on tasks accepted with a volunteer later quarantined, and revocable API keys.
+ */
+export const MIGRATE_2_TO_3 = `
+ALTER TABLE replicas ADD COLUMN origin TEXT;
+ALTER TABLE tasks ADD COLUMN tainted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
 `;
 
 export type Row = Record<string, unknown>;
@@ -115,6 +126,7 @@ export const taskFromRow = (r: Row): TaskRow => ({
   failures: r.failures as number,
   error: (r.error as string | null) ?? null,
   doneAt: (r.done_at as number | null) ?? null,
+  tainted: r.tainted === 1,
 });
 
 export const replicaFromRow = (r: Row): ReplicaRow => ({
@@ -133,6 +145,7 @@ export const replicaFromRow = (r: Row): ReplicaRow => ({
   runMs: (r.run_ms as number | null) ?? null,
   error: (r.error as string | null) ?? null,
   returnedAt: (r.returned_at as number | null) ?? null,
+  origin: (r.origin as string | null) ?? null,
 });
 
 export const volunteerFromRow = (r: Row): VolunteerRow => ({
@@ -150,8 +163,8 @@ export const volunteerFromRow = (r: Row): VolunteerRow => ({
   createdAt: r.created_at as number,
 });
 
-export const TASK_COLS = 'id, job_id, stage, model, batch, item_start, item_end, status, canary, ready, ready_at, wanted, active, failures, error, done_at';
-export const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, site, leased_at, lease_expires, backend, run_ms, error, returned_at';
+export const TASK_COLS = 'id, job_id, stage, model, batch, item_start, item_end, status, canary, ready, ready_at, wanted, active, failures, error, done_at, tainted';
+export const REPLICA_COLS = 'id, task_id, job_id, worker_id, volunteer_id, status, worker_class, single, site, leased_at, lease_expires, backend, run_ms, error, returned_at, origin';
 export const VOLUNTEER_COLS = 'id, name, team, valid, invalid, errors, streak, canary_passed, canary_failed, credit, quarantined_at, created_at';
 /** Column list qualified with the tasks alias. */
 export const t = (cols: string) => cols.split(', ').map((c) => `t.${c}`).join(', ');

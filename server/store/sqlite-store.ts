@@ -9,13 +9,18 @@ import type {
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  MIGRATE_1_TO_2, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
+  MIGRATE_1_TO_2, MIGRATE_2_TO_3, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
   toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+const apiKeyFromRow = (r: Row): ApiKeyRow => ({
+  id: r.id as string, keyHash: r.key_hash as string, name: r.name as string, admin: r.admin === 1, createdAt: r.created_at as number,
+  revokedAt: (r.revoked_at as number | null) ?? null,
+});
 
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
 export class SqliteStore implements Store {
@@ -39,6 +44,7 @@ export class SqliteStore implements Store {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
     if (version === 1) this.db.transaction(() => this.db.exec(MIGRATE_1_TO_2))();
+    if (version === 1 || version === 2) this.db.transaction(() => this.db.exec(MIGRATE_2_TO_3))();
     this.db.exec(SCHEMA);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -86,12 +92,20 @@ export class SqliteStore implements Store {
   }
 
   findApiKey(keyHash: string): ApiKeyRow | undefined {
-    const r = this.q('SELECT * FROM api_keys WHERE key_hash = ?').get(keyHash) as Row | undefined;
-    return r && { id: r.id as string, keyHash: r.key_hash as string, name: r.name as string, admin: r.admin === 1, createdAt: r.created_at as number };
+    const r = this.q('SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL').get(keyHash) as Row | undefined;
+    return r && apiKeyFromRow(r);
+  }
+
+  listApiKeys(): ApiKeyRow[] {
+    return (this.q('SELECT * FROM api_keys ORDER BY created_at, id').all() as Row[]).map(apiKeyFromRow);
+  }
+
+  revokeApiKey(id: string, at: number): boolean {
+    return this.q('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes === 1;
   }
 
   countApiKeys(): number {
-    return (this.q('SELECT COUNT(*) AS n FROM api_keys').get() as { n: number }).n;
+    return (this.q('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL').get() as { n: number }).n;
   }
 
   putModel(row: ModelRow): void {
@@ -177,8 +191,8 @@ export class SqliteStore implements Store {
         @createdAt, @finishedAt)`)
         .run({ ...job, inputs: JSON.stringify(job.inputs), stageModels: JSON.stringify(job.stageModels), adaptive: job.adaptive ? 1 : 0 });
       const ins = this.q(`INSERT INTO tasks (${TASK_COLS}) VALUES (@id, @jobId, @stage, @model, @batch, @itemStart, @itemEnd, @status,
-        @canary, @ready, @readyAt, @wanted, @active, @failures, @error, @doneAt)`);
-      for (const task of tasks) ins.run({ ...task, canary: task.canary ? 1 : 0, ready: task.ready ? 1 : 0 });
+        @canary, @ready, @readyAt, @wanted, @active, @failures, @error, @doneAt, @tainted)`);
+      for (const task of tasks) ins.run({ ...task, canary: task.canary ? 1 : 0, ready: task.ready ? 1 : 0, tainted: task.tainted ? 1 : 0 });
     });
   }
 
@@ -233,6 +247,10 @@ export class SqliteStore implements Store {
 
   canaryCount(jobId: string): number {
     return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND canary = 1').get(jobId) as { n: number }).n;
+  }
+
+  taintedCount(jobId: string): number {
+    return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND tainted = 1').get(jobId) as { n: number }).n;
   }
 
   failedTasks(jobId: string): TaskRow[] {
@@ -356,7 +374,7 @@ export class SqliteStore implements Store {
 
   insertReplica(row: ReplicaRow): void {
     this.q(`INSERT INTO replicas (${REPLICA_COLS}) VALUES (@id, @taskId, @jobId, @workerId, @volunteerId, @status,
-      @workerClass, @single, @site, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt)`).run({ ...row, single: row.single ? 1 : 0 });
+      @workerClass, @single, @site, @leasedAt, @leaseExpires, @backend, @runMs, @error, @returnedAt, @origin)`).run({ ...row, single: row.single ? 1 : 0 });
     this.replicas.set(row.id, { ...row });
   }
 

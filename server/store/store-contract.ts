@@ -11,11 +11,11 @@ const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
 });
 const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n }, (_, b) => ({
   id: `${jobId}-t${b}`, jobId, stage: 0, model: 'm'.repeat(64), readyAt: 0, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', canary: false, ready: true, wanted: 2, active: 0,
-  failures: 0, error: null, doneAt: null,
+  failures: 0, error: null, doneAt: null, tainted: false,
 }));
 const replica = (id: string, taskId: string, jobId: string, over: Partial<ReplicaRow> = {}): ReplicaRow => ({
   id, taskId, jobId, workerId: 'w1', volunteerId: 'v1', status: 'leased', workerClass: 'cpu|-|-', single: false, site: null, leasedAt: 10, leaseExpires: 20,
-  backend: null, runMs: null, error: null, returnedAt: null, ...over,
+  backend: null, runMs: null, error: null, returnedAt: null, origin: null, ...over,
 });
 
 /** Runs the contract against a fresh store from `make()` per test; `reopen` (optional) checks persistence. */
@@ -24,9 +24,15 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
     it('keeps API keys by hash', () => {
       const s = make();
       expect(s.countApiKeys()).toBe(0);
-      s.insertApiKey({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1 });
-      expect(s.findApiKey('h1')).toEqual({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1 });
+      s.insertApiKey({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null });
+      expect(s.findApiKey('h1')).toEqual({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null });
       expect(s.findApiKey('h2')).toBeUndefined();
+      expect(s.countApiKeys()).toBe(1);
+      s.insertApiKey({ id: 'k2', keyHash: 'h2', name: 'ci', admin: false, createdAt: 2, revokedAt: null });
+      expect(s.revokeApiKey('k2', 5)).toBe(true);
+      expect(s.revokeApiKey('k2', 6)).toBe(false);
+      expect(s.findApiKey('h2')).toBeUndefined();
+      expect(s.listApiKeys().map((k) => [k.id, k.revokedAt])).toEqual([['k1', null], ['k2', 5]]);
       expect(s.countApiKeys()).toBe(1);
     });
 

@@ -6,7 +6,7 @@
 import type { JobStatus, TensorSpec } from '../../shared/protocol.js';
 import type { DType } from '../../shared/tensor.js';
 
-export interface ApiKeyRow { id: string; keyHash: string; name: string; admin: boolean; createdAt: number }
+export interface ApiKeyRow { id: string; keyHash: string; name: string; admin: boolean; createdAt: number; revokedAt: number | null }
 
 export interface ModelRow {
   hash: string;
@@ -86,6 +86,8 @@ export interface TaskRow {
   failures: number;
   error: string | null;
   doneAt: number | null;
+  /** Accepted in a job that had ended when a volunteer behind the result was quarantined: to be recomputed. */
+  tainted: boolean;
 }
 
 export const ReplicaStatus = {
@@ -118,9 +120,11 @@ export interface ReplicaRow {
   runMs: number | null;
   error: string | null;
   returnedAt: number | null;
+  /** The network origin the worker connected from (an IPv4 address, an IPv6 /64): quorums count distinct ones. */
+  origin: string | null;
 }
 
-export type TaskPatch = Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt'>>;
+export type TaskPatch = Partial<Pick<TaskRow, 'status' | 'wanted' | 'active' | 'failures' | 'error' | 'doneAt' | 'ready' | 'readyAt' | 'tainted'>>;
 
 export type ReplicaPatch = Partial<Pick<ReplicaRow, 'status' | 'backend' | 'runMs' | 'error' | 'returnedAt' | 'workerClass'>>;
 
@@ -172,7 +176,12 @@ export interface Store {
   close(): void;
 
   insertApiKey(row: ApiKeyRow): void;
+  /** The key with this hash, unless it was revoked. */
   findApiKey(keyHash: string): ApiKeyRow | undefined;
+  /** Every key, revoked ones included (with `revokedAt`). */
+  listApiKeys(): ApiKeyRow[];
+  /** Revokes a key; false when there is no such key or it was revoked already. */
+  revokeApiKey(id: string, at: number): boolean;
   countApiKeys(): number;
 
   putModel(row: ModelRow): void;
@@ -205,6 +214,8 @@ export interface Store {
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
+  /** Tasks of the job marked tainted. */
+  taintedCount(jobId: string): number;
 
   /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
   assignableTasks(volunteerId: string, limit: number, filter?: TaskFilter): TaskRow[];
