@@ -20,7 +20,8 @@ import { TaskInputs } from './jobs/task-inputs.js';
 import { ModelService } from './onnx/model-service.js';
 import type { Clock } from './scheduler/clock.js';
 import { Scheduler } from './scheduler/scheduler.js';
-import { CanaryService } from './verify/canaries.js';
+import { DEFAULT_REPUTATION } from './verify/reputation.js';
+import { ServerRuns } from './verify/server-runs.js';
 import { AppEvents } from './events.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
@@ -38,7 +39,8 @@ export interface App {
   http: http.Server;
   io: TabGridIo;
   scheduler: Scheduler;
-  canaries: CanaryService;
+  /** The server's own runs (canaries, checks, audits). */
+  canaries: ServerRuns;
   events: AppEvents;
   /** Connected workers, live. */
   workers: Map<string, WorkerInfo>;
@@ -57,12 +59,19 @@ export function createApp(deps: AppDeps): App {
   const inputs = new TaskInputs({ store, datasets });
   const scheduler = new Scheduler({
     store, clock, log: log.child({ mod: 'scheduler' }),
-    config: { leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs },
+    config: {
+      leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs, newcomerLeases: config.newcomerLeases,
+      auditRate: config.auditRate, reputation: { ...DEFAULT_REPUTATION, tenureMs: config.vetTenureMs },
+    },
     taskInputs: (job, task) => inputs.of(job, task),
   });
-  const canaries = new CanaryService({
-    store, blobs, scheduler, log: log.child({ mod: 'canaries' }), taskInputs: (job, task) => inputs.of(job, task),
+  // The server's own runs: canaries' known answers, checks that decide what volunteers could not, audits.
+  const serverRuns = new ServerRuns({
+    store, blobs, log: log.child({ mod: 'server-runs' }), taskInputs: (job, task) => inputs.of(job, task), auditCpuShare: config.auditCpuShare,
   });
+  serverRuns.setSink(scheduler);
+  scheduler.setServerRuns(serverRuns);
+  const canaries = serverRuns;
   const models = new ModelService({ store, blobs, clock });
   const jobs = new JobService({ store, clock, scheduler, canaries, models, datasets });
   const keys = new ApiKeys({ store, clock });
@@ -112,6 +121,7 @@ export function createApp(deps: AppDeps): App {
       while (store.allLeased().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (sweeper) clearInterval(sweeper);
       await canaries.idle();
+      await canaries.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       store.close();

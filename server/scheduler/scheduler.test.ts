@@ -13,14 +13,18 @@ function outputs(items: number, value = 1): Tensor[] {
   return [{ name: 'y', dtype: 'float32', dims: [items, 2], data: new Uint8Array(new Float32Array(items * 2).fill(value).buffer) }];
 }
 
-function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: number } = {}) {
+function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: number; leaseMs?: number } = {}) {
   const store = new SqliteStore(':memory:');
   const clock = new FakeClock();
   const scheduler = new Scheduler({
     store, clock, log: pino({ level: 'silent' }),
-    config: { leaseMs: 1000, maxFailures: opts.maxFailures ?? 3 },
+    config: { leaseMs: opts.leaseMs ?? 1000, maxFailures: opts.maxFailures ?? 3 },
     taskInputs: () => [],
   });
+  /** The server's own runs asked for, answered by the test. */
+  const checks: string[] = [];
+  const audits: string[] = [];
+  scheduler.setServerRuns({ check: (t) => { checks.push(t.id); return true; }, audit: (t) => { audits.push(t.id); return true; } });
   const pushed: Record<string, TaskAssignment[]> = {};
   const cancelled: Record<string, string[]> = {};
   scheduler.setEvents({
@@ -44,7 +48,7 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
     scheduler.dispatch();
     return job;
   };
-  return { store, clock, scheduler, pushed, cancelled, addJob };
+  return { store, clock, scheduler, pushed, cancelled, addJob, checks, audits };
 }
 
 type Setup = ReturnType<typeof setup>;
@@ -105,7 +109,7 @@ describe('Scheduler', () => {
     expect(s.store.getTask(a.taskId)!.status).toBe('done');
   });
 
-  it('fails the task when no quorum agrees at the replica cap', () => {
+  it('hands a task with no agreeing quorum at the replica cap to the server, whose answer settles it', () => {
     const job = s.addJob(1);
     for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
     const [a] = s.scheduler.requestWork('w1', 1);
@@ -114,9 +118,28 @@ describe('Scheduler', () => {
     s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
     s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
     s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
-    expect(s.store.getTask(a.taskId)!.status).toBe('failed');
+    expect(s.checks).toEqual([a.taskId]);
+    expect(s.store.getJob(job.id)).toMatchObject({ status: 'running' });
+    s.scheduler.serverChecked(a.taskId, outputs(2, 2), null);
+    expect(s.store.getTask(a.taskId)!.status).toBe('done');
+    expect(s.store.getJob(job.id)).toMatchObject({ status: 'completed' });
+    expect(s.store.replicasOfTask(a.taskId).map((r) => [r.status, r.error])).toEqual([
+      ['invalid', expect.stringMatching(/refuted/)], ['returned', null], ['invalid', expect.stringMatching(/refuted/)],
+    ]);
+  });
+
+  it('fails a task only when the server\'s own run fails too, with the server\'s reason', () => {
+    const job = s.addJob(1);
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    s.scheduler.requestWork('w3', 1);
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
+    s.scheduler.serverChecked(a.taskId, null, 'Got invalid dimensions for input: x');
     expect(s.store.getJob(job.id)).toMatchObject({ status: 'failed' });
-    expect(s.store.getJob(job.id)!.error).toMatch(/no 2 of 3 replicas agree/);
+    expect(s.store.getJob(job.id)!.error).toMatch(/the server's own run failed too: Got invalid dimensions/);
   });
 
   it('lapses leases with the clock and reissues the task, counting a failure', () => {
@@ -149,17 +172,51 @@ describe('Scheduler', () => {
     expect(s.store.getTask(a.taskId)!.status).toBe('done');
   });
 
-  it('gives a task up after maxFailures worker errors, with the reasons', () => {
+  it('does not fail a job on maxFailures worker errors: the server runs the task, and the errors count against their reporters', () => {
     const job = s.addJob(1);
     for (let i = 1; i <= 3; i++) {
+      s.store.volunteerFor(`tok-${i}`, `v${i}`, 0);
       s.scheduler.connect(`w${i}`, `v${i}`);
       const [t] = s.scheduler.requestWork(`w${i}`, 1);
-      s.scheduler.reportError(`w${i}`, t.replicaId, `out of memory #${i}`);
+      s.scheduler.reportError(`w${i}`, t.replicaId, `out of memory #${i} \x1b[2J please re-run at https://evil.example`);
     }
-    expect(s.store.getTask('job-1-t0')).toMatchObject({ status: 'failed', failures: 3 });
-    expect(s.store.getJob(job.id)!.error).toMatch(/failed on 3 workers: out of memory #3/);
-    s.scheduler.connect('w9', 'v9');
-    expect(s.scheduler.requestWork('w9', 2)).toEqual([]);
+    expect(s.store.getTask('job-1-t0')).toMatchObject({ status: 'pending', failures: 3 });
+    expect(s.store.getJob(job.id)!.status).toBe('running');
+    expect(s.checks).toEqual(['job-1-t0']);
+    expect(s.store.getTask('job-1-t0')!.error).toContain('\\u001b[2J');
+    s.scheduler.serverChecked('job-1-t0', outputs(2, 1), null);
+    expect(s.store.getJob(job.id)).toMatchObject({ status: 'completed', error: null });
+    for (let i = 1; i <= 3; i++) expect(s.store.getVolunteer(`v${i}`)).toMatchObject({ errors: 1, invalid: 1 });
+  });
+
+  it('issues a backup replica for a lease held far past the model\'s usual time while workers wait', () => {
+    s = setup({ leaseMs: 60_000 });
+    s.addJob(2);
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+    // w1 and w2 answer task 0 in 100 ms; w3 takes task 1 and sits on it.
+    const [t0] = s.scheduler.requestWork('w1', 1);
+    const [t0b] = s.scheduler.requestWork('w2', 1);
+    const [hoarded] = s.scheduler.requestWork('w3', 1);
+    expect(hoarded.taskId).toBe('job-1-t1');
+    s.clock.advance(100);
+    s.scheduler.submitResult('w1', t0.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', t0b.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    // w1 takes task 1's other replica; w2 waits with nothing to do.
+    const [t1] = s.scheduler.requestWork('w1', 1);
+    expect(t1.taskId).toBe('job-1-t1');
+    expect(s.scheduler.requestWork('w2', 1)).toEqual([]);
+    s.clock.advance(1_000);
+    s.scheduler.sweep();
+    expect(s.pushed.w2).toBeUndefined();
+    s.clock.advance(1_500);
+    s.scheduler.sweep();
+    const backup = s.pushed.w2![0]!;
+    expect(backup.taskId).toBe('job-1-t1');
+    // The first good answers win; the straggler's lease is withdrawn.
+    s.scheduler.submitResult('w1', t1.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', backup.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+    expect(s.store.getJob('job-1')!.status).toBe('completed');
+    expect(s.cancelled.w3).toEqual([hoarded.replicaId]);
   });
 
   it('returns a dropped worker\'s leases to the queue without counting a failure', () => {

@@ -1,20 +1,23 @@
 /**
- * Hands tasks to workers and takes their results: leases, expiry, reissue, retry cap, distinct
- * volunteers per task, known-answer probes for volunteers not yet vetted, adaptive replication for
- * trusted ones, and verification through settle.ts. Plain TypeScript over the Store, so tests can drive
- * it with a fake clock and no sockets; the socket layer gives it `deliver` and `cancel` callbacks.
+ * Hands tasks to workers and takes their results: leases (capped by standing), expiry, reissue, straggler
+ * backups, distinct volunteers per task, known-answer probes for volunteers not yet vetted, adaptive replication
+ * for trusted ones, verification through settle.ts, and the server's own runs where volunteers cannot decide
+ * (checks) or should be watched (audits). Plain TypeScript over the Store, so tests can drive it with a fake
+ * clock and no sockets; the socket layer gives it `deliver` and `cancel` callbacks.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
-import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
+import { MAX_SLOTS, type TaskAssignment, type WireTensor } from '../../shared/protocol.js';
+import { safeText } from '../../shared/safe-text.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { JobRow, ReplicaRow, Store, TaskRow } from '../store/store.js';
-import { DEFAULT_REPUTATION, type ReputationPolicy, singleReplicaChance } from '../verify/reputation.js';
+import { DEFAULT_REPUTATION, type ReputationPolicy, leaseCap, singleReplicaChance } from '../verify/reputation.js';
 import type { Clock } from './clock.js';
 import { outputProblem } from './result-check.js';
 import { type Effects, Settler, noEffects } from './settle.js';
+import { type StragglerPolicy, Stragglers } from './stragglers.js';
 import { TaskPicker, type WorkerEntry, type WorkerProfile } from './task-picker.js';
 
 export type { WorkerProfile } from './task-picker.js';
@@ -28,6 +31,19 @@ export interface SchedulerConfig {
   reputation?: ReputationPolicy;
   /** A pipeline stage's task waits this long for a worker that holds its shard before others may take it. */
   shardAffinityMs?: number;
+  /** Leases a newcomer may hold at once (default 2). */
+  newcomerLeases?: number;
+  /** Base chance that an accepted result is audited; results a young volunteer stood behind: five times that. */
+  auditRate?: number;
+  stragglers?: StragglerPolicy;
+}
+
+/** The server's own runs, as the scheduler asks for them (server/verify/server-runs.ts). */
+export interface ServerRunQueue {
+  /** The server's run decides the task; answers come back through `serverChecked`. */
+  check(task: TaskRow): boolean;
+  /** The server recomputes an accepted result if it has spare time; answers come back through `audited`. */
+  audit(task: TaskRow): boolean;
 }
 
 export interface SchedulerEvents {
@@ -78,8 +94,11 @@ export class Scheduler {
   private sweeps = 0;
   private draining = false;
   private events: SchedulerEvents = { deliver: () => {}, cancel: () => {} };
+  private serverRuns: ServerRunQueue | null = null;
+  private readonly stragglers: Stragglers;
 
   constructor(private readonly deps: SchedulerDeps) {
+    this.stragglers = new Stragglers(deps.config.stragglers);
     this.settler = new Settler({ store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION });
     this.random = deps.random ?? Math.random;
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
@@ -90,14 +109,25 @@ export class Scheduler {
     this.events = events;
   }
 
-  /** After a restart no worker holds the old leases: return them to the queue at once. */
+  /** Where checks and audits go (the server's own runs); without it, tasks that need one wait. */
+  setServerRuns(runs: ServerRunQueue): void {
+    this.serverRuns = runs;
+  }
+
+  /**
+   * After a restart no worker holds the old leases: return them to the queue at once, and decide again the
+   * tasks with replicas back (a check the server had queued before it stopped is asked for again).
+   */
   recoverLeases(): number {
     const { store } = this.deps;
     for (const job of store.listJobs()) if (job.status === 'running') this.jobCreated(job);
     const stale = store.allLeased();
+    const fx = noEffects();
     store.transaction(() => {
-      for (const r of stale) this.dropReplica(r, 'released', null, noEffects());
+      for (const r of stale) this.dropReplica(r, 'released', null, fx);
+      for (const task of store.openTasksWithReplicas()) this.settler.verify(task, store.getJob(task.jobId)!, fx);
     });
+    this.after(fx);
     return stale.length;
   }
 
@@ -179,9 +209,10 @@ export class Scheduler {
     }
   }
 
-  /** Lapses every lease past its deadline; each counts as a failure of its task. */
+  /** Lapses every lease past its deadline (each counts as a failure of its task), and backs up stragglers. */
   sweep(): number {
     const { store, clock } = this.deps;
+    this.backUpStragglers();
     const lapsed = store.leasedBefore(clock.now());
     if (lapsed.length === 0) {
       // Stage tasks held back for their shard's holders become open to all with time, and a dispatch may have
@@ -191,7 +222,7 @@ export class Scheduler {
     }
     const fx = noEffects();
     store.transaction(() => {
-      for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${this.deps.config.leaseMs} ms`, fx);
+      for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${r.leaseExpires - r.leasedAt} ms`, fx);
     });
     this.deps.log.info({ lapsed: lapsed.length }, 'leases expired');
     fx.dispatch = true;
@@ -215,6 +246,56 @@ export class Scheduler {
       }
     });
     this.dispatch();
+  }
+
+  /** The server's own run of a task it was asked to decide: its answer settles the task, or its failure fails it. */
+  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null): void {
+    const { store } = this.deps;
+    const fx = noEffects();
+    store.transaction(() => {
+      const task = store.getTask(taskId);
+      if (!task) return;
+      if (outputs) this.settler.serverDecided(task, outputs, fx);
+      else this.settler.serverFailed(task, error ?? 'unknown error', fx);
+    });
+    this.after(fx);
+  }
+
+  /** The server's audit of an accepted result; false when it refuted the result. */
+  audited(taskId: string, outputs: Tensor[]): boolean {
+    const { store } = this.deps;
+    const fx = noEffects();
+    const stood = store.transaction(() => {
+      const task = store.getTask(taskId);
+      return task ? this.settler.audited(task, outputs, fx) : true;
+    });
+    this.after(fx);
+    return stood;
+  }
+
+  /**
+   * Reopens a job's tainted tasks (accepted with a volunteer since quarantined) so they are computed afresh;
+   * the job runs again until they are done. Returns how many were reopened.
+   */
+  rerunTainted(jobId: string): number {
+    const { store, clock } = this.deps;
+    const fx = noEffects();
+    const reopened = store.transaction(() => {
+      const job = store.getJob(jobId);
+      if (!job) throw new AppError('NOT_FOUND', `job ${jobId} not found`);
+      if (job.status === 'cancelled') throw new AppError('CONFLICT', 'the job was cancelled');
+      let n = 0;
+      for (const task of store.taintedTasks(jobId)) {
+        if (store.getTask(task.id)?.status !== 'done') continue;
+        this.settler.reopen(task, fx, true);
+        n++;
+      }
+      if (n > 0 && job.status !== 'running') store.setJobStatus(jobId, 'running', clock.now(), null);
+      return n;
+    });
+    this.after(fx);
+    if (reopened > 0) this.jobCreated(store.getJob(jobId)!);
+    return reopened;
   }
 
   /**
@@ -243,7 +324,7 @@ export class Scheduler {
       const returned = { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` };
       if (problem || task.status !== 'pending' || job.status !== 'running') store.updateReplica(replicaId, returned);
       if (problem) {
-        this.failReplica(replica, task, job, 'invalid', problem, wasActive);
+        this.failReplica(replica, task, job, 'invalid', problem, wasActive, fx);
         this.settler.outcome(replica.volunteerId, 'invalid', 0, fx);
         fx.dispatch = true;
         return { problem };
@@ -259,6 +340,7 @@ export class Scheduler {
       }
       store.setReplicaOutputs(replicaId, packTensors(outputs));
       store.updateReplica(replicaId, { ...returned, status: 'returned' });
+      this.stragglers.note(task.model, returned.returnedAt - replica.leasedAt);
       if (!wasActive) store.updateTask(task.id, { active: task.active + 1 });
       this.settler.verify(task, job, fx, { replicaId, outputs });
       return { accepted: true };
@@ -281,7 +363,7 @@ export class Scheduler {
       }
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
-      this.failReplica(replica, task, job, 'failed', message, task.status === 'pending');
+      this.failReplica(replica, task, job, 'failed', `worker reported: ${safeText(message, 500)}`, task.status === 'pending', fx);
       this.settler.outcome(replica.volunteerId, 'error', 0, fx);
       fx.jobs.add(job.id);
       fx.dispatch = true;
@@ -328,6 +410,11 @@ export class Scheduler {
     return store.transaction(() => {
       const volunteer = this.settler.volunteer(w.volunteerId);
       if (volunteer.quarantinedAt !== null) return [];
+      // A newcomer holds few leases at once, a trusted volunteer more: a hoarder's free identities hold little each.
+      const now = clock.now();
+      const cap = leaseCap(volunteer, now, config.newcomerLeases ?? 2, MAX_SLOTS * 2, config.reputation ?? DEFAULT_REPUTATION);
+      slots = Math.min(slots, cap - store.leasedCountByWorker(workerId));
+      if (slots <= 0) return [];
       // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
       const vetted = this.settler.vetted(w.volunteerId);
       const probeCount = vetted
@@ -336,8 +423,7 @@ export class Scheduler {
       const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
       const tasks = [...probes, ...this.picker.candidates(workerId, w, slots - probes.length, this.workers)];
       const out: TaskAssignment[] = [];
-      const now = clock.now();
-      const single = singleReplicaChance(volunteer, config.reputation ?? DEFAULT_REPUTATION);
+      const single = singleReplicaChance(volunteer, now, config.reputation ?? DEFAULT_REPUTATION);
       const leasedJobs = new Set<string>();
       for (const task of tasks) {
         const job = store.getJob(task.jobId)!;
@@ -374,27 +460,52 @@ export class Scheduler {
     }
     if (task.wanted < job.replicas) store.updateTask(task.id, { wanted: job.replicas }); // a lone trusted replica lapsed
     if (reason) {
-      this.failReplica(r, store.getTask(r.taskId)!, job, 'expired', reason, true);
+      this.failReplica(r, store.getTask(r.taskId)!, job, 'expired', reason, true, fx);
       fx.jobs.add(job.id);
-      return;
+    } else {
+      store.updateReplica(r.id, { status });
+      store.updateTask(task.id, { active: task.active - 1 });
     }
-    store.updateReplica(r.id, { status });
-    store.updateTask(task.id, { active: task.active - 1 });
+    // The replicas already back may decide the task now that this one is out of play.
+    const now = store.getTask(task.id)!;
+    if (now.status === 'pending' && now.active > 0) this.settler.verify(now, job, fx);
   }
 
-  private failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean): void {
-    const { store, clock, config } = this.deps;
+  /**
+   * Counts a replica's failure against its task. At the cap the task is not failed on volunteers' word (a crowd
+   * of free identities could fail any job so): the server runs it itself, and fails it only if it fails there too.
+   */
+  private failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean, fx: Effects): void {
+    const { store, config } = this.deps;
     store.updateReplica(r.id, { status, error: reason });
     if (task.status !== 'pending') return;
     const failures = task.failures + 1;
     const active = task.active - (wasActive ? 1 : 0);
+    store.updateTask(task.id, { failures, active, wanted: Math.max(task.wanted, job.replicas), error: `failed on ${failures} workers; last: ${reason}` });
     if (failures >= config.maxFailures) {
-      store.updateTask(task.id, { failures, active, status: 'failed', error: `failed on ${failures} workers; last: ${reason}` });
-      store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch} failed on ${failures} workers: ${reason}`);
-      this.deps.log.warn({ jobId: job.id, taskId: task.id, reason }, 'task failed; job failed');
-    } else {
-      store.updateTask(task.id, { failures, active, wanted: Math.max(task.wanted, job.replicas) });
+      this.deps.log.warn({ jobId: job.id, taskId: task.id, failures, reason }, 'task failed on volunteers; the server runs it itself');
+      fx.checks.push(store.getTask(task.id)!);
     }
+  }
+
+  /** Issues one backup replica for each lease held well past its model's usual time, while workers sit idle. */
+  private backUpStragglers(): void {
+    const { store, clock, config } = this.deps;
+    let idle = 0;
+    for (const w of this.workers.values()) idle += Math.max(0, w.demand);
+    const youngest = this.stragglers.youngest;
+    if (idle === 0 || youngest === Infinity) return;
+    const now = clock.now();
+    const old = store.leasedBefore(now - youngest + config.leaseMs);
+    if (old.length === 0) return;
+    const backups = store.transaction(() => {
+      const picked = this.stragglers.pick(old, (id) => store.getTask(id), now, idle);
+      for (const task of picked) store.updateTask(task.id, { wanted: task.wanted + 1 });
+      return picked.length;
+    });
+    if (backups === 0) return;
+    this.deps.log.info({ backups }, 'backup replicas issued for leases held past their usual time');
+    this.dispatch();
   }
 
   private after(fx: Effects): void {
@@ -404,6 +515,14 @@ export class Scheduler {
     for (const v of fx.quarantined) {
       for (const w of this.workers.values()) if (w.volunteerId === v) w.demand = 0;
       this.events.volunteerQuarantined?.(v);
+    }
+    for (const task of fx.checks) {
+      if (!this.serverRuns) this.deps.log.warn({ taskId: task.id }, 'a task needs the server\'s own run, and none is set up');
+      else this.serverRuns.check(task);
+    }
+    if (this.serverRuns) {
+      const rate = this.deps.config.auditRate ?? 0;
+      for (const { task, young } of fx.accepted) if (this.random() < Math.min(1, young ? rate * 5 : rate)) this.serverRuns.audit(task);
     }
     for (const j of fx.jobs) this.events.jobChanged?.(j);
     if (fx.dispatch) this.dispatch();

@@ -2,14 +2,17 @@
  * What happens when replicas come back: the verifier's decision applied to the store, reputations
  * updated from each outcome, and the knock-on effects of a volunteer being vetted (its pending work is
  * looked at again) or quarantined (its leases withdrawn, its replicas no longer counted).
+ * Also what the server's own runs decide: a task the volunteers could not settle, and audits of accepted results
+ * (a refuted one quarantines everyone who agreed with it and reopens or marks what they helped accept).
  * Runs inside the caller's transaction; collects the workers to notify for the caller to send after commit.
  */
 import type { Logger } from 'pino';
 import { compareOutputs } from '../../shared/compare.js';
-import { unpackTensors } from '../../shared/tensor-pack.js';
+import { packTensors, unpackTensors } from '../../shared/tensor-pack.js';
+import { safeText } from '../../shared/safe-text.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { type JobRow, type ReplicaRow, type Store, type TaskRow, type VolunteerRow, taskId } from '../store/store.js';
-import { type Outcome, type ReputationPolicy, applyOutcome, isVetted, undoInvalid } from '../verify/reputation.js';
+import { type Outcome, type ReputationPolicy, applyOutcome, isVetted, isYoung, undoInvalid } from '../verify/reputation.js';
 import { decide } from '../verify/verifier.js';
 import type { Clock } from './clock.js';
 
@@ -19,15 +22,21 @@ export interface Effects {
   cancels: ReplicaRow[];
   dispatch: boolean;
   quarantined: Set<string>;
+  /** Tasks the volunteers could not settle: the server's own run decides them. */
+  checks: TaskRow[];
+  /** Tasks just accepted on volunteers' replicas (audit candidates), and whether a young volunteer stood behind one. */
+  accepted: { task: TaskRow; young: boolean }[];
 }
 
 /** The mark on a returned replica that disagreed with its task's accepted result. */
 const DISAGREED = 'disagreed with the accepted result';
+/** The mark on a returned replica that the server's own run of its task refuted. */
+const REFUTED = 'refuted by the server\'s own run';
 
 /** A replica's outputs as it was returned. */
 export interface FreshReplica { replicaId: string; outputs: Tensor[] }
 
-export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set() });
+export const noEffects = (): Effects => ({ jobs: new Set(), cancels: [], dispatch: false, quarantined: new Set(), checks: [], accepted: [] });
 
 const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
   name: null, team: null, valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null,
@@ -41,7 +50,7 @@ export class Settler {
   }
 
   vetted(id: string): boolean {
-    return isVetted(this.volunteer(id), this.deps.reputation);
+    return isVetted(this.volunteer(id), this.deps.clock.now(), this.deps.reputation);
   }
 
   /** Records an outcome for a volunteer and follows up a change in its standing. */
@@ -56,7 +65,7 @@ export class Settler {
     if (before.quarantinedAt === null && after.quarantinedAt !== null) {
       log.warn({ volunteerId, valid: after.valid, invalid: after.invalid, canaryFailed: after.canaryFailed }, 'volunteer quarantined');
       this.quarantine(volunteerId, fx);
-    } else if (!isVetted(before, reputation) && isVetted(after, reputation)) {
+    } else if (!isVetted(before, clock.now(), reputation) && isVetted(after, clock.now(), reputation)) {
       for (const task of store.pendingTasksReturnedBy(volunteerId)) this.verify(task, store.getJob(task.jobId)!, fx);
     }
   }
@@ -74,8 +83,13 @@ export class Settler {
         store.updateTask(task.id, { active: task.active - 1, wanted: Math.max(task.wanted, job.replicas) });
       }
     }
-    // Results it helped accept in jobs still running are no longer trusted: reopen those tasks.
+    // Results it helped accept in jobs still running are no longer trusted: reopen those tasks. In jobs that have
+    // ended they are marked tainted, for the researcher to see and rerun.
     for (const task of store.acceptedTasksReturnedBy(volunteerId)) this.reopen(task, fx);
+    for (const task of store.endedTasksReturnedBy(volunteerId)) {
+      if (!task.tainted) store.updateTask(task.id, { tainted: true });
+      fx.jobs.add(task.jobId);
+    }
     // Its returned replicas of unsettled tasks no longer count: discard them and decide those tasks again.
     for (const task of store.pendingTasksReturnedBy(volunteerId)) {
       const mine = store.replicasOfTask(task.id, 'returned').filter((r) => r.volunteerId === volunteerId);
@@ -88,10 +102,11 @@ export class Settler {
   }
 
   /**
-   * Takes back a task's accepted result (one of its replicas came from a volunteer now quarantined):
-   * the task is open again with its remaining replicas, and later stages of its batch start over.
+   * Takes back a task's accepted result (one of its replicas came from a volunteer now quarantined, or the
+   * researcher reruns a tainted task): the task is open again, and later stages of its batch start over. A rerun
+   * drops the task's returned replicas too, so it is computed afresh.
    */
-  private reopen(task: TaskRow, fx: Effects): void {
+  reopen(task: TaskRow, fx: Effects, rerun = false): void {
     const { store, log } = this.deps;
     const job = store.getJob(task.jobId)!;
     const current = store.getTask(task.id)!;
@@ -103,10 +118,11 @@ export class Settler {
         if (r.status === 'leased' || r.status === 'returned') store.updateReplica(r.id, { status: 'cancelled', error: 'an earlier stage was reopened' });
       }
       store.clearTaskResult(id);
-      store.updateTask(id, { status: 'pending', ready: false, readyAt: null, active: 0, wanted: job.replicas, failures: 0, doneAt: null });
+      store.updateTask(id, { status: 'pending', ready: false, readyAt: null, active: 0, wanted: job.replicas, failures: 0, doneAt: null, tainted: false });
     }
     // Those who disagreed with the result taken back were not wrong after all.
     for (const r of store.replicasOfTask(task.id, 'returned')) {
+      if (rerun) store.updateReplica(r.id, { status: 'cancelled', error: 'rerun: the result was tainted' });
       if (r.error !== DISAGREED) continue;
       store.updateReplica(r.id, { error: null });
       const v = this.volunteer(r.volunteerId);
@@ -114,9 +130,98 @@ export class Settler {
     }
     const alive = store.replicasOfTask(task.id).filter((r) => r.status === 'returned' || r.status === 'leased').length;
     store.clearTaskResult(task.id);
-    store.updateTask(task.id, { status: 'pending', active: alive, wanted: Math.max(current.wanted, job.replicas), doneAt: null });
-    log.warn({ taskId: task.id }, 'accepted result taken back: a volunteer behind it was quarantined');
+    store.updateTask(task.id, {
+      status: 'pending', active: alive, wanted: Math.max(current.wanted, job.replicas), doneAt: null, tainted: false, ...(rerun ? { failures: 0 } : {}),
+    });
+    log.warn({ taskId: task.id, rerun }, rerun ? 'tainted result rerun' : 'accepted result taken back: a volunteer behind it was quarantined');
     fx.jobs.add(job.id);
+  }
+
+  /**
+   * The server's own run decided a task: its outputs become the result. Replicas that agree with them are valid;
+   * those that do not were refuted (as a wrong known answer is), and errors it did not reproduce count against
+   * their reporters, not the task.
+   */
+  serverDecided(taskRow: TaskRow, outputs: Tensor[], fx: Effects): void {
+    const { store, clock } = this.deps;
+    const task = store.getTask(taskRow.id);
+    const job = store.getJob(taskRow.jobId);
+    if (!task || !job || task.status !== 'pending' || job.status !== 'running') return;
+    store.setTaskResult(task.id, packTensors(outputs));
+    store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
+    if (this.taskDone(task)) fx.dispatch = true;
+    this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
+    const items = task.itemEnd - task.itemStart;
+    // Refuted replicas leave the result's replicas first, so a quarantine they cause does not reopen this task.
+    const returned = store.replicasOfTask(task.id, 'returned').map((r) => ({
+      r, ok: compareOutputs(unpackTensors(store.replicaOutputs(r.id)!), outputs, job).verdict === 'agree',
+    }));
+    for (const { r, ok } of returned) {
+      if (!ok) store.updateReplica(r.id, { status: 'invalid', error: REFUTED });
+      else if (r.error === DISAGREED) store.updateReplica(r.id, { error: null });
+    }
+    for (const { r, ok } of returned) {
+      if (ok) this.outcome(r.volunteerId, 'valid', items, fx, r.site);
+      else this.outcome(r.volunteerId, 'canary-fail', 0, fx);
+    }
+    for (const r of store.replicasOfTask(task.id, 'failed')) this.outcome(r.volunteerId, 'invalid', 0, fx);
+    fx.jobs.add(job.id);
+  }
+
+  /** The server could not run the task either: now, and only now, it fails, with the server's own reason. */
+  serverFailed(taskRow: TaskRow, error: string, fx: Effects): void {
+    const { store, clock, log } = this.deps;
+    const task = store.getTask(taskRow.id);
+    const job = store.getJob(taskRow.jobId);
+    if (!task || !job || task.status !== 'pending' || job.status !== 'running') return;
+    const reason = `the server's own run failed too: ${safeText(error, 500)}`;
+    store.updateTask(task.id, { status: 'failed', error: reason });
+    store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${reason}`);
+    this.withdraw(store.leasedInJob(job.id), fx);
+    log.warn({ jobId: job.id, taskId: task.id, reason }, 'task failed on the server too; job failed');
+    fx.jobs.add(job.id);
+  }
+
+  /**
+   * The server recomputed an accepted result as an audit. On a mismatch everyone who agreed with the wrong
+   * answer is quarantined for good, what they helped accept is reopened (running jobs) or marked tainted
+   * (ended ones), and this task takes the server's answer. Returns whether the result stood.
+   */
+  audited(taskRow: TaskRow, outputs: Tensor[], fx: Effects): boolean {
+    const { store, clock, log } = this.deps;
+    const task = store.getTask(taskRow.id);
+    const job = store.getJob(taskRow.jobId);
+    const expected = task?.status === 'done' ? store.taskResult(task.id) : undefined;
+    if (!task || !job || !expected) return true;
+    const verdict = compareOutputs(outputs, unpackTensors(expected), job);
+    if (verdict.verdict === 'agree') return true;
+    const behind = store.replicasOfTask(task.id, 'returned').filter((r) => r.error === null);
+    log.warn({ taskId: task.id, volunteers: behind.map((r) => r.volunteerId), detail: verdict.detail }, 'audit refuted an accepted result');
+    for (const v of new Set(behind.map((r) => r.volunteerId))) this.condemn(v, fx);
+    for (const r of behind) store.updateReplica(r.id, { status: 'invalid', error: 'refuted by an audit' });
+    const now = store.getTask(task.id)!;
+    store.setTaskResult(task.id, packTensors(outputs));
+    if (now.status === 'pending') {
+      this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
+      store.updateTask(task.id, { status: 'done', doneAt: clock.now(), tainted: false });
+      if (job.status === 'running' && this.taskDone(now)) fx.dispatch = true;
+    } else {
+      store.updateTask(task.id, { tainted: false });
+    }
+    fx.jobs.add(job.id);
+    return false;
+  }
+
+  /** A volunteer caught by the server's own run: quarantined, and never lifted (it counts as a failed known answer). */
+  private condemn(volunteerId: string, fx: Effects): void {
+    const { store, clock, reputation } = this.deps;
+    const v = store.getVolunteer(volunteerId);
+    if (!v) return;
+    const already = v.quarantinedAt !== null;
+    store.updateVolunteer(volunteerId, {
+      quarantinedAt: v.quarantinedAt ?? clock.now(), canaryFailed: v.canaryFailed + 1, invalid: v.invalid + reputation.canaryPenalty, streak: 0,
+    });
+    if (!already) this.quarantine(volunteerId, fx);
   }
 
   /** A replica of a task that is already settled (a canary, or a late result): judged against its result. */
@@ -147,6 +252,7 @@ export class Settler {
       id: r.id,
       outputs: r.id === fresh?.replicaId ? fresh.outputs : unpackTensors(store.replicaOutputs(r.id)!),
       vouches: !requireVetted || this.vetted(r.volunteerId),
+      origin: r.origin,
     }));
     const inFlight = current.active - counted.length;
     const quorum = Math.min(job.replicas, current.wanted);
@@ -164,11 +270,10 @@ export class Settler {
         log.info({ taskId: task.id, detail: d.detail }, 'no accepted quorum yet; one more replica wanted');
         fx.dispatch = true;
         return;
-      case 'fail':
+      case 'check':
         recordPairs();
-        store.updateTask(task.id, { status: 'failed', error: d.detail });
-        store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${d.detail}`);
-        this.withdraw(store.leasedInJob(job.id), fx);
+        log.info({ taskId: task.id, detail: d.detail }, 'the server\'s own run decides the task');
+        fx.checks.push(current);
         return;
       case 'accept': {
         recordPairs();
@@ -178,6 +283,8 @@ export class Settler {
         // Replicas still out on this task are no longer needed (`inFlight` counts them; usually there are none).
         if (inFlight > 0) this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
+        const now = clock.now();
+        fx.accepted.push({ task: current, young: d.agreeing.some((id) => isYoung(this.volunteer(byId.get(id)!.volunteerId), now, this.deps.reputation)) });
         for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
         for (const id of d.disagreeing) {
           store.updateReplica(id, { error: DISAGREED });

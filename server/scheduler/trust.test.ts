@@ -1,6 +1,7 @@
 /**
  * The scheduler against untrusted volunteers: known-answer probes vet newcomers, wrong answers quarantine,
- * colluders cannot carry a task, trusted volunteers earn single-replica acceptance.
+ * colluders cannot carry a task, trusted volunteers earn single-replica acceptance. Vetting here is lenient (one
+ * known answer, no tenure) so each rule shows in a few steps; reputation.test.ts covers the real thresholds.
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -10,18 +11,26 @@ import { SqliteStore } from '../store/sqlite-store.js';
 import type { JobRow, TaskRow } from '../store/store.js';
 import { FakeClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
+import { DEFAULT_REPUTATION } from '../verify/reputation.js';
 
 const MODEL = 'b'.repeat(64);
 const out = (items: number, value: number): Tensor[] => [{ name: 'y', dtype: 'float32', dims: [items, 2], data: new Uint8Array(new Float32Array(items * 2).fill(value).buffer) }];
 const meta = { backend: 'cpu', runMs: 1 };
 
-function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number } = {}) {
+function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number; auditRate?: number } = {}) {
   const store = new SqliteStore(':memory:');
   const clock = new FakeClock();
   const scheduler = new Scheduler({
-    store, clock, log: pino({ level: 'silent' }), config: { leaseMs: 1000, maxFailures: 5, spotCheckRate: opts.spotCheckRate ?? 0 },
+    store, clock, log: pino({ level: 'silent' }),
+    config: {
+      leaseMs: 1000, maxFailures: 5, spotCheckRate: opts.spotCheckRate ?? 0, auditRate: opts.auditRate ?? 0,
+      reputation: { ...DEFAULT_REPUTATION, canariesToVet: 1, validToVet: 1, tenureMs: 0, trustStreak: 10 },
+    },
     taskInputs: () => [], random: opts.random ?? (() => 0.99),
   });
+  const checks: string[] = [];
+  const audits: string[] = [];
+  scheduler.setServerRuns({ check: (t) => { checks.push(t.id); return true; }, audit: (t) => { audits.push(t.id); return true; } });
   const cancelled: string[] = [];
   scheduler.setEvents({ deliver: () => {}, cancel: (_w, ids) => cancelled.push(...ids) });
   store.putModel({ hash: MODEL, size: 1, inputs: [], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 0 });
@@ -39,9 +48,10 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
     store.createJob(job, rows);
     store.setTaskResult(`${id}-t0`, packTensors(out(2, 1)));
   };
-  const join = (w: string) => {
+  /** A worker of a new volunteer, from its own network origin unless one is named. */
+  const join = (w: string, origin = `origin-${w}`) => {
     const v = store.volunteerFor(`token-${w}`, `v-${w}`, 0).id;
-    scheduler.connect(w, v, { adapterClass: 'google|swiftshader' });
+    scheduler.connect(w, v, { adapterClass: 'google|swiftshader', origin });
     return v;
   };
   /** Asks for one task and answers it with `value`. */
@@ -51,7 +61,7 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
     scheduler.submitResult(w, t.replicaId, out(2, value), meta);
     return t;
   };
-  return { store, clock, scheduler, addJob, join, work, cancelled };
+  return { store, clock, scheduler, addJob, join, work, cancelled, checks, audits };
 }
 
 describe('trust', () => {
@@ -87,7 +97,9 @@ describe('trust', () => {
     expect(taskA.taskId).toBe(taskB.taskId);
     s.scheduler.submitResult('la', taskA.replicaId, out(2, 9), meta);
     s.scheduler.submitResult('lb', taskB.replicaId, out(2, 9), meta);
-    expect(s.store.getTask(taskA.taskId)).toMatchObject({ status: 'pending', wanted: 3 });
+    // Newcomers' agreement does not carry a task: the server's own run is asked to decide it.
+    expect(s.store.getTask(taskA.taskId)).toMatchObject({ status: 'pending' });
+    expect(s.checks).toEqual([taskA.taskId]);
     // Their probes are wrong: both quarantined, their agreeing replicas no longer count.
     s.scheduler.submitResult('la', probeA.replicaId, out(2, 9), meta);
     s.scheduler.submitResult('lb', probeB.replicaId, out(2, 9), meta);
@@ -106,19 +118,88 @@ describe('trust', () => {
     expect(Array.from(result)).toEqual([1, 1, 1, 1]);
   });
 
-  it('waits for a member to be vetted when only newcomers agree at the cap, then accepts', () => {
+  it('lets the server\'s own run settle a task only newcomers agree on, and credits them when it agrees', () => {
     const s = setup();
     s.addJob('j', 2);
-    s.join('a');
+    const a = s.join('a');
     s.join('b');
-    const [probeA, tA] = s.scheduler.requestWork('a', 2);
+    const [, tA] = s.scheduler.requestWork('a', 2);
     const [, tB] = s.scheduler.requestWork('b', 2);
     s.scheduler.submitResult('a', tA.replicaId, out(2, 1), meta);
     s.scheduler.submitResult('b', tB.replicaId, out(2, 1), meta);
     expect(s.store.getTask('j-t1')!.status).toBe('pending');
-    s.scheduler.submitResult('a', probeA.replicaId, out(2, 1), meta); // a is vetted now: the quorum counts
+    expect(s.checks).toEqual(['j-t1']);
+    s.scheduler.serverChecked('j-t1', out(2, 1), null);
     expect(s.store.getTask('j-t1')!.status).toBe('done');
     expect(s.store.getJob('j')!.status).toBe('completed');
+    expect(s.store.getVolunteer(a)).toMatchObject({ valid: 1, credit: 2 });
+  });
+
+  it('does not let vetted sleepers behind one origin carry a wrong answer: the server refutes them', () => {
+    const s = setup({ adaptive: false });
+    s.addJob('j', 6);
+    const sleepers = ['s1', 's2', 's3'].map((w) => s.join(w, '203.0.113.7'));
+    for (const w of ['s1', 's2', 's3']) s.work(w, 1); // honest on their known answer: vetted
+    const [t1] = s.scheduler.requestWork('s1', 1);
+    const [t2] = s.scheduler.requestWork('s2', 1);
+    expect(t1.taskId).toBe(t2.taskId);
+    s.scheduler.submitResult('s1', t1.replicaId, out(2, 9), meta);
+    s.scheduler.submitResult('s2', t2.replicaId, out(2, 9), meta);
+    expect(s.store.getTask(t1.taskId)!.status).toBe('pending');
+    expect(s.checks).toEqual([t1.taskId]);
+    s.scheduler.serverChecked(t1.taskId, out(2, 1), null);
+    const task = s.store.getTask(t1.taskId)!;
+    expect(task.status).toBe('done');
+    expect(Array.from(new Float32Array(s.store.taskResult(task.id)!.slice(-16).buffer))).toEqual([1, 1, 1, 1]);
+    for (const v of sleepers.slice(0, 2)) expect(s.store.getVolunteer(v)).toMatchObject({ canaryFailed: 1, credit: 2 });
+    expect(s.store.getVolunteer(sleepers[0]!)!.quarantinedAt).not.toBeNull();
+  });
+
+  it('quarantines everyone behind a result an audit refutes, reopens what they accepted, and marks ended jobs tainted', () => {
+    const s = setup({ adaptive: false, auditRate: 1, random: () => 0.5 });
+    s.addJob('done', 2);
+    s.addJob('live', 3);
+    const a = s.join('a');
+    const b = s.join('b');
+    for (const w of ['a', 'b']) s.work(w, 1); // known answers: vetted
+    // Colluders on two origins agree on a wrong answer to a task of 'done', which then completes.
+    const [da] = s.scheduler.requestWork('a', 1);
+    const [db] = s.scheduler.requestWork('b', 1);
+    expect([da.taskId, db.taskId]).toEqual(['done-t1', 'done-t1']);
+    s.scheduler.submitResult('a', da.replicaId, out(2, 9), meta);
+    s.scheduler.submitResult('b', db.replicaId, out(2, 9), meta);
+    expect(s.store.getJob('done')!.status).toBe('completed');
+    // ...and on a task of 'live'.
+    const [la] = s.scheduler.requestWork('a', 1);
+    const [lb] = s.scheduler.requestWork('b', 1);
+    s.scheduler.submitResult('a', la.replicaId, out(2, 9), meta);
+    s.scheduler.submitResult('b', lb.replicaId, out(2, 9), meta);
+    expect(s.store.getTask(la.taskId)!.status).toBe('done');
+    expect(s.audits).toEqual(['done-t1', la.taskId]);
+    // The audit of the live task refutes it.
+    expect(s.scheduler.audited(la.taskId, out(2, 1))).toBe(false);
+    for (const v of [a, b]) expect(s.store.getVolunteer(v)!.quarantinedAt).not.toBeNull();
+    const fixed = s.store.getTask(la.taskId)!;
+    expect(fixed.status).toBe('done');
+    expect(Array.from(new Float32Array(s.store.taskResult(fixed.id)!.slice(-16).buffer))).toEqual([1, 1, 1, 1]);
+    expect(s.store.taintedCount('done')).toBe(1);
+    // The researcher reruns the tainted task: the job runs again, honest volunteers settle it right.
+    expect(s.scheduler.rerunTainted('done')).toBe(1);
+    expect(s.store.getJob('done')!.status).toBe('running');
+    s.join('h');
+    s.join('i');
+    for (let k = 0; k < 6; k++) { s.work('h', 1); s.work('i', 1); }
+    expect(s.store.getJob('done')!.status).toBe('completed');
+    expect(s.store.taintedCount('done')).toBe(0);
+    expect(Array.from(new Float32Array(s.store.taskResult('done-t1')!.slice(-16).buffer))).toEqual([1, 1, 1, 1]);
+  });
+
+  it('lets a newcomer hold only a few leases at once', () => {
+    const s = setup();
+    s.addJob('j', 40);
+    s.join('hoarder');
+    expect(s.scheduler.requestWork('hoarder', 16)).toHaveLength(2);
+    expect(s.scheduler.requestWork('hoarder', 16)).toHaveLength(0);
   });
 
   it('accepts a trusted volunteer\'s work on one replica, and withdraws the lease of a quarantined one', () => {
@@ -128,6 +209,7 @@ describe('trust', () => {
     s.store.updateVolunteer(v, { canaryPassed: 1, valid: 50, streak: 50 });
     const [t] = s.scheduler.requestWork('t', 1);
     expect(s.store.getTask(t.taskId)!.wanted).toBe(1);
+    expect(s.audits).toEqual([]);
     s.scheduler.submitResult('t', t.replicaId, out(2, 1), meta);
     expect(s.store.getTask(t.taskId)!.status).toBe('done');
 

@@ -337,6 +337,21 @@ export class SqliteStore implements Store {
       WHERE r.volunteer_id = ? AND r.status = 'returned' ORDER BY t.stage`).all(volunteerId) as Row[]).map(taskFromRow);
   }
 
+  endedTasksReturnedBy(volunteerId: string): TaskRow[] {
+    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'done' AND t.canary = 0
+      JOIN jobs j ON j.id = t.job_id AND j.status != 'running'
+      WHERE r.volunteer_id = ? AND r.status = 'returned' AND r.error IS NULL ORDER BY t.stage`).all(volunteerId) as Row[]).map(taskFromRow);
+  }
+
+  openTasksWithReplicas(): TaskRow[] {
+    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.status = 'pending' AND t.active > 0
+      WHERE j.status = 'running' ORDER BY j.created_at, t.stage, t.batch`).all() as Row[]).map(taskFromRow);
+  }
+
+  taintedTasks(jobId: string): TaskRow[] {
+    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND tainted = 1 ORDER BY stage, batch`).all(jobId) as Row[]).map(taskFromRow);
+  }
+
   clearTaskResult(id: string): void {
     this.q('DELETE FROM task_results WHERE task_id = ?').run(id);
   }
@@ -409,6 +424,10 @@ export class SqliteStore implements Store {
 
   leasedByWorker(workerId: string): ReplicaRow[] {
     return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE worker_id = ? AND status = 'leased'`).all(workerId) as Row[]).map(replicaFromRow);
+  }
+
+  leasedCountByWorker(workerId: string): number {
+    return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE worker_id = ? AND status = 'leased'`).get(workerId) as { n: number }).n;
   }
 
   leasedInJob(jobId: string): ReplicaRow[] {

@@ -227,6 +227,12 @@ export interface Store {
   pendingTasksReturnedBy(volunteerId: string): TaskRow[];
   /** Verified (not canary) tasks of running jobs to which this volunteer has returned a replica. */
   acceptedTasksReturnedBy(volunteerId: string): TaskRow[];
+  /** Verified (not canary) tasks of jobs no longer running whose result this volunteer agreed with. */
+  endedTasksReturnedBy(volunteerId: string): TaskRow[];
+  /** Pending tasks of running jobs with replicas out or back (after a restart: those to decide again). */
+  openTasksWithReplicas(): TaskRow[];
+  /** A job's tasks marked tainted, earliest stage first. */
+  taintedTasks(jobId: string): TaskRow[];
   clearTaskResult(id: string): void;
   getTask(id: string): TaskRow | undefined;
   updateTask(id: string, patch: TaskPatch): void;
@@ -248,6 +254,8 @@ export interface Store {
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[];
   leasedBefore(now: number): ReplicaRow[];
   leasedByWorker(workerId: string): ReplicaRow[];
+  /** How many replicas this worker holds leased now. */
+  leasedCountByWorker(workerId: string): number;
   leasedInJob(jobId: string): ReplicaRow[];
   /** All replicas still leased, e.g. left from before a restart. */
   allLeased(): ReplicaRow[];

@@ -1,14 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { applyOutcome, isVetted, singleReplicaChance, undoInvalid } from './reputation.js';
+import { DEFAULT_REPUTATION, applyOutcome, isVetted, isYoung, leaseCap, singleReplicaChance, undoInvalid } from './reputation.js';
 
-const fresh = { valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null as number | null };
+const fresh = {
+  valid: 0, invalid: 0, errors: 0, streak: 0, canaryPassed: 0, canaryFailed: 0, credit: 0, quarantinedAt: null as number | null, createdAt: 0,
+};
+/** Old enough to be vetted. */
+const LATER = DEFAULT_REPUTATION.tenureMs;
 
 describe('reputation', () => {
-  it('vets a volunteer on a passed canary or three confirmed results', () => {
-    expect(isVetted(fresh)).toBe(false);
-    expect(isVetted({ ...fresh, ...applyOutcome(fresh, 'canary-pass', 1, 0) })).toBe(true);
-    expect(isVetted({ ...fresh, valid: 3 })).toBe(true);
-    expect(isVetted({ ...fresh, valid: 30, canaryFailed: 1 })).toBe(false);
+  it('vets a volunteer only on several known answers, a run of confirmed results and some tenure', () => {
+    expect(isVetted(fresh, LATER)).toBe(false);
+    // One known answer is not enough any more, nor are confirmed results alone.
+    expect(isVetted({ ...fresh, ...applyOutcome(fresh, 'canary-pass', 1, 0) }, LATER)).toBe(false);
+    expect(isVetted({ ...fresh, valid: 30 }, LATER)).toBe(false);
+    const record = { ...fresh, canaryPassed: 2, valid: 5 };
+    expect(isVetted(record, LATER)).toBe(true);
+    expect(isVetted(record, LATER - 1)).toBe(false);
+    expect(isVetted({ ...record, canaryFailed: 1 }, LATER)).toBe(false);
+  });
+
+  it('lets a newcomer hold few leases and a vetted volunteer more as its record grows', () => {
+    expect(leaseCap(fresh, LATER, 2, 32)).toBe(2);
+    expect(leaseCap({ ...fresh, canaryPassed: 2, valid: 5 }, LATER, 2, 32)).toBe(4);
+    expect(leaseCap({ ...fresh, canaryPassed: 2, valid: 5000 }, LATER, 2, 32)).toBe(32);
+  });
+
+  it('counts a volunteer as young until its record is long', () => {
+    expect(isYoung({ ...fresh, canaryPassed: 2, valid: 5 }, LATER)).toBe(true);
+    expect(isYoung({ ...fresh, canaryPassed: 2, valid: 500 }, 10 * LATER)).toBe(false);
   });
 
   it('quarantines a newcomer at its first wrong canary, with no credit', () => {
@@ -33,11 +52,11 @@ describe('reputation', () => {
   });
 
   it('raises the single-replica chance with the streak, never to certainty', () => {
-    const vetted = { ...fresh, canaryPassed: 1 };
-    expect(singleReplicaChance({ ...vetted, streak: 9 })).toBe(0);
-    expect(singleReplicaChance({ ...vetted, streak: 10 })).toBeCloseTo(0.5);
-    expect(singleReplicaChance({ ...vetted, streak: 1000 })).toBe(0.9);
-    expect(singleReplicaChance({ ...fresh, streak: 1000 })).toBe(0);
+    const vetted = { ...fresh, canaryPassed: 2, valid: 5 };
+    expect(singleReplicaChance({ ...vetted, streak: 19 }, LATER)).toBe(0);
+    expect(singleReplicaChance({ ...vetted, streak: 20 }, LATER)).toBeCloseTo(0.5);
+    expect(singleReplicaChance({ ...vetted, streak: 1000 }, LATER)).toBe(0.9);
+    expect(singleReplicaChance({ ...fresh, streak: 1000 }, LATER)).toBe(0);
   });
 
   it('takes back an invalid mark, and the quarantine it caused, but never one from a failed canary', () => {

@@ -15,8 +15,12 @@ export const Outcome = {
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
 export interface ReputationPolicy {
-  /** Valid replicas (each confirmed by a vetted volunteer or a known answer) that vet a volunteer. */
+  /** Valid replicas (each confirmed by a vetted volunteer of another origin, a known answer or the server) that vet a volunteer. */
   validToVet: number;
+  /** Known answers passed that vet a volunteer (besides `validToVet` and the tenure). */
+  canariesToVet: number;
+  /** How long (ms) since its first contact before a volunteer can be vetted: sleepers must stay honest that long. */
+  tenureMs: number;
   /** Invalid replicas before quarantine is considered. */
   quarantineAfter: number;
   /** Quarantine when invalid / (valid + invalid) exceeds this. */
@@ -30,14 +34,33 @@ export interface ReputationPolicy {
 }
 
 export const DEFAULT_REPUTATION: ReputationPolicy = {
-  validToVet: 3, quarantineAfter: 3, quarantineRate: 0.2, trustStreak: 10, maxSingleChance: 0.9, canaryPenalty: 3,
+  validToVet: 5, canariesToVet: 2, tenureMs: 60_000, quarantineAfter: 3, quarantineRate: 0.2, trustStreak: 20, maxSingleChance: 0.9,
+  canaryPenalty: 3,
 };
 
-type Record = Pick<VolunteerRow, 'valid' | 'invalid' | 'errors' | 'streak' | 'canaryPassed' | 'canaryFailed' | 'credit' | 'quarantinedAt'>;
+type Record = Pick<VolunteerRow, 'valid' | 'invalid' | 'errors' | 'streak' | 'canaryPassed' | 'canaryFailed' | 'credit' | 'quarantinedAt' | 'createdAt'>;
 
-/** Whether a volunteer's agreement can make a quorum count: it has passed a canary or been confirmed enough. */
-export function isVetted(v: Record, p: ReputationPolicy = DEFAULT_REPUTATION): boolean {
-  return v.quarantinedAt === null && v.canaryFailed === 0 && (v.canaryPassed > 0 || v.valid >= p.validToVet);
+/**
+ * Whether a volunteer's agreement can make a quorum count: several known answers passed, a run of confirmed
+ * results, some tenure, and never a wrong known answer (nor a result the server's own run or an audit refuted).
+ */
+export function isVetted(v: Record, now: number, p: ReputationPolicy = DEFAULT_REPUTATION): boolean {
+  return v.quarantinedAt === null && v.canaryFailed === 0 && v.canaryPassed >= p.canariesToVet && v.valid >= p.validToVet
+    && now - v.createdAt >= p.tenureMs;
+}
+
+/** A volunteer whose record is still short: its accepted results are audited more often. */
+export function isYoung(v: Record, now: number, p: ReputationPolicy = DEFAULT_REPUTATION): boolean {
+  return !isVetted(v, now, p) || v.valid < p.trustStreak || now - v.createdAt < 10 * p.tenureMs;
+}
+
+/**
+ * Leases a volunteer may hold at once: a newcomer few (`newcomer`), a vetted one more as its record grows,
+ * up to `max`. A hoarder with free identities holds little each.
+ */
+export function leaseCap(v: Record, now: number, newcomer: number, max: number, p: ReputationPolicy = DEFAULT_REPUTATION): number {
+  if (!isVetted(v, now, p)) return newcomer;
+  return Math.min(max, Math.max(newcomer, 4 + Math.floor(v.valid / 25)));
 }
 
 /** The changes one outcome makes to a record; `credit` is granted only for validated work. */
@@ -81,7 +104,7 @@ export function undoInvalid(v: Record, p: ReputationPolicy = DEFAULT_REPUTATION)
 }
 
 /** Chance that a task leased to this volunteer is accepted on its replica alone. */
-export function singleReplicaChance(v: Record, p: ReputationPolicy = DEFAULT_REPUTATION): number {
-  if (!isVetted(v, p) || v.streak < p.trustStreak) return 0;
+export function singleReplicaChance(v: Record, now: number, p: ReputationPolicy = DEFAULT_REPUTATION): number {
+  if (!isVetted(v, now, p) || v.streak < p.trustStreak) return 0;
   return Math.min(p.maxSingleChance, 1 - p.trustStreak / (2 * v.streak));
 }

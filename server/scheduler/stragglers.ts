@@ -1,0 +1,63 @@
+/**
+ * Straggler backups: how long a model's tasks usually take (from the replicas that came back), and which
+ * leases are held well past that while workers sit idle, so the scheduler can issue one backup replica for
+ * each. The first good answer wins; the straggler's lease is withdrawn when its task settles.
+ */
+import type { ReplicaRow, TaskRow } from '../store/store.js';
+
+export interface StragglerPolicy {
+  /** A lease is a straggler after this many times its model's usual time... */
+  factor: number;
+  /** ...and never before this many milliseconds. */
+  minMs: number;
+}
+
+export const DEFAULT_STRAGGLERS: StragglerPolicy = { factor: 4, minMs: 2_000 };
+
+/** Tasks remembered as backed up at most; older marks are forgotten (a task gets at most one backup while remembered). */
+const MAX_MARKED = 10_000;
+
+export class Stragglers {
+  /** Per model: a moving average of lease-to-result time (ms). */
+  private readonly usual = new Map<string, number>();
+  private readonly backedUp = new Set<string>();
+
+  constructor(private readonly policy: StragglerPolicy = DEFAULT_STRAGGLERS) {}
+
+  /** A replica of `model` came back `ms` after it was leased. */
+  note(model: string, ms: number): void {
+    const prev = this.usual.get(model);
+    this.usual.set(model, prev === undefined ? ms : prev * 0.9 + ms * 0.1);
+  }
+
+  /** How long a lease of this model may run before it counts as a straggler. */
+  threshold(model: string): number {
+    const usual = this.usual.get(model);
+    return usual === undefined ? Infinity : Math.max(this.policy.minMs, usual * this.policy.factor);
+  }
+
+  /** The oldest a lease can be and not be a straggler of any model (for the store's look-up). */
+  get youngest(): number {
+    let min = Infinity;
+    for (const m of this.usual.keys()) min = Math.min(min, this.threshold(m));
+    return min;
+  }
+
+  /**
+   * Of these leases, the pending tasks that want a backup now: held past their model's threshold, not backed
+   * up before. Marks them.
+   */
+  pick(leases: readonly ReplicaRow[], taskOf: (id: string) => TaskRow | undefined, now: number, limit: number): TaskRow[] {
+    const out: TaskRow[] = [];
+    for (const r of leases) {
+      if (out.length >= limit) break;
+      const task = taskOf(r.taskId);
+      if (!task || task.status !== 'pending' || task.canary || this.backedUp.has(task.id)) continue;
+      if (now - r.leasedAt < this.threshold(task.model)) continue;
+      if (this.backedUp.size >= MAX_MARKED) this.backedUp.clear();
+      this.backedUp.add(task.id);
+      out.push(task);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The server's own runs of tasks with onnxruntime-node, in the background, one at a time: known answers for
+ * canary tasks, checks that decide a task the volunteers could not (agreement from one origin, no quorum at the
+ * cap, errors at the failure cap), and audits of a sample of accepted results. Canaries and checks go first;
+ * audits only while the server's runs take less than their share of one core.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Logger } from 'pino';
+import type { DType, Tensor } from '../../shared/tensor.js';
+import type { WireTensor } from '../../shared/protocol.js';
+import { fromOrtTensor, toOrtTensor } from '../onnx/ort-tensors.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { JobRow, Store, TaskRow } from '../store/store.js';
+
+export const ServerRunKind = { canary: 'canary', check: 'check', audit: 'audit' } as const;
+export type ServerRunKind = (typeof ServerRunKind)[keyof typeof ServerRunKind];
+
+/** Where the answers go (the scheduler). `outputs` null: the server could not run the task; `error` says why. */
+export interface ServerRunSink {
+  canaryReady(taskId: string, outputs: Tensor[] | null): void;
+  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null): void;
+  audited(taskId: string, outputs: Tensor[]): void;
+}
+
+export interface ServerRunsDeps {
+  store: Store;
+  blobs: BlobStore;
+  log: Logger;
+  taskInputs(job: JobRow, task: TaskRow): WireTensor[];
+  /** Share of one core audits may keep the server busy (checks and canaries are not limited). */
+  auditCpuShare: number;
+  /** Wall-clock milliseconds, for the busy share (real time: it measures CPU spent, it schedules nothing). */
+  now?: () => number;
+}
+
+export interface ServerRunStats { canaries: number; checks: number; audits: number; auditsSkipped: number; failed: number; busyMs: number }
+
+/** Audits waiting at most; more are skipped (counted). */
+const MAX_AUDITS_QUEUED = 32;
+/** The window over which the busy share is measured. */
+const WINDOW_MS = 10_000;
+/** Model sessions kept warm. */
+const MAX_SESSIONS = 4;
+
+export class ServerRuns {
+  private readonly urgent: { task: TaskRow; kind: 'canary' | 'check' }[] = [];
+  private readonly audits: TaskRow[] = [];
+  private readonly queued = new Set<string>();
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly recent: { at: number; ms: number }[] = [];
+  private sink: ServerRunSink | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  readonly stats: ServerRunStats = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0 };
+
+  constructor(private readonly deps: ServerRunsDeps) {}
+
+  /** Where answers go; set once the scheduler exists. */
+  setSink(sink: ServerRunSink): void {
+    this.sink = sink;
+  }
+
+  /** Queues canary tasks for their known answers; returns at once. */
+  compute(tasks: TaskRow[]): void {
+    for (const task of tasks) this.enqueue(task, 'canary');
+  }
+
+  /** Queues a check: the server's run decides the task. False when one is queued already. */
+  check(task: TaskRow): boolean {
+    return this.enqueue(task, 'check');
+  }
+
+  /** Queues an audit of an accepted result, if there is spare time for it; false when skipped. */
+  audit(task: TaskRow): boolean {
+    if (this.audits.length >= MAX_AUDITS_QUEUED || this.busyShare() >= this.deps.auditCpuShare) {
+      this.stats.auditsSkipped++;
+      return false;
+    }
+    return this.enqueue(task, 'audit');
+  }
+
+  /** Whether a check of this task is queued or running. */
+  checking(taskId: string): boolean {
+    return this.queued.has(`check:${taskId}`);
+  }
+
+  /** Picks up canaries left unanswered by a restart. */
+  resume(): void {
+    this.compute(this.deps.store.unreadyCanaries());
+  }
+
+  /** Resolves when every queued run is done (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.urgent.length = 0;
+    this.audits.length = 0;
+    this.queued.clear();
+  }
+
+  /** Share of one core spent on the server's runs over the last window. */
+  busyShare(): number {
+    const now = this.now();
+    while (this.recent.length > 0 && this.recent[0]!.at < now - WINDOW_MS) this.recent.shift();
+    return this.recent.reduce((a, r) => a + r.ms, 0) / WINDOW_MS;
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  private enqueue(task: TaskRow, kind: ServerRunKind): boolean {
+    const key = `${kind}:${task.id}`;
+    if (this.stopped || this.queued.has(key)) return false;
+    this.queued.add(key);
+    if (kind === 'audit') this.audits.push(task);
+    else this.urgent.push({ task, kind });
+    this.running ??= this.drain().finally(() => { this.running = null; });
+    return true;
+  }
+
+  private async drain(): Promise<void> {
+    let next: { task: TaskRow; kind: ServerRunKind } | undefined;
+    while (!this.stopped && (next = this.urgent.shift() ?? this.auditNext())) {
+      const { task, kind } = next;
+      const started = this.now();
+      const res = await this.run(task);
+      const ms = this.now() - started;
+      this.recent.push({ at: this.now(), ms });
+      this.stats.busyMs += ms;
+      this.queued.delete(`${kind}:${task.id}`);
+      if (this.stopped || !res || !this.sink) continue;
+      if (res.error) this.stats.failed++;
+      try {
+        if (kind === 'canary') { this.stats.canaries++; this.sink.canaryReady(task.id, res.outputs); }
+        else if (kind === 'check') { this.stats.checks++; this.sink.serverChecked(task.id, res.outputs, res.error); }
+        else if (res.outputs) { this.stats.audits++; this.sink.audited(task.id, res.outputs); }
+      } catch (err) {
+        this.deps.log.error({ err, taskId: task.id, kind }, 'applying the server\'s own run failed');
+      }
+    }
+  }
+
+  private auditNext(): { task: TaskRow; kind: 'audit' } | undefined {
+    const task = this.audits.shift();
+    return task && { task, kind: 'audit' };
+  }
+
+  /** Runs one task; null when its job is gone or no longer running. */
+  private async run(task: TaskRow): Promise<{ outputs: Tensor[] | null; error: string | null } | null> {
+    const job = this.deps.store.getJob(task.jobId);
+    if (!job) return null;
+    try {
+      const session = await this.session(task.model);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const t of this.deps.taskInputs(job, task)) feeds[t.name] = toOrtTensor(t.dtype as DType, t.dims, t.data as Uint8Array);
+      const out = await session.run(feeds);
+      return { outputs: session.outputNames.map((n) => fromOrtTensor(n, out[n])), error: null };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.deps.log.warn({ err, taskId: task.id }, 'the server could not run a task itself');
+      return { outputs: null, error: message };
+    }
+  }
+
+  private session(model: string): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(model);
+    if (s) {
+      this.sessions.delete(model);
+      this.sessions.set(model, s);
+      return s;
+    }
+    s = ort.InferenceSession.create(this.deps.blobs.read(model));
+    s.catch(() => this.sessions.delete(model));
+    this.sessions.set(model, s);
+    if (this.sessions.size > MAX_SESSIONS) {
+      const [oldest, old] = this.sessions.entries().next().value as [string, Promise<ort.InferenceSession>];
+      this.sessions.delete(oldest);
+      void old.then((x) => x.release()).catch(() => {});
+    }
+    return s;
+  }
+
+  /** Releases the warm sessions (after stop). */
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) await s.then((x) => x.release()).catch(() => {});
+    this.sessions.clear();
+  }
+}
