@@ -3,6 +3,7 @@
  */
 import type { CreateJobRequest, JobView, TensorSpec } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
+import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, RerunResult } from '../shared/rest-types.js';
 
 export interface ModelRecord { hash: string; size: number; inputs: TensorSpec[]; outputs: TensorSpec[]; opsets: Record<string, number> }
 export interface DatasetRecord { hash: string; dtype: string; shape: number[] }
@@ -68,6 +69,25 @@ export class ApiClient {
 
   async cancelJob(id: string): Promise<JobView> {
     return (await this.call('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`)).json() as Promise<JobView>;
+  }
+
+  /** Recomputes the tasks of a job that a since-quarantined volunteer helped accept. */
+  async rerunTainted(id: string): Promise<RerunResult> {
+    return (await this.call('POST', `/api/v1/jobs/${encodeURIComponent(id)}/rerun`, { tainted: true })).json() as Promise<RerunResult>;
+  }
+
+  /** Every API key, revoked ones included (admin key). */
+  async listKeys(): Promise<ApiKeyView[]> {
+    return ((await (await this.call('GET', '/api/v1/keys')).json()) as { keys: ApiKeyView[] }).keys;
+  }
+
+  /** A new key; its secret is in the answer this once (admin key). */
+  async createKey(req: CreateKeyRequest): Promise<CreatedApiKey> {
+    return (await this.call('POST', '/api/v1/keys', req)).json() as Promise<CreatedApiKey>;
+  }
+
+  async revokeKey(id: string): Promise<ApiKeyView> {
+    return (await this.call('DELETE', `/api/v1/keys/${encodeURIComponent(id)}`)).json() as Promise<ApiKeyView>;
   }
 
   /** One output of a completed job, as .npy bytes. */

@@ -2,23 +2,23 @@
  * The REST API under /api/v1 and the public blob routes. Each route parses its input with a zod
  * schema, calls a service, and lets the error handler below turn failures into `{ error: {code, message} }`.
  */
-import { createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import { createJobSchema, sha256Schema } from '../../shared/protocol.js';
+import { type RerunResult, rerunSchema } from '../../shared/rest-types.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { Config } from '../config.js';
 import type { DatasetService } from '../jobs/datasets.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { ModelService } from '../onnx/model-service.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { ApiKeyRow, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import { keyRouter } from './key-routes.js';
 import { operatorRouter } from './operator-routes.js';
-import { httpStatus, toWireError } from './wire-error.js';
+import { identifyKey, keyOf, requireKey, restRateLimit } from './rest-auth.js';
+import { toHttpError } from './wire-error.js';
 import type { WorkerInfo } from './worker-socket.js';
 
 export interface RestDeps {
@@ -34,42 +34,24 @@ export interface RestDeps {
   scheduler: Scheduler;
 }
 
-export type Authed = Request & { apiKey?: ApiKeyRow };
-
-const keyName = z.object({ name: z.string().min(1).max(100), admin: z.boolean().default(false) });
-
-function requireKey(keys: ApiKeys) {
-  return (req: Authed, _res: Response, next: NextFunction) => {
-    const header = req.get('authorization');
-    const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : req.get('x-api-key');
-    if (!key) return next(new AppError('UNAUTHORIZED', 'an API key is required (Authorization: Bearer <key>)'));
-    const row = keys.verify(key);
-    if (!row) return next(new AppError('UNAUTHORIZED', 'unknown API key'));
-    req.apiKey = row;
-    next();
-  };
-}
-
-/** Routes for researchers (keyed) and the model bytes that workers fetch (public, immutable). */
-export function restRouter(deps: RestDeps): express.Router {
+/**
+ * Routes for researchers (keyed) and the model bytes that workers fetch (public, immutable). Returned as
+ * an express sub-app so that it carries its own 'trust proxy' setting: behind a reverse proxy (trustProxy)
+ * `req.ip` is the address the proxy saw, one hop back; otherwise the socket's address, whatever headers say.
+ */
+export function restRouter(deps: RestDeps): express.Express {
   const { config, jobs } = deps;
+  const api = express();
+  api.disable('x-powered-by');
+  api.set('trust proxy', config.trustProxy ? 1 : false);
   const r = express.Router();
-  const auth = requireKey(deps.keys);
-  // Per API key, or per address for calls without one: a runaway script cannot starve everyone else.
-  r.use('/api/v1', rateLimit({
-    windowMs: 60_000,
-    limit: config.rateLimitPerMinute,
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-    keyGenerator: (req) => {
-      const key = req.get('authorization') ?? req.get('x-api-key');
-      return key ? `key:${createHash('sha256').update(key).digest('hex')}` : `ip:${ipKeyGenerator(req.ip ?? '')}`;
-    },
-    handler: (_req, _res, next) => next(new AppError('RATE_LIMITED', `more than ${config.rateLimitPerMinute} requests a minute; slow down`)),
-  }));
+  api.use(r);
+  const auth = requireKey;
+  // The key is verified first, so the limit counts per verified key, or per address for everything else.
+  r.use('/api/v1', identifyKey(deps.keys), restRateLimit(config.rateLimitPerMinute));
   const json = express.json({ limit: '1mb' });
   const raw = (limit: number) => express.raw({ type: () => true, limit });
-  const owner = (req: Authed) => req.apiKey!;
+  const owner = keyOf;
 
   r.get('/api/v1/health', (_req, res) => {
     res.json({ ok: true, workers: deps.scheduler.connectedWorkers });
@@ -98,7 +80,7 @@ export function restRouter(deps: RestDeps): express.Router {
 
   r.post('/api/v1/jobs', auth, json, async (req, res) => {
     const body = createJobSchema.parse(req.body ?? {});
-    const job = await jobs.create(owner(req).id, body);
+    const job = await jobs.create(owner(req).id, body, { maxItems: config.maxJobItems, maxTasks: config.maxJobTasks });
     res.status(201).json(jobs.view(job));
   });
 
@@ -132,13 +114,18 @@ export function restRouter(deps: RestDeps): express.Router {
     res.end();
   });
 
-  r.post('/api/v1/keys', auth, json, (req: Authed, res) => {
-    if (!owner(req).admin) throw new AppError('UNAUTHORIZED', 'only an admin key can create keys');
-    const body = keyName.parse(req.body ?? {});
-    res.status(201).json(deps.keys.create(body.name, body.admin));
+  r.post('/api/v1/jobs/:id/rerun', auth, json, (req, res) => {
+    const k = owner(req);
+    rerunSchema.parse(req.body ?? {});
+    const job = jobs.get(String(req.params.id), k.id, k.admin);
+    const reopened = jobs.rerunTainted(job);
+    const answer: RerunResult = { job: jobs.view(jobs.get(job.id, k.id, k.admin)), reopened };
+    res.json(answer);
   });
 
+  r.use(keyRouter({ keys: deps.keys, auth }));
   r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth }));
+  r.use('/api/v1', (req, _res, next) => next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`)));
 
   // Model bytes for workers: public, content-addressed, cached forever.
   r.get('/models/:hash', (req, res, next) => {
@@ -148,19 +135,14 @@ export function restRouter(deps: RestDeps): express.Router {
     res.sendFile(deps.blobs.pathOf(parsed.data), { headers: { 'content-type': 'application/octet-stream' } });
   });
 
-  return r;
+  return api;
 }
 
-/** Express's final error handler: one wire form for every failure, including body-parser's. */
+/** Express's final error handler: one wire form for every failure, including body-parser's and serve-static's. */
 export function restErrorHandler(log: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    let wire;
-    if (e?.type === 'entity.too.large') wire = { code: 'TOO_LARGE' as const, message: `request body too large: ${e.message}` };
-    else if (e?.type === 'entity.parse.failed') wire = { code: 'INVALID_PAYLOAD' as const, message: `malformed JSON body: ${e.message}` };
-    else if (e?.type === 'request.aborted') return;
-    else wire = toWireError(err, log);
-    if (res.headersSent) return;
-    res.status(httpStatus(wire.code)).json({ error: wire });
+    const answer = toHttpError(err, log);
+    if (!answer || res.headersSent) return;
+    res.status(answer.status).json({ error: answer.wire });
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The one place where errors become wire form, for both transports. AppErrors keep their code and
- * message; zod errors become INVALID_PAYLOAD naming the field; anything else is logged and reported
- * as a generic INTERNAL error.
+ * message; zod errors become INVALID_PAYLOAD naming the field; over HTTP, the client errors that express
+ * and its middleware raise (a body too large or not JSON, a static file that is not there) keep their
+ * status; anything else is logged and reported as a generic INTERNAL error.
  */
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
@@ -23,3 +24,23 @@ const STATUS: Record<ErrorCode, number> = {
 };
 
 export const httpStatus = (code: ErrorCode) => STATUS[code];
+
+/** What express's middleware throws for a client's mistake (http-errors: body-parser, serve-static, sendFile). */
+interface HttpishError { type?: string; status?: number; statusCode?: number; expose?: boolean; message?: string }
+
+/** An error as an HTTP answer; null when there is no one left to answer (the client went away). */
+export function toHttpError(err: unknown, log: Logger): { status: number; wire: WireError } | null {
+  const e = (err ?? {}) as HttpishError;
+  if (e.type === 'request.aborted') return null;
+  if (e.type === 'entity.too.large') return { status: 413, wire: { code: 'TOO_LARGE', message: `request body too large: ${e.message}` } };
+  if (e.type === 'entity.parse.failed') return { status: 400, wire: { code: 'INVALID_PAYLOAD', message: `malformed JSON body: ${e.message}` } };
+  const status = err instanceof AppError ? undefined : e.status ?? e.statusCode;
+  // A file that is not there (serve-static, sendFile: their ENOENT carries 404, unexposed) is the client's 404,
+  // not the server's 500 with a stack trace in the log.
+  if (status === 404) return { status, wire: { code: 'NOT_FOUND', message: 'not found' } };
+  if (e.expose && typeof status === 'number' && status >= 400 && status < 500) {
+    return { status, wire: { code: status === 413 ? 'TOO_LARGE' : 'INVALID_PAYLOAD', message: e.message ?? 'bad request' } };
+  }
+  const wire = toWireError(err, log);
+  return { status: httpStatus(wire.code), wire };
+}

@@ -47,6 +47,9 @@ export class DatasetService {
       throw err;
     }
     if (head.shape.length === 0) throw new AppError('INVALID_PAYLOAD', 'a data set needs an item axis: the .npy is a scalar');
+    if (head.shape.some((d) => d === 0)) {
+      throw new AppError('INVALID_PAYLOAD', `bad .npy file: shape [${head.shape}] has a zero dimension, so its items hold no data`);
+    }
     const size = elementCount(head.shape) * itemSize(head.dtype);
     if (fileSize - head.dataOffset !== size) {
       throw new AppError('INVALID_PAYLOAD', `bad .npy file: shape [${head.shape}] of ${head.dtype} needs ${size} data bytes, got ${fileSize - head.dataOffset}`);

@@ -30,6 +30,8 @@ export function resolveInputs(store: Store, model: ModelRow, given: Record<strin
     if (!hash) throw new AppError('SHAPE_MISMATCH', `no data for model input ${spec.name}; the model's inputs are: ${names.join(', ')}`);
     const ds = store.getDataset(hash);
     if (!ds) throw new AppError('NOT_FOUND', `data set ${hash} not found; upload it first`);
+    // Data sets stored before zero-sized items were refused at upload are refused here.
+    if (ds.shape.some((d) => d < 1)) throw new AppError('INVALID_PAYLOAD', `input ${spec.name}: the data set's shape ${fmt(ds.shape)} has a zero dimension: its items hold no data`);
     checkInput(spec, ds.dtype, ds.shape);
     if (items >= 0 && ds.shape[0] !== items) {
       throw new AppError('SHAPE_MISMATCH', `input ${spec.name} has ${ds.shape[0]} items, another input has ${items}: all inputs need the same item count`);
@@ -39,6 +41,7 @@ export function resolveInputs(store: Store, model: ModelRow, given: Record<strin
     return { name: spec.name, dataset: hash, dtype: ds.dtype, shape: ds.shape, dataOffset: ds.dataOffset };
   });
   if (items <= 0) throw new AppError('INVALID_PAYLOAD', 'the data set has no items');
+  if (!(batch >= 1)) throw new AppError('INVALID_MODEL', `the model's first input axis is fixed at ${batch}: a batch needs at least one item`);
   if (items % batch !== 0 && model.inputs.some((s) => typeof s.shape[0] === 'number')) {
     throw new AppError('SHAPE_MISMATCH', `the model takes exactly ${batch} items per run (first axis fixed), and ${items} items do not divide into such batches`);
   }

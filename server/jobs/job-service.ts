@@ -17,10 +17,16 @@ import type { CanaryService } from '../verify/canaries.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
 
+/** What jobs need of the scheduler. `rerunTainted` reopens a job's tainted tasks and returns how many. */
+export type JobScheduler = Pick<Scheduler, 'jobCreated' | 'cancelJob'> & { rerunTainted?(jobId: string): number };
+
+/** Caps on one job (TABGRID_MAX_JOB_ITEMS, TABGRID_MAX_JOB_TASKS): a few header bytes must not make a million tasks. */
+export interface JobLimits { maxItems: number; maxTasks: number }
+
 export interface JobServiceDeps {
   store: Store;
   clock: Clock;
-  scheduler: Scheduler;
+  scheduler: JobScheduler;
   canaries: CanaryService;
   models: ModelService;
   datasets: DatasetService;
@@ -29,13 +35,15 @@ export interface JobServiceDeps {
 export class JobService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  async create(owner: string, req: CreateJob): Promise<JobRow> {
+  async create(owner: string, req: CreateJob, limits: JobLimits): Promise<JobRow> {
     const { store, clock } = this.deps;
     const model = store.getModel(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found; upload it first`);
     const { inputs, items, batchSize } = resolveInputs(store, model, req.inputs, req.batchSize);
-    const id = `job-${randomBytes(6).toString('hex')}`;
     const count = Math.ceil(items / batchSize);
+    // Checked before any split: partitioning is the expensive part, and the stage count is known already.
+    checkPlan(items, count * (req.cuts ? req.cuts.length + 1 : req.stages), limits);
+    const id = `job-${randomBytes(6).toString('hex')}`;
     let stageModels = [model.hash];
     if (req.stages > 1 || req.cuts) {
       const sample = this.deps.datasets.taskInputs({ inputs } as JobRow, firstBatch(id, batchSize, items)) as Tensor[];
@@ -50,6 +58,7 @@ export class JobService {
       canaryRate: canaries.size > 0 ? req.canaryRate : 0,
       status: 'running', error: null, createdAt: clock.now(), finishedAt: null,
     };
+    checkPlan(items, count * stageModels.length, limits);
     const tasks: TaskRow[] = [];
     for (let stage = 0; stage < stageModels.length; stage++) {
       for (let batch = 0; batch < count; batch++) {
@@ -84,6 +93,13 @@ export class JobService {
     if (job.status !== 'running') throw new AppError('CONFLICT', `job ${job.id} is ${job.status}, not running`);
     this.deps.scheduler.cancelJob(job.id);
     return this.deps.store.getJob(job.id)!;
+  }
+
+  /** Reopens the tasks of `job` that a since-quarantined volunteer helped accept; returns how many. */
+  rerunTainted(job: JobRow): number {
+    const { scheduler } = this.deps;
+    if (!scheduler.rerunTainted) throw new AppError('INTERNAL', 'this server cannot recompute tainted tasks yet');
+    return scheduler.rerunTainted(job.id);
   }
 
   view(job: JobRow): JobView {
@@ -137,6 +153,17 @@ export class JobService {
       },
     };
   }
+}
+
+/** Refuses a job with no tasks, or more items or tasks than the caps allow, naming the cap and its setting. */
+function checkPlan(items: number, tasks: number, limits: JobLimits): void {
+  if (items > limits.maxItems) {
+    throw new AppError('INVALID_PAYLOAD', `the job has ${items} items; a job may have at most ${limits.maxItems} (TABGRID_MAX_JOB_ITEMS)`);
+  }
+  if (tasks > limits.maxTasks) {
+    throw new AppError('INVALID_PAYLOAD', `the job would make ${tasks} tasks; a job may make at most ${limits.maxTasks} (TABGRID_MAX_JOB_TASKS); a larger batch size makes fewer`);
+  }
+  if (!(tasks >= 1)) throw new AppError('INVALID_PAYLOAD', 'the job would make no tasks');
 }
 
 /** The first items of a job (at most two): the sample a split model is checked on. */

@@ -1,6 +1,7 @@
 /**
  * Reads what a model declares: its real inputs (graph inputs that are not initializers), outputs,
  * their dtypes and shapes (numbers for fixed dims, names for symbolic ones), and its opsets.
+ * It describes; validate-model.ts judges.
  */
 import onnxProto from 'onnx-proto';
 import { AppError } from '../../shared/errors.js';
@@ -24,8 +25,9 @@ function specOf(v: onnxProto.onnx.IValueInfoProto): TensorSpec {
   const tt = v.type?.tensorType;
   if (!tt) throw new AppError('INVALID_MODEL', `value ${v.name} is not a tensor; only tensor inputs and outputs are supported`);
   const elem = Number(tt.elemType ?? 0);
+  // A fixed dimension is kept as written, zero and negative ones included, so validation can refuse them.
   const shape = (tt.shape?.dim ?? []).map((d, i) => {
-    if (d.dimValue !== undefined && d.dimValue !== null && String(d.dimValue) !== '0') return Number(d.dimValue);
+    if ((d as onnxProto.onnx.TensorShapeProto.Dimension).value === 'dimValue' && d.dimValue !== undefined && d.dimValue !== null) return Number(d.dimValue);
     return d.dimParam || `d${i}`;
   });
   return { name: v.name ?? '', dtype: ELEM_TYPES[elem] ?? `elem${elem}`, shape };

@@ -7,7 +7,7 @@ import type { ModelRow, Store } from '../store/store.js';
 import type { Clock } from '../scheduler/clock.js';
 import onnxProto from 'onnx-proto';
 import { analyzeGraph } from './graph-order.js';
-import { validateModel } from './validate-model.js';
+import { checkInputDims, validateModel } from './validate-model.js';
 import { type PartitionResult, type PartitionSpec, checkPartition, partitionModel } from './partition.js';
 import { AppError } from '../../shared/errors.js';
 import type { Tolerance } from '../../shared/compare.js';
@@ -34,7 +34,11 @@ export class ModelService {
   async upload(bytes: Uint8Array): Promise<ModelRow> {
     const hash = sha256(bytes);
     const known = this.deps.store.getModel(hash);
-    if (known && this.deps.blobs.has(hash)) return known;
+    if (known && this.deps.blobs.has(hash)) {
+      // Stored before such models were refused: refused now all the same.
+      checkInputDims(known.inputs);
+      return known;
+    }
     const info = await validateModel(bytes);
     this.deps.blobs.put(bytes);
     const row: ModelRow = {

@@ -1,0 +1,74 @@
+/**
+ * The REST API's answers that are not jobs (those are `JobView` in protocol.ts), and the bodies of the routes
+ * that manage keys and reruns. Declared here, apart from the store's rows, so a column rename never changes
+ * what a client reads. Workers online and class agreement are answered as `WorkerView` and
+ * `ClassAgreement` (dashboard-protocol.ts), the shapes the dashboard already shows.
+ */
+import { z } from 'zod';
+import type { JobView } from './protocol.js';
+
+/** An API key as listed to an admin: never the key, never its hash. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  admin: boolean;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** A key just made: `key` is shown this once and stored only as a hash. */
+export interface CreatedApiKey extends ApiKeyView { key: string }
+
+export const createKeySchema = z.object({ name: z.string().trim().min(1).max(100), admin: z.boolean().default(false) });
+export type CreateKeyRequest = z.input<typeof createKeySchema>;
+
+export const keyIdSchema = z.string().regex(/^key-[0-9a-f]{1,64}$/, 'expected a key id (key-...)');
+
+/** `POST /api/v1/jobs/:id/rerun`: which tasks to compute again (only the tainted ones, for now). */
+export const rerunSchema = z.object({ tainted: z.literal(true, { message: 'say what to rerun: { "tainted": true }' }) });
+export type RerunRequest = z.input<typeof rerunSchema>;
+
+export interface RerunResult { job: JobView; reopened: number }
+
+/**
+ * One replica of a job. A researcher sees who ran it only as a label that is stable within the job
+ * (`volunteer 1`, `volunteer 2`, ...): enough to see which replicas came from the same volunteer, not who
+ * that is. An admin key also gets the volunteer and worker ids, the network origin and the site.
+ */
+export interface ReplicaView {
+  id: string;
+  taskId: string;
+  status: string;
+  volunteer: string;
+  workerClass: string;
+  single: boolean;
+  backend: string | null;
+  runMs: number | null;
+  error: string | null;
+  leasedAt: number;
+  leaseExpires: number;
+  returnedAt: number | null;
+  volunteerId?: string;
+  workerId?: string;
+  origin?: string | null;
+  site?: string | null;
+}
+
+/** A volunteer's record, as an admin key lists it (`GET /api/v1/volunteers`). */
+export interface VolunteerRecord {
+  id: string;
+  name: string | null;
+  team: string | null;
+  /** Replicas that agreed with an accepted result (or a canary's answer). */
+  valid: number;
+  /** Replicas that disagreed with one. */
+  invalid: number;
+  errors: number;
+  /** Consecutive valid replicas. */
+  streak: number;
+  canaryPassed: number;
+  canaryFailed: number;
+  credit: number;
+  quarantinedAt: number | null;
+  createdAt: number;
+}
