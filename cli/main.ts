@@ -1,11 +1,14 @@
 /**
- * The `tabgrid` command: serve, submit, status, wait, results, worker.
+ * The `tabgrid` command: serve, submit, status, wait, cancel, rerun, results, keys, shard, worker.
+ * What the server says is printed through safeText (describe.ts), so a volunteer's error text cannot move
+ * the cursor, recolour the terminal or reorder what the researcher reads.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import type { JobView } from '../shared/protocol.js';
+import { safeText } from '../shared/safe-text.js';
 import { ApiClient, ApiError } from './api-client.js';
+import { describeJob as describe, keyTable } from './describe.js';
 import { follow, submit } from './submit.js';
 
 const num = (v: string) => {
@@ -33,22 +36,6 @@ const withConn = (c: Command) => c
   .option('--api-key <key>', 'API key (default: TABGRID_API_KEY, then ./data/admin.key)');
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
-
-function describe(job: JobView): string {
-  const t = job.tasks;
-  const lines = [
-    `job ${job.id}${job.name ? ` (${job.name})` : ''}: ${job.status}`,
-    `  items ${job.items} · batch ${job.batchSize} · tasks ${t.done}/${t.total} done, ${t.running} running, ${t.pending} pending, ${t.failed} failed`,
-    `  replicas ${job.replicas} (up to ${job.maxReplicas}) · issued ${job.replicasIssued} · rtol ${job.rtol} atol ${job.atol}`,
-    `  outputs ${job.outputs.map((o) => `${o.name} ${o.dtype}[${o.shape.join(',')}]`).join(', ')}`,
-  ];
-  if (job.stages.length > 1) {
-    for (const s of job.stages) lines.push(`  stage ${s.stage + 1}/${job.stages.length}: ${s.done}/${s.total} done, ${s.running} running, ${s.pending} pending, ${s.failed} failed`);
-  }
-  if (job.error) lines.push(`  error: ${job.error}`);
-  for (const f of job.failures.slice(0, 5)) lines.push(`  batch ${f.batch} failed: ${f.reason}`);
-  return lines.join('\n');
-}
 
 const program = new Command('tabgrid')
   .description('TabGrid: volunteer GPU compute in a browser tab')
@@ -119,6 +106,24 @@ withConn(program.command('cancel'))
     say(describe(await client(o).cancelJob(id)));
   });
 
+withConn(program.command('rerun'))
+  .description('compute again the tasks of a job that a since-quarantined volunteer helped accept, and follow the job')
+  .argument('<job>')
+  .requiredOption('--tainted', 'rerun the tainted tasks (those `tabgrid status` reports)')
+  .action(async (id: string, o) => {
+    const api = client(o);
+    const { job, reopened } = await api.rerunTainted(id);
+    if (reopened === 0) {
+      say(`job ${job.id} has no tainted tasks; nothing to rerun`);
+      say(describe(job));
+      return;
+    }
+    say(`reopened ${reopened} tainted task${reopened === 1 ? '' : 's'} of job ${job.id}`);
+    const end = await follow(api, job.id);
+    say(describe(end));
+    if (end.status !== 'completed') process.exitCode = 1;
+  });
+
 withConn(program.command('results'))
   .description('download a completed job\'s outputs as DIR/<output>.npy')
   .argument('<job>')
@@ -134,6 +139,34 @@ withConn(program.command('results'))
       fs.writeFileSync(file, bytes);
       process.stdout.write(`${file}\n`);
     }
+  });
+
+const keys = program.command('keys').description('list, create and revoke API keys (needs an admin key)');
+
+withConn(keys.command('list'))
+  .description('every API key, revoked ones included (never the keys themselves)')
+  .option('--json', 'print JSON')
+  .action(async (o) => {
+    const list = await client(o).listKeys();
+    process.stdout.write(`${o.json ? JSON.stringify(list, null, 2) : keyTable(list)}\n`);
+  });
+
+withConn(keys.command('create'))
+  .description('create a key; the key is printed once, on stdout')
+  .argument('<name>', 'who or what the key is for')
+  .option('--admin', 'an admin key: sees every job, manages keys, lists workers')
+  .action(async (name: string, o) => {
+    const created = await client(o).createKey({ name, admin: Boolean(o.admin) });
+    say(`created ${created.admin ? 'admin' : 'researcher'} key ${created.id} (${safeText(created.name, 100)}); it is shown only now:`);
+    process.stdout.write(`${created.key}\n`);
+  });
+
+withConn(keys.command('revoke'))
+  .description('revoke a key at once (the last admin key cannot be revoked)')
+  .argument('<id>', 'the key id (key-...), from `tabgrid keys list`')
+  .action(async (id: string, o) => {
+    const k = await client(o).revokeKey(id);
+    say(`revoked key ${k.id} (${safeText(k.name, 100)})`);
   });
 
 program.command('shard')
@@ -163,7 +196,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof ApiError) {
-    say(`tabgrid: ${err.message}${err.code && err.status ? ` (${err.code})` : ''}`);
+    say(`tabgrid: ${safeText(err.message)}${err.code && err.status ? ` (${err.code})` : ''}`);
     process.exitCode = 1;
   } else throw err;
 }

@@ -11,23 +11,36 @@ import { systemClock } from './scheduler/clock.js';
 import { BlobStore } from './store/blob-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
+/** The data folder and what is in it are the server's alone: keys, models and data sets are private. */
+function makePrivate(dataDir: string): void {
+  // Everything this process creates from here on is owner-only (SQLite's -wal and -shm included).
+  process.umask(0o077);
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // A folder from an earlier version (or made by hand) may be open to others.
+  fs.chmodSync(dataDir, 0o700);
+}
+
 export async function runServer(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel });
   const dataDir = path.resolve(config.dataDir);
-  fs.mkdirSync(dataDir, { recursive: true });
-  const store = new SqliteStore(path.join(dataDir, 'tabgrid.sqlite'));
+  makePrivate(dataDir);
+  const dbFile = path.join(dataDir, 'tabgrid.sqlite');
+  const store = new SqliteStore(dbFile);
+  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
   const app = createApp({ store, blobs: new BlobStore(path.join(dataDir, 'blobs')), clock: systemClock, log, config });
+  const keyFile = path.join(dataDir, 'admin.key');
   const created = app.keys.ensureAdmin(dataDir, config.apiKey);
   const port = await app.start();
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  // The key itself is never printed: terminals are scrolled back, logged and shared in screenshots.
   process.stdout.write([
     '',
     `TabGrid is running at ${url}/`,
     `  volunteer page:  ${url}/`,
     `  data folder:     ${dataDir}`,
-    created
-      ? `  admin API key:   ${created}\n                   (shown once; saved to ${path.join(dataDir, 'admin.key')}, mode 0600)`
-      : `  admin API key:   ${config.apiKey ? 'from TABGRID_API_KEY' : path.join(dataDir, 'admin.key')}`,
+    config.apiKey
+      ? '  admin API key:   from TABGRID_API_KEY'
+      : `  admin API key:   in ${keyFile} (mode 0600${created ? ', created now' : ''})`,
     '',
   ].join('\n') + '\n');
   let stopping = false;

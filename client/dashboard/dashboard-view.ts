@@ -2,9 +2,12 @@
  * The dashboard's DOM: summary tiles, the throughput chart, one card per job (progress, ETA, verification,
  * failures, cancel, downloads), the workers online and the agreement between worker classes.
  * Job cards are kept by id and updated in place, so a half-confirmed Cancel survives a live update.
+ * Text from strangers (volunteers' error reports and adapter names, job names) goes in as textContent, never
+ * markup, and through safeText, so bidi controls cannot reorder what the researcher reads.
  */
 import type { JobVerification, WorkerView } from '../../shared/dashboard-protocol.js';
 import type { JobView } from '../../shared/protocol.js';
+import { safeText } from '../../shared/safe-text.js';
 import { type DashboardState, formatEta, formatRate } from './dashboard-state.js';
 import { drawThroughput } from './throughput-chart.js';
 
@@ -36,7 +39,7 @@ function adapterText(w: WorkerView): string {
   const a = w.adapter;
   if (!a) return w.kind === 'node' ? 'CPU (onnxruntime-node)' : 'none';
   const name = a.architecture || a.device || a.description || 'unknown';
-  return `${a.isFallbackAdapter ? 'software ' : ''}${name}${a.vendor ? ` (${a.vendor})` : ''}`;
+  return safeText(`${a.isFallbackAdapter ? 'software ' : ''}${name}${a.vendor ? ` (${a.vendor})` : ''}`, 300);
 }
 
 class JobCard {
@@ -99,7 +102,7 @@ class JobCard {
   update(job: JobView, state: DashboardState, v: JobVerification | undefined): void {
     const t = job.tasks;
     this.root.dataset.status = job.status;
-    this.title.textContent = job.name || job.id;
+    this.title.textContent = job.name ? safeText(job.name, 200) : job.id;
     this.badge.textContent = job.status;
     this.badge.dataset.status = job.status;
     this.id.textContent = job.name ? job.id : `${job.items.toLocaleString('en-US')} items`;
@@ -125,9 +128,9 @@ class JobCard {
     }
     this.verify.textContent = vparts.join(' · ');
 
-    const settled = [...(job.error ? [`job: ${job.error}`] : []), ...job.failures.map((f) => `batch ${f.batch}: ${f.reason}`)];
+    const settled = [...(job.error ? [`job: ${safeText(job.error)}`] : []), ...job.failures.map((f) => `batch ${f.batch}: ${safeText(f.reason)}`)];
     // A replica's error that a task failure already quotes is said once.
-    const replicaErrors = [...new Set((v?.recentErrors ?? []).map((e) => e.reason))]
+    const replicaErrors = [...new Set((v?.recentErrors ?? []).map((e) => safeText(e.reason)))]
       .filter((r) => !settled.some((line) => line.includes(r))).map((r) => `replica: ${r}`);
     const reasons = [...settled, ...replicaErrors].slice(0, 6);
     this.failures.replaceChildren(...reasons.map((r) => make(this.doc, 'li', '', r)));
@@ -144,7 +147,7 @@ class JobCard {
     if (job.status === 'running') buttons.push(this.cancel);
     if (job.status === 'completed') {
       for (const o of job.outputs) {
-        const b = make(this.doc, 'button', 'btn small', `Download ${o.name}.npy`);
+        const b = make(this.doc, 'button', 'btn small', `Download ${safeText(o.name, 256)}.npy`);
         b.type = 'button';
         b.dataset.output = o.name;
         b.addEventListener('click', () => {
@@ -195,8 +198,8 @@ export class DashboardView {
     el(d, 'workers').replaceChildren(...(state.workers.length ? state.workers.map((w) => {
       const tr = make(d, 'tr');
       tr.append(
-        make(d, 'td', 'mono nowrap', w.workerId), make(d, 'td', 'nowrap', w.kind), make(d, 'td', '', w.backends.join(', ')),
-        make(d, 'td', '', adapterText(w)), make(d, 'td', '', w.site?.replace(/^https?:\/\//, '') ?? '–'),
+        make(d, 'td', 'mono nowrap', w.workerId), make(d, 'td', 'nowrap', w.kind), make(d, 'td', '', safeText(w.backends.join(', '), 300)),
+        make(d, 'td', '', adapterText(w)), make(d, 'td', '', w.site ? safeText(w.site.replace(/^https?:\/\//, ''), 300) : '–'),
         make(d, 'td', 'nowrap', since(w.connectedAt, now)),
       );
       return tr;
@@ -205,7 +208,7 @@ export class DashboardView {
     const classes = state.verification.classes;
     el(d, 'classes').replaceChildren(...(classes.length ? classes.map((c) => {
       const tr = make(d, 'tr');
-      tr.append(make(d, 'td', 'mono', c.a), make(d, 'td', 'mono', c.b), make(d, 'td', 'num', String(c.agree)),
+      tr.append(make(d, 'td', 'mono', safeText(c.a, 300)), make(d, 'td', 'mono', safeText(c.b, 300)), make(d, 'td', 'num', String(c.agree)),
         make(d, 'td', 'num', String(c.disagree)), make(d, 'td', 'num', pct(c.agreement)));
       return tr;
     }) : [emptyRow(d, 5, 'No replicas compared yet.')]));

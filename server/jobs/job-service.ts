@@ -17,8 +17,8 @@ import type { CanaryService } from '../verify/canaries.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
 
-/** What jobs need of the scheduler. `rerunTainted` reopens a job's tainted tasks and returns how many. */
-export type JobScheduler = Pick<Scheduler, 'jobCreated' | 'cancelJob'> & { rerunTainted?(jobId: string): number };
+/** What jobs need of the scheduler. */
+export type JobScheduler = Pick<Scheduler, 'jobCreated' | 'cancelJob' | 'rerunTainted'>;
 
 /** Caps on one job (TABGRID_MAX_JOB_ITEMS, TABGRID_MAX_JOB_TASKS): a few header bytes must not make a million tasks. */
 export interface JobLimits { maxItems: number; maxTasks: number }
@@ -97,9 +97,7 @@ export class JobService {
 
   /** Reopens the tasks of `job` that a since-quarantined volunteer helped accept; returns how many. */
   rerunTainted(job: JobRow): number {
-    const { scheduler } = this.deps;
-    if (!scheduler.rerunTainted) throw new AppError('INTERNAL', 'this server cannot recompute tainted tasks yet');
-    return scheduler.rerunTainted(job.id);
+    return this.deps.scheduler.rerunTainted(job.id);
   }
 
   view(job: JobRow): JobView {

@@ -1,6 +1,7 @@
 /**
  * Content-addressed files on disk (models, data sets): <dir>/<first two hex>/<sha256>.
  * Written through a temp file and a rename, so a crash never leaves a half-written blob under its name.
+ * Private to the server: folders 0700, files 0600, whatever the process umask.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,6 +15,9 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
 /** Blobs read by range (data sets) keep a file descriptor open, up to this many. */
 const OPEN_FILES = 16;
 
@@ -21,7 +25,9 @@ export class BlobStore {
   private readonly open = new Map<string, number>();
 
   constructor(private readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    // A folder from an earlier version may be open to others; closing it closes everything under it.
+    fs.chmodSync(dir, DIR_MODE);
   }
 
   pathOf(hash: string): string {
@@ -37,9 +43,9 @@ export class BlobStore {
     const hash = sha256(bytes);
     const file = this.pathOf(hash);
     if (fs.existsSync(file)) return hash;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: DIR_MODE });
     const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    fs.writeFileSync(tmp, bytes);
+    fs.writeFileSync(tmp, bytes, { mode: FILE_MODE });
     fs.renameSync(tmp, file);
     return hash;
   }
@@ -50,7 +56,7 @@ export class BlobStore {
    */
   async putStream(source: Readable, maxBytes: number): Promise<{ hash: string; size: number }> {
     const tmp = path.join(this.dir, `upload-${randomBytes(8).toString('hex')}.tmp`);
-    const out = fs.createWriteStream(tmp);
+    const out = fs.createWriteStream(tmp, { mode: FILE_MODE });
     const hasher = createHash('sha256');
     let size = 0;
     try {
@@ -83,7 +89,7 @@ export class BlobStore {
     const file = this.pathOf(hash);
     if (fs.existsSync(file)) fs.rmSync(tmp, { force: true });
     else {
-      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: DIR_MODE });
       fs.renameSync(tmp, file);
     }
     return { hash, size };

@@ -1,0 +1,37 @@
+/**
+ * How the CLI prints jobs and keys. Every string the server relays from someone else (a job's error, a failed
+ * batch's reason, names) goes through safeText: escape sequences and bidi controls are shown, not obeyed.
+ */
+import type { JobView } from '../shared/protocol.js';
+import type { ApiKeyView } from '../shared/rest-types.js';
+import { safeText } from '../shared/safe-text.js';
+
+/** A job as `tabgrid status` prints it. */
+export function describeJob(job: JobView): string {
+  const t = job.tasks;
+  const lines = [
+    `job ${job.id}${job.name ? ` (${safeText(job.name, 200)})` : ''}: ${job.status}`,
+    `  items ${job.items} · batch ${job.batchSize} · tasks ${t.done}/${t.total} done, ${t.running} running, ${t.pending} pending, ${t.failed} failed`,
+    `  replicas ${job.replicas} (up to ${job.maxReplicas}) · issued ${job.replicasIssued} · rtol ${job.rtol} atol ${job.atol}`,
+    `  outputs ${safeText(job.outputs.map((o) => `${o.name} ${o.dtype}[${o.shape.join(',')}]`).join(', '))}`,
+  ];
+  if (job.stages.length > 1) {
+    for (const s of job.stages) lines.push(`  stage ${s.stage + 1}/${job.stages.length}: ${s.done}/${s.total} done, ${s.running} running, ${s.pending} pending, ${s.failed} failed`);
+  }
+  if (job.tainted > 0) {
+    lines.push(`  ${job.tainted} task${job.tainted === 1 ? '' : 's'} tainted (accepted with a volunteer since quarantined): run \`tabgrid rerun ${job.id} --tainted\``);
+  }
+  if (job.error) lines.push(`  error: ${safeText(job.error)}`);
+  for (const f of job.failures.slice(0, 5)) lines.push(`  batch ${f.batch} failed: ${safeText(f.reason)}`);
+  return lines.join('\n');
+}
+
+const when = (at: number | null) => (at === null ? '-' : new Date(at).toISOString().replace('T', ' ').slice(0, 16));
+
+/** API keys as a table: id, name, role, created, revoked. */
+export function keyTable(keys: ApiKeyView[]): string {
+  const rows = [['ID', 'NAME', 'ROLE', 'CREATED (UTC)', 'REVOKED (UTC)'],
+    ...keys.map((k) => [k.id, safeText(k.name, 100), k.admin ? 'admin' : 'researcher', when(k.createdAt), when(k.revokedAt)])];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
