@@ -5,84 +5,25 @@
  * (checks) or should be watched (audits). Plain TypeScript over the Store, so tests can drive it with a fake
  * clock and no sockets; the socket layer gives it `deliver` and `cancel` callbacks.
  */
-import { randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
-import { MAX_SLOTS, type TaskAssignment, type WireTensor } from '../../shared/protocol.js';
+import type { TaskAssignment } from '../../shared/protocol.js';
 import { safeText } from '../../shared/safe-text.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import type { JobRow, ReplicaRow, Store, TaskRow } from '../store/store.js';
-import { DEFAULT_REPUTATION, type ReputationPolicy, leaseCap, singleReplicaChance } from '../verify/reputation.js';
-import type { Clock } from './clock.js';
+import type { JobRow } from '../store/store.js';
+import { DEFAULT_REPUTATION } from '../verify/reputation.js';
+import { Leaser } from './leaser.js';
 import { outputProblem } from './result-check.js';
+import { type ResultMeta, ResultRefused, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
 import { type Effects, Settler, noEffects } from './settle.js';
-import { type StragglerPolicy, Stragglers } from './stragglers.js';
+import { Stragglers } from './stragglers.js';
 import { TaskPicker, type WorkerEntry, type WorkerProfile } from './task-picker.js';
 
 export type { WorkerProfile } from './task-picker.js';
-
-export interface SchedulerConfig {
-  leaseMs: number;
-  /** Failed, invalid or lapsed replicas a task may have before it is given up as failed. */
-  maxFailures: number;
-  /** Chance per slot that a vetted volunteer gets a known-answer task as a spot check. */
-  spotCheckRate?: number;
-  reputation?: ReputationPolicy;
-  /** A pipeline stage's task waits this long for a worker that holds its shard before others may take it. */
-  shardAffinityMs?: number;
-  /** Leases a newcomer may hold at once (default 2). */
-  newcomerLeases?: number;
-  /** Base chance that an accepted result is audited; results a young volunteer stood behind: five times that. */
-  auditRate?: number;
-  stragglers?: StragglerPolicy;
-}
-
-/** The server's own runs, as the scheduler asks for them (server/verify/server-runs.ts). */
-export interface ServerRunQueue {
-  /** The server's run decides the task; answers come back through `serverChecked`. */
-  check(task: TaskRow): boolean;
-  /** The server recomputes an accepted result if it has spare time; answers come back through `audited`. */
-  audit(task: TaskRow): boolean;
-}
-
-export interface SchedulerEvents {
-  deliver(workerId: string, tasks: TaskAssignment[]): void;
-  cancel(workerId: string, replicaIds: string[]): void;
-  jobChanged?(jobId: string): void;
-  volunteerQuarantined?(volunteerId: string): void;
-}
-
-export interface SchedulerDeps {
-  store: Store;
-  clock: Clock;
-  log: Logger;
-  config: SchedulerConfig;
-  /** The input tensors of one task (a slice of the job's data sets). */
-  taskInputs(job: JobRow, task: TaskRow): WireTensor[];
-  /** Random numbers in [0, 1), injectable for tests. */
-  random?: () => number;
-}
-
-export interface ResultMeta { backend: string; runMs: number }
-
-/**
- * A result that was recorded (as invalid, counted against its replica and volunteer) and is refused: the
- * caller answers the worker with the error but must keep what was written.
- */
-export class ResultRefused extends AppError {
-  constructor(message: string) {
-    super('INVALID_PAYLOAD', message);
-  }
-}
+export { ResultRefused, type ResultMeta, type SchedulerConfig, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
 
 /** Consecutive idle workers that find nothing before a dispatch stops looking. */
 const DISPATCH_GIVE_UP = 64;
-
-/** Replica ids: a random part per process (unique across restarts) and a counter (cheap, unique within one). */
-const ID_BASE = randomBytes(6).toString('hex');
-let idSeq = 0;
-const newId = (prefix: string) => `${prefix}-${ID_BASE}${(++idSeq).toString(36)}`;
 
 export class Scheduler {
   private readonly workers = new Map<string, WorkerEntry>();
@@ -96,12 +37,16 @@ export class Scheduler {
   private events: SchedulerEvents = { deliver: () => {}, cancel: () => {} };
   private serverRuns: ServerRunQueue | null = null;
   private readonly stragglers: Stragglers;
+  private readonly leaser: Leaser;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.stragglers = new Stragglers(deps.config.stragglers);
-    this.settler = new Settler({ store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION });
+    this.settler = new Settler({
+      store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION, maxFailures: deps.config.maxFailures,
+    });
     this.random = deps.random ?? Math.random;
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
+    this.leaser = new Leaser({ ...deps, settler: this.settler, picker: this.picker, random: this.random });
   }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */
@@ -124,7 +69,7 @@ export class Scheduler {
     const stale = store.allLeased();
     const fx = noEffects();
     store.transaction(() => {
-      for (const r of stale) this.dropReplica(r, 'released', null, fx);
+      for (const r of stale) this.settler.dropReplica(r, 'released', null, fx);
       for (const task of store.openTasksWithReplicas()) this.settler.verify(task, store.getJob(task.jobId)!, fx);
     });
     this.after(fx);
@@ -158,7 +103,7 @@ export class Scheduler {
     const held = store.leasedByWorker(workerId);
     if (held.length === 0) return;
     store.transaction(() => {
-      for (const r of held) this.dropReplica(r, 'released', null, noEffects());
+      for (const r of held) this.settler.dropReplica(r, 'released', null, noEffects());
     });
     this.deps.log.info({ workerId, released: held.length }, 'worker left; leases returned');
     this.dispatch();
@@ -222,7 +167,7 @@ export class Scheduler {
     }
     const fx = noEffects();
     store.transaction(() => {
-      for (const r of lapsed) this.dropReplica(r, 'expired', `lease expired: no answer within ${r.leaseExpires - r.leasedAt} ms`, fx);
+      for (const r of lapsed) this.settler.dropReplica(r, 'expired', `lease expired: no answer within ${r.leaseExpires - r.leasedAt} ms`, fx);
     });
     this.deps.log.info({ lapsed: lapsed.length }, 'leases expired');
     fx.dispatch = true;
@@ -324,7 +269,7 @@ export class Scheduler {
       const returned = { backend: meta.backend, runMs: meta.runMs, returnedAt: clock.now(), workerClass: `${meta.backend}|${w.adapterClass}` };
       if (problem || task.status !== 'pending' || job.status !== 'running') store.updateReplica(replicaId, returned);
       if (problem) {
-        this.failReplica(replica, task, job, 'invalid', problem, wasActive, fx);
+        this.settler.failReplica(replica, task, job, 'invalid', problem, wasActive, fx);
         this.settler.outcome(replica.volunteerId, 'invalid', 0, fx);
         fx.dispatch = true;
         return { problem };
@@ -363,7 +308,7 @@ export class Scheduler {
       }
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
-      this.failReplica(replica, task, job, 'failed', `worker reported: ${safeText(message, 500)}`, task.status === 'pending', fx);
+      this.settler.failReplica(replica, task, job, 'failed', `worker reported: ${safeText(message, 500)}`, task.status === 'pending', fx);
       this.settler.outcome(replica.volunteerId, 'error', 0, fx);
       fx.jobs.add(job.id);
       fx.dispatch = true;
@@ -379,7 +324,7 @@ export class Scheduler {
       for (const id of replicaIds) {
         const r = store.getReplica(id);
         if (!r || r.workerId !== workerId || r.status !== 'leased') continue;
-        this.dropReplica(r, 'released', null, noEffects());
+        this.settler.dropReplica(r, 'released', null, noEffects());
         released++;
       }
     });
@@ -405,104 +350,17 @@ export class Scheduler {
   }
 
   private lease(workerId: string, w: WorkerEntry, slots: number): TaskAssignment[] {
-    const { store, clock, config } = this.deps;
     if (slots <= 0 || this.draining) return [];
-    return store.transaction(() => {
-      const volunteer = this.settler.volunteer(w.volunteerId);
-      if (volunteer.quarantinedAt !== null) return [];
-      // A newcomer holds few leases at once, a trusted volunteer more: a hoarder's free identities hold little each.
-      const now = clock.now();
-      const cap = leaseCap(volunteer, now, config.newcomerLeases ?? 2, MAX_SLOTS * 2, config.reputation ?? DEFAULT_REPUTATION);
-      slots = Math.min(slots, cap - store.leasedCountByWorker(workerId));
-      if (slots <= 0) return [];
-      // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
-      const vetted = this.settler.vetted(w.volunteerId);
-      const probeCount = vetted
-        ? Array.from({ length: slots }, () => this.random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
-        : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
-      const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
-      const tasks = [...probes, ...this.picker.candidates(workerId, w, slots - probes.length, this.workers)];
-      const out: TaskAssignment[] = [];
-      const single = singleReplicaChance(volunteer, now, config.reputation ?? DEFAULT_REPUTATION);
-      const leasedJobs = new Set<string>();
-      for (const task of tasks) {
-        const job = store.getJob(task.jobId)!;
-        const replicaId = newId('r');
-        const isProbe = task.status === 'done';
-        // Adaptive replication: a trusted volunteer's replica may stand alone, if the job allows it.
-        const alone = !isProbe && job.adaptive && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas && this.random() < single;
-        store.insertReplica({
-          id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
-          workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,
-          backend: null, runMs: null, error: null, returnedAt: null, origin: w.origin,
-        });
-        if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
-        w.held.add(task.model);
-        leasedJobs.add(job.id);
-        out.push({
-          replicaId, taskId: task.id, jobId: job.id, modelHash: task.model, modelUrl: `/models/${task.model}`,
-          inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
-        });
-      }
-      for (const id of leasedJobs) this.events.jobChanged?.(id);
-      return out;
-    });
-  }
-
-  /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */
-  private dropReplica(r: ReplicaRow, status: 'expired' | 'released', reason: string | null, fx: Effects): void {
-    const { store } = this.deps;
-    const task = store.getTask(r.taskId);
-    const job = store.getJob(r.jobId);
-    if (!task || !job || task.status !== 'pending') {
-      store.updateReplica(r.id, { status, error: reason });
-      return;
-    }
-    if (task.wanted < job.replicas) store.updateTask(task.id, { wanted: job.replicas }); // a lone trusted replica lapsed
-    if (reason) {
-      this.failReplica(r, store.getTask(r.taskId)!, job, 'expired', reason, true, fx);
-      fx.jobs.add(job.id);
-    } else {
-      store.updateReplica(r.id, { status });
-      store.updateTask(task.id, { active: task.active - 1 });
-    }
-    // The replicas already back may decide the task now that this one is out of play.
-    const now = store.getTask(task.id)!;
-    if (now.status === 'pending' && now.active > 0) this.settler.verify(now, job, fx);
-  }
-
-  /**
-   * Counts a replica's failure against its task. At the cap the task is not failed on volunteers' word (a crowd
-   * of free identities could fail any job so): the server runs it itself, and fails it only if it fails there too.
-   */
-  private failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean, fx: Effects): void {
-    const { store, config } = this.deps;
-    store.updateReplica(r.id, { status, error: reason });
-    if (task.status !== 'pending') return;
-    const failures = task.failures + 1;
-    const active = task.active - (wasActive ? 1 : 0);
-    store.updateTask(task.id, { failures, active, wanted: Math.max(task.wanted, job.replicas), error: `failed on ${failures} workers; last: ${reason}` });
-    if (failures >= config.maxFailures) {
-      this.deps.log.warn({ jobId: job.id, taskId: task.id, failures, reason }, 'task failed on volunteers; the server runs it itself');
-      fx.checks.push(store.getTask(task.id)!);
-    }
+    const { tasks, jobs } = this.deps.store.transaction(() => this.leaser.lease(workerId, w, slots, this.workers));
+    for (const id of jobs) this.events.jobChanged?.(id);
+    return tasks;
   }
 
   /** Issues one backup replica for each lease held well past its model's usual time, while workers sit idle. */
   private backUpStragglers(): void {
-    const { store, clock, config } = this.deps;
     let idle = 0;
     for (const w of this.workers.values()) idle += Math.max(0, w.demand);
-    const youngest = this.stragglers.youngest;
-    if (idle === 0 || youngest === Infinity) return;
-    const now = clock.now();
-    const old = store.leasedBefore(now - youngest + config.leaseMs);
-    if (old.length === 0) return;
-    const backups = store.transaction(() => {
-      const picked = this.stragglers.pick(old, (id) => store.getTask(id), now, idle);
-      for (const task of picked) store.updateTask(task.id, { wanted: task.wanted + 1 });
-      return picked.length;
-    });
+    const backups = this.stragglers.backUp(this.deps.store, this.deps.clock.now(), this.deps.config.leaseMs, idle);
     if (backups === 0) return;
     this.deps.log.info({ backups }, 'backup replicas issued for leases held past their usual time');
     this.dispatch();

@@ -43,7 +43,7 @@ const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
 };
 
 export class Settler {
-  constructor(private readonly deps: { store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy }) {}
+  constructor(private readonly deps: { store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy; maxFailures: number }) {}
 
   volunteer(id: string): VolunteerRow {
     return this.deps.store.getVolunteer(id) ?? { id, createdAt: 0, ...FRESH };
@@ -291,6 +291,45 @@ export class Settler {
           this.outcome(byId.get(id)!.volunteerId, 'invalid', 0, fx);
         }
       }
+    }
+  }
+
+  /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */
+  dropReplica(r: ReplicaRow, status: 'expired' | 'released', reason: string | null, fx: Effects): void {
+    const { store } = this.deps;
+    const task = store.getTask(r.taskId);
+    const job = store.getJob(r.jobId);
+    if (!task || !job || task.status !== 'pending') {
+      store.updateReplica(r.id, { status, error: reason });
+      return;
+    }
+    if (task.wanted < job.replicas) store.updateTask(task.id, { wanted: job.replicas }); // a lone trusted replica lapsed
+    if (reason) {
+      this.failReplica(r, store.getTask(r.taskId)!, job, 'expired', reason, true, fx);
+      fx.jobs.add(job.id);
+    } else {
+      store.updateReplica(r.id, { status });
+      store.updateTask(task.id, { active: task.active - 1 });
+    }
+    // The replicas already back may decide the task now that this one is out of play.
+    const now = store.getTask(task.id)!;
+    if (now.status === 'pending' && now.active > 0) this.verify(now, job, fx);
+  }
+
+  /**
+   * Counts a replica's failure against its task. At the cap the task is not failed on volunteers' word (a crowd
+   * of free identities could fail any job so): the server runs it itself, and fails it only if it fails there too.
+   */
+  failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean, fx: Effects): void {
+    const { store, maxFailures } = this.deps;
+    store.updateReplica(r.id, { status, error: reason });
+    if (task.status !== 'pending') return;
+    const failures = task.failures + 1;
+    const active = task.active - (wasActive ? 1 : 0);
+    store.updateTask(task.id, { failures, active, wanted: Math.max(task.wanted, job.replicas), error: `failed on ${failures} workers; last: ${reason}` });
+    if (failures >= maxFailures) {
+      this.deps.log.warn({ jobId: job.id, taskId: task.id, failures, reason }, 'task failed on volunteers; the server runs it itself');
+      fx.checks.push(store.getTask(task.id)!);
     }
   }
 

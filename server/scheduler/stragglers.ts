@@ -3,7 +3,7 @@
  * leases are held well past that while workers sit idle, so the scheduler can issue one backup replica for
  * each. The first good answer wins; the straggler's lease is withdrawn when its task settles.
  */
-import type { ReplicaRow, TaskRow } from '../store/store.js';
+import type { ReplicaRow, Store, TaskRow } from '../store/store.js';
 
 export interface StragglerPolicy {
   /** A lease is a straggler after this many times its model's usual time... */
@@ -59,5 +59,19 @@ export class Stragglers {
       out.push(task);
     }
     return out;
+  }
+
+  /** Raises `wanted` by one on each task a straggler holds (at most `idle` of them); returns how many. Runs its own transaction. */
+  backUp(store: Store, now: number, leaseMs: number, idle: number): number {
+    const youngest = this.youngest;
+    if (idle <= 0 || youngest === Infinity) return 0;
+    // A lease's expiry is its start plus leaseMs: the leases older than `youngest` through the expiry index.
+    const old = store.leasedBefore(now - youngest + leaseMs);
+    if (old.length === 0) return 0;
+    return store.transaction(() => {
+      const picked = this.pick(old, (id) => store.getTask(id), now, idle);
+      for (const task of picked) store.updateTask(task.id, { wanted: task.wanted + 1 });
+      return picked.length;
+    });
   }
 }

@@ -1,0 +1,70 @@
+/**
+ * Leasing: which tasks a worker gets for its free slots, and the replicas that record them. A newcomer holds
+ * few leases and is tested on a known answer first; a vetted volunteer holds more, gets a known answer now and
+ * then as a spot check, and may have a task accepted on its replica alone (adaptive replication). Runs inside
+ * the caller's transaction.
+ */
+import { randomBytes } from 'node:crypto';
+import { MAX_SLOTS, type TaskAssignment } from '../../shared/protocol.js';
+import { DEFAULT_REPUTATION, leaseCap, singleReplicaChance } from '../verify/reputation.js';
+import type { SchedulerDeps } from './scheduler-types.js';
+import type { Settler } from './settle.js';
+import type { TaskPicker, WorkerEntry } from './task-picker.js';
+
+/** Replica ids: a random part per process (unique across restarts) and a counter (cheap, unique within one). */
+const ID_BASE = randomBytes(6).toString('hex');
+let idSeq = 0;
+const newId = (prefix: string) => `${prefix}-${ID_BASE}${(++idSeq).toString(36)}`;
+
+export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'config' | 'taskInputs'> {
+  settler: Settler;
+  picker: TaskPicker;
+  random: () => number;
+}
+
+export class Leaser {
+  constructor(private readonly deps: LeaserDeps) {}
+
+  /** Leases up to `slots` tasks to worker `workerId`; returns them and the jobs they belong to. */
+  lease(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): { tasks: TaskAssignment[]; jobs: Set<string> } {
+    const { store, clock, config, settler, picker, random } = this.deps;
+    const jobs = new Set<string>();
+    const volunteer = settler.volunteer(w.volunteerId);
+    if (volunteer.quarantinedAt !== null) return { tasks: [], jobs };
+    const policy = config.reputation ?? DEFAULT_REPUTATION;
+    // A newcomer holds few leases at once, a trusted volunteer more: a hoarder's free identities hold little each.
+    const now = clock.now();
+    const cap = leaseCap(volunteer, now, config.newcomerLeases ?? 2, MAX_SLOTS * 2, policy);
+    slots = Math.min(slots, cap - store.leasedCountByWorker(workerId));
+    if (slots <= 0) return { tasks: [], jobs };
+    // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
+    const vetted = settler.vetted(w.volunteerId);
+    const probeCount = vetted
+      ? Array.from({ length: slots }, () => random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
+      : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
+    const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
+    const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers)];
+    const out: TaskAssignment[] = [];
+    const single = singleReplicaChance(volunteer, now, policy);
+    for (const task of tasks) {
+      const job = store.getJob(task.jobId)!;
+      const replicaId = newId('r');
+      const isProbe = task.status === 'done';
+      // Adaptive replication: a trusted volunteer's replica may stand alone, if the job allows it.
+      const alone = !isProbe && job.adaptive && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas && random() < single;
+      store.insertReplica({
+        id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
+        workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,
+        backend: null, runMs: null, error: null, returnedAt: null, origin: w.origin,
+      });
+      if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
+      w.held.add(task.model);
+      jobs.add(job.id);
+      out.push({
+        replicaId, taskId: task.id, jobId: job.id, modelHash: task.model, modelUrl: `/models/${task.model}`,
+        inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
+      });
+    }
+    return { tasks: out, jobs };
+  }
+}
