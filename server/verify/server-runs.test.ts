@@ -1,0 +1,82 @@
+/**
+ * The server's own runs: checks and canaries before audits, one answer per queued task, audits skipped while
+ * the runs already take their share of a core, and a failure reported with the runtime's reason.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { floatData, mlpModel } from '../../test/helpers/models.js';
+import { BlobStore } from '../store/blob-store.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { JobRow, TaskRow } from '../store/store.js';
+import type { Tensor } from '../../shared/tensor.js';
+import { ServerRuns, type ServerRunSink } from './server-runs.js';
+
+const dirs: string[] = [];
+afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
+
+function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-runs-'));
+  dirs.push(dir);
+  const store = new SqliteStore(':memory:');
+  const blobs = new BlobStore(dir);
+  const model = blobs.put(mlpModel(4, 8, 3, 5));
+  const broken = blobs.put(new Uint8Array([1, 2, 3]));
+  const job = { id: 'j', status: 'running' } as JobRow;
+  store.createJob({ ...job, owner: 'k', name: null, model, stageModels: [model], inputs: [], items: 4, batchSize: 1, replicas: 2, maxReplicas: 3,
+    rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: false, canaryRate: 0, error: null, createdAt: 0, finishedAt: null }, []);
+  const task = (id: string, m = model): TaskRow => ({
+    id, jobId: 'j', stage: 0, model: m, batch: 0, itemStart: 0, itemEnd: 1, status: 'pending', canary: false, ready: true, readyAt: 0,
+    wanted: 2, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
+  });
+  const heard: string[] = [];
+  const sink: ServerRunSink = {
+    canaryReady: (id, out) => heard.push(`canary ${id} ${out ? 'ok' : 'none'}`),
+    serverChecked: (id, out, err) => heard.push(`check ${id} ${out ? `ok ${(out as Tensor[])[0]!.dims}` : `error ${err}`}`),
+    audited: (id) => heard.push(`audit ${id}`),
+  };
+  const runs = new ServerRuns({
+    store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now,
+    taskInputs: () => [{ name: 'x', dtype: 'float32', dims: [1, 4], data: floatData(1, 4) }],
+  });
+  runs.setSink(sink);
+  return { runs, task, heard, broken };
+}
+
+describe('ServerRuns', () => {
+  it('answers checks and canaries before audits, each task once', async () => {
+    const s = setup();
+    expect(s.runs.audit(s.task('a1'))).toBe(true);
+    expect(s.runs.check(s.task('c1'))).toBe(true);
+    expect(s.runs.check(s.task('c1'))).toBe(false);
+    s.runs.compute([s.task('k1')]);
+    await s.runs.idle();
+    // The first audit was already running when the others came; after it, checks and canaries go first.
+    expect(s.heard).toEqual(['audit a1', 'check c1 ok 1,3', 'canary k1 ok']);
+    expect(s.runs.stats).toMatchObject({ checks: 1, canaries: 1, audits: 1, failed: 0 });
+  });
+
+  it('reports a task the server cannot run with the runtime\'s reason', async () => {
+    const s = setup();
+    s.runs.check(s.task('bad', s.broken));
+    await s.runs.idle();
+    expect(s.heard).toEqual([expect.stringMatching(/^check bad error .+/)]);
+    expect(s.runs.stats.failed).toBe(1);
+  });
+
+  it('skips audits while its runs already take their share of a core', async () => {
+    let t = 0;
+    // Every run seems to take 5 s of a 10 s window: a share of 0.5.
+    const s = setup({ auditCpuShare: 0.25, now: () => (t += 2_500) });
+    s.runs.check(s.task('c1'));
+    await s.runs.idle();
+    expect(s.runs.audit(s.task('a1'))).toBe(false);
+    expect(s.runs.stats.auditsSkipped).toBe(1);
+    // Checks are never skipped.
+    expect(s.runs.check(s.task('c2'))).toBe(true);
+    await s.runs.idle();
+    expect(s.heard).toEqual(['check c1 ok 1,3', 'check c2 ok 1,3']);
+  });
+});
