@@ -7,7 +7,6 @@
  */
 import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
-import { safeText } from '../../shared/safe-text.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { JobRow } from '../store/store.js';
@@ -308,7 +307,7 @@ export class Scheduler {
       }
       const task = store.getTask(replica.taskId)!;
       const job = store.getJob(replica.jobId)!;
-      this.settler.failReplica(replica, task, job, 'failed', `worker reported: ${safeText(message, 500)}`, task.status === 'pending', fx);
+      this.settler.failReplica(replica, task, job, 'failed', `worker reported: ${message}`, task.status === 'pending', fx);
       this.settler.outcome(replica.volunteerId, 'error', 0, fx);
       fx.jobs.add(job.id);
       fx.dispatch = true;

@@ -322,6 +322,8 @@ export class Settler {
    */
   failReplica(r: ReplicaRow, task: TaskRow, job: JobRow, status: 'failed' | 'invalid' | 'expired', reason: string, wasActive: boolean, fx: Effects): void {
     const { store, maxFailures } = this.deps;
+    // Reasons carry strangers' text (an error report, an output's name): escaped before anyone reads them.
+    reason = safeText(reason, 600);
     store.updateReplica(r.id, { status, error: reason });
     if (task.status !== 'pending') return;
     const failures = task.failures + 1;
