@@ -12,10 +12,10 @@ import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { floatData, mlpModel } from '../helpers/models.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 
-/** The MLP with input x's dimensions fixed as given. */
-function mlpWithInputDims(dims: number[]): Uint8Array {
+/** The MLP with input x's dimensions declared as given: numbers fixed, names symbolic. */
+function mlpWithInputDims(dims: (number | string)[]): Uint8Array {
   const model = onnxProto.onnx.ModelProto.decode(mlpModel());
-  model.graph!.input![0].type!.tensorType!.shape!.dim = dims.map((d) => ({ dimValue: d }));
+  model.graph!.input![0].type!.tensorType!.shape!.dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
   return onnxProto.onnx.ModelProto.encode(model).finish();
 }
 
@@ -61,12 +61,14 @@ describe('job caps', () => {
   });
 
   it('refuses at job creation a zero-size data set stored before uploads refused them', async () => {
+    // Both axes symbolic, so a per-item shape of [0] fits what the model declares.
+    const open = (await api.uploadModel(mlpWithInputDims(['n', 'm']))).hash;
     const hash = 'e'.repeat(64);
     // The row an older server would have kept, written through a second connection to the same database.
     const older = new SqliteStore(path.join(server.dataDir, 'tabgrid.sqlite'));
     older.putDataset({ hash, dtype: 'float32', shape: [1000, 0], dataOffset: 128, size: 0, createdAt: 0 });
     older.close();
-    await expect(api.createJob({ model, inputs: { x: hash }, batchSize: 1 })).rejects.toMatchObject({
+    await expect(api.createJob({ model: open, inputs: { x: hash }, batchSize: 1 })).rejects.toMatchObject({
       status: 400, code: 'INVALID_PAYLOAD', message: expect.stringContaining('zero dimension'),
     });
   });
@@ -88,6 +90,18 @@ describe('model inputs with fixed dimensions below 1', () => {
         status: 400, code: 'INVALID_MODEL', message: expect.stringMatching(/input x has shape .*fixed at -?\d.*must be 1 or more/),
       });
     }
+    // One stored by an older server is refused at job creation: it made a job of batch -1 and no tasks.
+    const older = new SqliteStore(path.join(server.dataDir, 'tabgrid.sqlite'));
+    const stored = 'd'.repeat(64);
+    older.putModel({
+      hash: stored, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 4] }], outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 3] }],
+      opsets: { 'ai.onnx': 13 }, weightBytes: 0, largestWeight: 0, createdAt: 0,
+    });
+    older.close();
+    const data = await api.uploadDataset(writeNpy('float32', [4, 4], floatData(4, 16)));
+    await expect(api.createJob({ model: stored, inputs: { x: data.hash } })).rejects.toMatchObject({
+      status: 400, code: 'INVALID_MODEL', message: expect.stringContaining('fixed at -1'),
+    });
     // A fixed batch of 2 is fine: jobs then run in batches of exactly 2.
     const m = await api.uploadModel(mlpWithInputDims([2, 4]));
     const ds = await api.uploadDataset(writeNpy('float32', [4, 4], floatData(3, 16)));
