@@ -25,18 +25,21 @@ export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'con
 export class Leaser {
   constructor(private readonly deps: LeaserDeps) {}
 
-  /** Leases up to `slots` tasks to worker `workerId`; returns them and the jobs they belong to. */
-  lease(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): { tasks: TaskAssignment[]; jobs: Set<string> } {
+  /**
+   * Leases up to `slots` tasks to worker `workerId`; returns them, the jobs they belong to, and `room`: how many
+   * of the slots its lease cap allowed.
+   */
+  lease(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): { tasks: TaskAssignment[]; jobs: Set<string>; room: number } {
     const { store, clock, config, settler, picker, random } = this.deps;
     const jobs = new Set<string>();
     const volunteer = settler.volunteer(w.volunteerId);
-    if (volunteer.quarantinedAt !== null) return { tasks: [], jobs };
+    if (volunteer.quarantinedAt !== null) return { tasks: [], jobs, room: 0 };
     const policy = config.reputation ?? DEFAULT_REPUTATION;
     // A newcomer holds few leases at once, a trusted volunteer more: a hoarder's free identities hold little each.
     const now = clock.now();
     const cap = leaseCap(volunteer, now, config.newcomerLeases ?? 2, MAX_SLOTS * 2, policy);
-    slots = Math.min(slots, cap - store.leasedCountByWorker(workerId));
-    if (slots <= 0) return { tasks: [], jobs };
+    slots = Math.max(0, Math.min(slots, cap - store.leasedCountByWorker(workerId)));
+    if (slots === 0) return { tasks: [], jobs, room: 0 };
     // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
     const vetted = settler.vetted(w.volunteerId);
     const probeCount = vetted
@@ -65,6 +68,6 @@ export class Leaser {
         inputs: this.deps.taskInputs(job, task), leaseMs: config.leaseMs,
       });
     }
-    return { tasks: out, jobs };
+    return { tasks: out, jobs, room: slots };
   }
 }

@@ -121,7 +121,6 @@ export class Scheduler {
     }
     if (this.draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly');
     const tasks = this.lease(workerId, w, slots);
-    w.demand = slots - tasks.length;
     return tasks;
   }
 
@@ -144,7 +143,6 @@ export class Scheduler {
             continue;
           }
           empty = 0;
-          w.demand -= tasks.length;
           this.events.deliver(workerId, tasks);
         }
       } while (this.dispatchAgain);
@@ -348,9 +346,15 @@ export class Scheduler {
     this.after(fx);
   }
 
+  /**
+   * Leases up to `slots` tasks and leaves the rest as the worker's demand, to be filled when work appears. Demand
+   * never exceeds what the worker's lease cap leaves room for: a capped worker waits for its results' acks to ask
+   * again, and does not stand in every dispatch's way.
+   */
   private lease(workerId: string, w: WorkerEntry, slots: number): TaskAssignment[] {
     if (slots <= 0 || this.draining) return [];
-    const { tasks, jobs } = this.deps.store.transaction(() => this.leaser.lease(workerId, w, slots, this.workers));
+    const { tasks, jobs, room } = this.deps.store.transaction(() => this.leaser.lease(workerId, w, slots, this.workers));
+    w.demand = room - tasks.length;
     for (const id of jobs) this.events.jobChanged?.(id);
     return tasks;
   }
