@@ -123,9 +123,10 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     return { agreement: agree + disagree ? agree / (agree + disagree) : null, classes, jobs: perJob };
   };
 
+  /** A researcher sees its own jobs' verification; agreement per worker class, like the worker list, is the operator's. */
   const verificationFor = (key: ApiKeyRow, v: VerificationView): VerificationView => {
     const mine = visibleTo(key);
-    return { ...v, jobs: Object.fromEntries(Object.entries(v.jobs).filter(([id]) => mine(id))) };
+    return { ...v, classes: key.admin ? v.classes : [], jobs: Object.fromEntries(Object.entries(v.jobs).filter(([id]) => mine(id))) };
   };
 
   const pushVerification = () => {
@@ -182,7 +183,7 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
 
   const pushWorkers = () => {
     workersTimer = null;
-    nsp.emit('dashboard:workers', [...workers.values()].map(workerView));
+    nsp.to(ADMIN_ROOM).emit('dashboard:workers', [...workers.values()].map(workerView));
   };
   const onWorkersChanged = () => {
     if (workersTimer || nsp.sockets.size === 0) return;
@@ -213,6 +214,8 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     samples.push(s);
     if (samples.length > timing.keepSamples) samples.splice(0, samples.length - timing.keepSamples);
     for (const sock of nsp.sockets.values()) {
+      // A key revoked since the socket connected loses its feed within one sample.
+      if (!store.findApiKey(sock.data.key.keyHash)) { sock.disconnect(true); continue; }
       const mine = visibleTo(sock.data.key);
       sock.emit('dashboard:sample', { at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) });
     }
@@ -251,7 +254,7 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
         now: clock.now(),
         scope: key.admin ? 'all' : 'own',
         jobs: views,
-        workers: [...workers.values()].map(workerView),
+        workers: key.admin ? [...workers.values()].map(workerView) : [],
         samples: samples.map((s) => ({ at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) })),
         verification: verificationFor(key, verification),
       });

@@ -70,6 +70,29 @@ describe('dashboard feed', () => {
     await admin.cancelJob(theirs.id);
   });
 
+  it('shows workers and per-class agreement to admin keys only, and drops a revoked key\'s feed', async () => {
+    const created = await (await fetch(`${server.url}/api/v1/keys`, {
+      method: 'POST', headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bob' }),
+    })).json() as { id: string; key: string };
+    const workers = startWorkers(server.url, 1, 1);
+    try {
+      await expect.poll(async () => (await snapshot(open(server.apiKey))).workers.length, { timeout: 5000 }).toBe(1);
+      const feed = open(created.key);
+      const own = await snapshot(feed);
+      expect(own.workers).toEqual([]);
+      expect(own.verification.classes).toEqual([]);
+      const pushedWorkers: unknown[] = [];
+      feed.on('dashboard:workers', (w) => pushedWorkers.push(w));
+      const gone = new Promise<string>((resolve) => feed.once('disconnect', resolve));
+      const revoked = await fetch(`${server.url}/api/v1/keys/${created.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.apiKey}` } });
+      expect(revoked.status).toBe(200);
+      expect(await gone).toBe('io server disconnect');
+      expect(pushedWorkers).toEqual([]);
+    } finally {
+      await workers.stop();
+    }
+  });
+
   it('pushes a job from submission to completion, coalesced, with workers and verification', async () => {
     const feed = open(server.apiKey);
     await snapshot(feed);
