@@ -187,7 +187,8 @@ program.command('worker')
   .option('--token <token>', 'volunteer token (your identity, credit and reputation)')
   .option('--token-file <file>', 'where to keep the token between runs (default ~/.config/tabgrid/worker-token)')
   .option('--ephemeral', 'a new identity for this run only')
-  .action(async (o: { server?: string; slots?: number; token?: string; tokenFile?: string; ephemeral?: boolean }) => {
+  .option('--bind <address>', 'local address to connect from (a machine with several addresses; websocket only)')
+  .action(async (o: { server?: string; slots?: number; token?: string; tokenFile?: string; ephemeral?: boolean; bind?: string }) => {
     const { runWorker } = await import('./worker.js');
     await runWorker({ ...o, server: o.server ?? process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080' }, say);
   });

@@ -16,6 +16,8 @@ export interface WorkerOptions {
   tokenFile?: string;
   /** A new identity for this run only, kept nowhere. */
   ephemeral?: boolean;
+  /** The local address the connection leaves from (a machine with several interfaces or addresses). */
+  bind?: string;
 }
 
 /** The default place a headless volunteer keeps its identity, like a browser keeps it in localStorage. */
@@ -29,7 +31,7 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
   const file = o.token || o.ephemeral ? null : (o.tokenFile ?? defaultTokenFile());
   const saved = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
   const loop = new WorkLoop({
-    serverUrl: o.server, slots: o.slots, token: o.token ?? saved, runner,
+    serverUrl: o.server, slots: o.slots, token: o.token ?? saved, runner, bind: o.bind,
     onToken: (token) => {
       if (!file || token === saved) return;
       fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -13,6 +13,7 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import { ApiKeys } from './auth/api-keys.js';
+import { SiteTokens } from './auth/site-tokens.js';
 import type { Config } from './config.js';
 import { DatasetService } from './jobs/datasets.js';
 import { JobService } from './jobs/job-service.js';
@@ -27,6 +28,7 @@ import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
 import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
+import { serverParser } from './api/socket-parser.js';
 import { attachDashboardSocket } from './api/dashboard-socket.js';
 import { assetHeaders, pageRouter } from './api/page-routes.js';
 
@@ -83,13 +85,14 @@ export function createApp(deps: AppDeps): App {
   // widget.js loadable by any page), so those two are left to them. No CORS: nothing here is for other origins.
   app.use(helmet({ contentSecurityPolicy: false, frameguard: false, crossOriginEmbedderPolicy: false }));
   const server = http.createServer(app);
-  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false });
-  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, log: log.child({ mod: 'sockets' }) });
+  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false, parser: serverParser });
+  const siteTokens = new SiteTokens({ dataDir: config.dataDir, clock });
+  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, log: log.child({ mod: 'sockets' }) });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
-  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers }));
+  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns }));
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
   app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
-  app.use(pageRouter({ clientDist: CLIENT_DIST }));
+  app.use(pageRouter({ clientDist: CLIENT_DIST, siteTokens }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html', setHeaders: assetHeaders }));
   app.get('/', (_req, res) => {
     res.status(503).type('text/plain').send('The volunteer page is not built: run `npm run build` (npm install does it).');

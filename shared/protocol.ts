@@ -1,7 +1,8 @@
 /**
  * The worker protocol (socket.io event maps) and the REST bodies, as zod schemas with derived types.
  * Both sides use these: the server parses every payload with them before acting, the page and the
- * headless worker type their socket with the same maps. Tensors travel as binary attachments.
+ * headless worker type their socket with the same maps. Tensors travel as binary attachments (each tensor
+ * its own; both sides use socket parsers that accept as many as the protocol allows, see MAX_OUTPUTS).
  */
 import { z } from 'zod';
 import { DTYPES } from './tensor.js';
@@ -9,6 +10,12 @@ import type { WireError } from './errors.js';
 
 export const MAX_SLOTS = 16;
 export const MAX_DIMS = 8;
+/** Tensors one result may carry: the server's socket parser accepts this many binary attachments in a packet. */
+export const MAX_OUTPUTS = 64;
+/** Entries in a hello's `limits` (WebGPU limits and device memory: a handful in practice). */
+export const MAX_HELLO_LIMITS = 32;
+/** Cached models a hello may name; the page keeps 8. Bounded so a hello stays under the pre-hello message limit. */
+export const MAX_HELLO_CACHED = 64;
 
 const binary = z.custom<ArrayBuffer | Uint8Array>(
   (v) => v instanceof ArrayBuffer || v instanceof Uint8Array,
@@ -32,17 +39,31 @@ export const adapterInfoSchema = z.object({
 });
 export type AdapterInfo = z.infer<typeof adapterInfoSchema>;
 
+/**
+ * Named numbers, at most MAX_HELLO_LIMITS of them (z.number() refuses NaN and infinities). The key count is
+ * checked before the entries are parsed, so an object with a hundred thousand keys is refused without walking them.
+ */
+const limitsSchema = z.custom<Record<string, unknown>>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length <= MAX_HELLO_LIMITS,
+  { message: `expected an object of at most ${MAX_HELLO_LIMITS} limits` },
+).pipe(z.record(z.string().max(64), z.number()));
+
 export const workerHelloSchema = z.object({
   /** The volunteer's lasting secret; absent on first contact, when the server issues one. */
   token: z.string().min(16).max(128).optional(),
   kind: z.enum(['browser', 'node']),
   backends: z.array(z.string().max(32)).max(8),
   adapter: adapterInfoSchema.optional(),
-  limits: z.record(z.string().max(64), z.number()).optional(),
+  limits: limitsSchema.optional(),
   agent: z.string().max(256).optional(),
   /** Models (shards) the worker already holds in its cache, by hash. */
-  cached: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(256).optional(),
-  /** The origin of the page that embeds the widget, so the site is credited too. */
+  cached: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(MAX_HELLO_CACHED).optional(),
+  /**
+   * The server's signed word for the page that embeds the widget (handed out with /widget.js): that site is
+   * credited too. Only a valid, unexpired token credits a site.
+   */
+  siteToken: z.string().max(512).optional(),
+  /** Sent by older widget frames; accepted and ignored, since a worker's own word names no site. */
   site: z.string().max(256).optional(),
 });
 export type WorkerHello = z.infer<typeof workerHelloSchema>;
@@ -52,7 +73,7 @@ export type WorkRequest = z.infer<typeof workRequestSchema>;
 
 export const taskResultSchema = z.object({
   replicaId: z.string().min(1).max(64),
-  outputs: z.array(wireTensorSchema).min(1).max(64),
+  outputs: z.array(wireTensorSchema).min(1).max(MAX_OUTPUTS),
   backend: z.string().max(32),
   runMs: z.number().min(0).max(1e9),
   /** Free slots to fill: the result's ack then carries the next tasks, saving a `work:request` round trip. */
@@ -72,6 +93,9 @@ export type TaskErrorReport = z.infer<typeof taskErrorSchema>;
 
 export const releaseSchema = z.object({ replicaIds: z.array(z.string().min(1).max(64)).max(MAX_SLOTS * 4) });
 export type Release = z.infer<typeof releaseSchema>;
+
+/** `volunteer:stats` takes no arguments; whatever is sent is dropped. */
+export const statsRequestSchema = z.object({});
 
 export const profileSchema = z.object({
   name: z.string().trim().max(40).optional(),

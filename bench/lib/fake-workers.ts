@@ -3,6 +3,7 @@
  * headless worker run), with a Runner that answers at once. The benchmark's model is Identity, so
  * returning the inputs under the output's name is the right answer, which canaries and quorums accept.
  */
+import { clientParser } from '../../client/net/socket-parser.js';
 import { type RunOutcome, type Runner, WorkLoop } from '../../client/net/work-loop.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import { type DType, asBytes } from '../../shared/tensor.js';
@@ -29,7 +30,7 @@ class PiggybackWorker {
   private readonly socket: Socket;
 
   constructor(url: string, private readonly slots: number, private readonly output: string) {
-    this.socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    this.socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, parser: clientParser });
     this.socket.on('connect', () => {
       this.socket.emit('worker:hello', { kind: 'node', backends: ['cpu'] }, () => {
         this.status.connected = true;

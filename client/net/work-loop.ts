@@ -5,14 +5,12 @@
  * pauses on request (handing its leases back at once) and times every task for the overhead benchmark.
  * Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
-import { io, type Socket } from 'socket.io-client';
-import type {
-  AckResponse, ClientToServerEvents, Profile, ResultAccepted, ServerToClientEvents, TaskAssignment, VolunteerStats, WorkerHello,
-} from '../../shared/protocol.js';
+import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats, WorkerHello } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
 import { EMPTY_TIMING, type LoopStatus, type LoopTiming, type TaskTiming } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
+import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
 
 export type { LoopState, LoopStatus, LoopTiming, TaskTiming } from './loop-status.js';
 export type { LoopTimers } from './loop-timers.js';
@@ -31,7 +29,7 @@ export interface Runner {
   holdPrefetch?(): void;
 }
 
-type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+type ClientSocket = WorkerSocket;
 
 export interface WorkLoopOptions {
   serverUrl: string;
@@ -48,13 +46,17 @@ export interface WorkLoopOptions {
   /** Called when the server issues or confirms the volunteer token, so the caller can keep it. */
   onToken?: (token: string) => void;
   timers?: LoopTimers;
-  /** Replaceable for tests; defaults to socket.io-client's `io`. */
+  /** The local address to connect from (Node only; see open-worker-socket.ts). */
+  bind?: string;
+  /** Replaceable for tests; defaults to openWorkerSocket. */
   connect?: (url: string) => ClientSocket;
 }
 
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
 const LEASE_SAFETY = 0.75;
 const ACK_TIMEOUT_MS = 15_000;
+/** socket.io retries a lost connection by itself, not one the server refused (e.g. too many from this network). */
+const REFUSED_RETRY_MS = 30_000;
 
 /** A connected worker; `start()` connects and works until `stop()`. */
 export class WorkLoop {
@@ -101,7 +103,7 @@ export class WorkLoop {
     this.asking = 0;
     this.epoch++;
     this.update({ state: this.status.paused ? 'paused' : 'connecting', lastError: null });
-    const socket: ClientSocket = (this.opts.connect ?? ((url) => io(url, { transports: ['websocket', 'polling'] })))(this.opts.serverUrl);
+    const socket: ClientSocket = (this.opts.connect ?? ((url) => openWorkerSocket(url, { bind: this.opts.bind })))(this.opts.serverUrl);
     this.socket = socket;
     socket.on('connect', () => this.onConnect(socket));
     socket.on('disconnect', () => {
@@ -114,7 +116,11 @@ export class WorkLoop {
       this.helloDone = false;
       this.update({ connected: false, state: this.socket ? (this.status.paused ? 'paused' : 'connecting') : 'stopped' });
     });
-    socket.on('connect_error', (err) => this.update({ lastError: `cannot reach server: ${err.message}` }));
+    socket.on('connect_error', (err) => {
+      this.update({ lastError: `cannot reach server: ${err.message}` });
+      if (socket.active !== false) return;
+      this.timers.setTimeout(() => { if (socket === this.socket && !socket.connected) socket.connect(); }, REFUSED_RETRY_MS);
+    });
     socket.on('task:assign', (tasks) => this.accept(tasks));
     socket.on('task:cancel', (ids) => {
       for (const id of ids) this.cancelled.add(id);

@@ -19,8 +19,8 @@ import type { TokenStore } from './token-store.js';
 
 export interface DonationOptions {
   serverUrl: string;
-  /** The embedding page's origin, when running inside the widget: the site is credited too. */
-  site?: string | null;
+  /** Inside the widget: the server's signed token for the embedding site, sent in the hello so the site is credited too. */
+  siteToken?: string | null;
   gpu: WebGpuProbe;
   /** `?backend=`: use this backend for every model without measuring. */
   forced?: Backend;
@@ -96,7 +96,7 @@ export class Donation {
         // navigator.deviceMemory (GiB, rounded) is Chromium's; it bounds what shard the scheduler sends.
         limits: { ...gpu.limits, ...deviceMemory(opts.nav) },
         agent: opts.nav.userAgent.slice(0, 256),
-        ...(opts.site ? { site: opts.site } : {}),
+        ...(opts.siteToken ? { siteToken: opts.siteToken } : {}),
       },
       helloExtras: async () => ({ cached: await cachedModelHashes() }),
       token: opts.tokens.get() ?? undefined,

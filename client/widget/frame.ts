@@ -2,7 +2,8 @@
  * The widget's frame, served from the TabGrid server and embedded by widget.js on a host page. Nothing runs
  * before the opt-in click. On that click it asks for storage access (a cross-site frame gets no storage
  * otherwise) and starts at once; when storage is refused, identity and choice live in memory for this visit.
- * The embedding site, as the browser reports it, is sent in the hello so the site is credited too.
+ * The site token the loader handed over (the server's signed word for the embedding page) is sent in the
+ * hello, so the site is credited too; the embedding site as the browser reports it is what the card shows.
  * `window.tabgrid` is the same API as the volunteer page's. `?backend=wasm|webgpu` is honoured (for tests).
  */
 import { probeWebGpu } from '../runtime/webgpu-probe.js';
@@ -13,7 +14,7 @@ import type { TabgridPage } from '../volunteer/page-api.js';
 import { readPageOptions } from '../volunteer/page-options.js';
 import { pacedRender } from '../volunteer/render-pacer.js';
 import { createTokenStore } from '../volunteer/token-store.js';
-import { embeddingOrigin } from './embed-origin.js';
+import { embeddingOrigin, readSiteToken } from './embed-origin.js';
 import { FrameView } from './frame-view.js';
 import { type FrameMessage, readFrameOptions } from './widget-options.js';
 
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
   const gpu = await probeWebGpu();
   const redraw = pacedRender(() => view.render(donation.snapshot(), site, siteCredit));
   const donation: Donation = new Donation({
-    serverUrl: location.origin, site, gpu, forced: page.backend,
+    serverUrl: location.origin, siteToken: readSiteToken(location.hash), gpu, forced: page.backend,
     tokens: createTokenStore(storage), consent, doc: document, nav: navigator,
     onChange: () => redraw(),
   });

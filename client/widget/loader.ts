@@ -12,6 +12,14 @@ import { type Placement, type WidgetOptions, frameUrl, isFrameMessage, readWidge
 
 interface TabGridNamespace { readonly version: string; readonly server: string }
 
+/**
+ * The server writes a token here for the page that fetched this script: its signed word for which site embeds
+ * the widget, so the site is credited (server/api/page-routes.ts replaces the placeholder; a copy served as
+ * built passes it along as it is, and the server credits nothing for it). Read once into a variable, never compared, so
+ * the minifier keeps the text whole.
+ */
+const SITE_TOKEN: string = '__TABGRID_SITE_TOKEN__';
+
 /** The frame may do only this: run scripts as its own origin, ask for storage access on the click, open links. */
 const FRAME_SANDBOX = 'allow-scripts allow-same-origin allow-storage-access-by-user-activation allow-popups allow-popups-to-escape-sandbox';
 const WIDTH = 320;
@@ -47,7 +55,7 @@ function mount(script: HTMLScriptElement, server: string, options: WidgetOptions
   position(host, options.placement);
   const root = host.attachShadow({ mode: 'closed' });
   const frame = document.createElement('iframe');
-  frame.src = frameUrl(server, options);
+  frame.src = frameUrl(server, options, SITE_TOKEN);
   frame.title = "TabGrid: lend this tab's GPU to research";
   // The frame learns the host's origin (for the site's credit) from the browser, never from this script.
   frame.referrerPolicy = 'origin';

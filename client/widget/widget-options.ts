@@ -30,12 +30,16 @@ export function readWidgetOptions(data: Record<string, string | undefined>): Wid
   };
 }
 
-/** The frame's address on the TabGrid server. */
-export function frameUrl(server: string, o: WidgetOptions): string {
+/**
+ * The frame's address on the TabGrid server. The site token (see loader.ts) rides in the fragment, which the
+ * browser keeps to itself: it reaches the frame's script but no server log.
+ */
+export function frameUrl(server: string, o: WidgetOptions, siteToken = ''): string {
   const u = new URL('/widget/frame', server);
   u.searchParams.set('theme', o.theme);
   u.searchParams.set('throttle', String(o.throttle));
   if (o.backend) u.searchParams.set('backend', o.backend);
+  if (siteToken) u.hash = new URLSearchParams({ 'site-token': siteToken }).toString();
   return u.href;
 }
 

@@ -3,10 +3,17 @@
  * widget's frame (`/widget/frame`, frameable from any origin), the researchers' dashboard (`/dashboard`)
  * and `/widget.js` (loadable by any page, even a cross-origin-isolated one). Mounted before the static
  * files, which serve the pages' assets.
+ *
+ * widget.js carries a site token for the page that loaded it (server/auth/site-tokens.ts): the built loader holds
+ * a placeholder that is replaced per request, so the script varies by the requesting page and is cached privately.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import express, { type Response } from 'express';
+import express, { type Request, type Response } from 'express';
+import { type SiteTokens, requestingSite } from '../auth/site-tokens.js';
+
+/** The text the built loader holds where its site token goes; client/widget/loader.ts spells it the same. */
+export const SITE_TOKEN_PLACEHOLDER = '__TABGRID_SITE_TOKEN__';
 
 /** onnxruntime-web compiles WebAssembly ('wasm-unsafe-eval') and imports its glue from /ort/ ('self'). */
 const COMPUTE_CSP = [
@@ -37,11 +44,15 @@ export const PAGE_HEADERS = {
     'x-frame-options': 'DENY',
     'referrer-policy': 'no-referrer',
   },
-  /** widget.js is a classic script on other sites' pages, some cross-origin isolated. */
+  /**
+   * widget.js is a classic script on other sites' pages, some cross-origin isolated. It holds a token for the
+   * requesting page, so it varies by Origin and Referer and no shared cache may hand one site's copy to another.
+   */
   widgetScript: {
     'cross-origin-resource-policy': 'cross-origin',
     'access-control-allow-origin': '*',
-    'cache-control': 'public, max-age=300',
+    'cache-control': 'private, max-age=300',
+    vary: 'Origin, Referer',
   },
 } as const;
 
@@ -54,7 +65,11 @@ export function assetHeaders(res: Response, file: string): void {
   if (/inference-worker-[\w-]+\.js$/.test(file)) res.set('cross-origin-embedder-policy', 'require-corp');
 }
 
-export interface PageDeps { clientDist: string }
+export interface PageDeps {
+  clientDist: string;
+  /** Signs the site token written into widget.js; without it the loader is served as built and credits no site. */
+  siteTokens?: SiteTokens;
+}
 
 export function pageRouter(deps: PageDeps): express.Router {
   const r = express.Router();
@@ -72,6 +87,21 @@ export function pageRouter(deps: PageDeps): express.Router {
   r.get(['/', '/index.html'], (_req, res) => send(res, 'index.html', PAGE_HEADERS.volunteer));
   r.get(['/widget/frame', '/widget/frame.html'], (_req, res) => send(res, 'widget/frame.html', PAGE_HEADERS.widgetFrame));
   r.get(['/dashboard', '/dashboard/', '/dashboard/index.html'], (_req, res) => send(res, 'dashboard/index.html', PAGE_HEADERS.dashboard));
-  r.get('/widget.js', (_req, res) => send(res, 'widget.js', PAGE_HEADERS.widgetScript, 'text/javascript'));
+  r.get('/widget.js', async (req, res) => {
+    const full = path.join(deps.clientDist, 'widget.js');
+    const built = await fs.promises.readFile(full, 'utf8').catch(() => null);
+    if (built === null) {
+      send(res, 'widget.js', PAGE_HEADERS.widgetScript, 'text/javascript');
+      return;
+    }
+    res.set({ ...PAGE_HEADERS.widgetScript, 'x-content-type-options': 'nosniff' });
+    res.type('text/javascript').send(built.replace(SITE_TOKEN_PLACEHOLDER, siteToken(req, deps.siteTokens)));
+  });
   return r;
+}
+
+/** A token for the site whose page asked for widget.js; empty when none can be named (the frame then credits no site). */
+function siteToken(req: Request, tokens: SiteTokens | undefined): string {
+  const site = requestingSite(req.get('origin'), req.get('referer'));
+  return site && tokens ? tokens.issue(site) : '';
 }

@@ -6,6 +6,10 @@
  * Group commit: the events that arrive in one turn of the event loop are handled together in one store
  * transaction (each in a savepoint of its own, so one that fails changes nothing), and their acks and the
  * tasks pushed meanwhile go out only after that transaction commits.
+ *
+ * Before any of that, socket-guards.ts bounds what a connection may cost (message size before and after hello,
+ * connections per network origin, events a second). A site is credited only on a site token the server signed
+ * when it served widget.js (server/auth/site-tokens.ts), never on the worker's word.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -13,14 +17,16 @@ import type { Server, Socket } from 'socket.io';
 import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import {
-  type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, taskErrorSchema,
-  taskResultSchema, workRequestSchema, workerHelloSchema,
+  type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, statsRequestSchema,
+  taskErrorSchema, taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
+import type { SiteTokens } from '../auth/site-tokens.js';
 import type { AppEvents } from '../events.js';
 import { asBytes } from '../../shared/tensor.js';
 import { ResultRefused, type Scheduler } from '../scheduler/scheduler.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Store } from '../store/store.js';
+import { type SocketGuardConfig, SocketGuards } from './socket-guards.js';
 import { Refusal, TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
 
@@ -33,26 +39,27 @@ export interface WorkerInfo {
   kind: 'browser' | 'node';
   backends: string[];
   adapter?: Record<string, unknown>;
+  /** The embedding site credited for its work, from a valid site token; null without one. */
   site: string | null;
+  /** The network origin it connected from (see origin.ts). */
+  origin: string;
   connectedAt: number;
 }
 
-export interface WorkerSocketDeps { io: TabGridIo; scheduler: Scheduler; store: Store; clock: Clock; log: Logger; events: AppEvents }
-
-/** The origin part of a reported embedding page, or null when it is not a web origin. */
-function siteOrigin(site: string | undefined): string | null {
-  if (!site) return null;
-  try {
-    const u = new URL(site);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
-  } catch {
-    return null;
-  }
+export interface WorkerSocketDeps {
+  io: TabGridIo;
+  scheduler: Scheduler;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  events: AppEvents;
+  config: SocketGuardConfig;
+  siteTokens: SiteTokens;
 }
 
 /** Wires the worker events; returns the live worker table (for status pages). */
 export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerInfo> {
-  const { io, scheduler, store, clock, log, events } = deps;
+  const { io, scheduler, store, clock, log, events, siteTokens } = deps;
   const statsOf = (volunteerId: string): VolunteerStats => {
     const v = store.getVolunteer(volunteerId)!;
     return {
@@ -63,6 +70,8 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
   const workers = new Map<string, WorkerInfo>();
   const socketOf = new Map<string, WorkerSocket>();
   const batch = new TickBatch(store, log);
+  const guards = new SocketGuards({ io, config: deps.config, clock, log });
+  guards.install();
 
   io.on('connection', (socket: WorkerSocket) => {
     let workerId: string | null = null;
@@ -94,15 +103,17 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       const tokenHash = createHash('sha256').update(token).digest('hex');
       const volunteer = store.volunteerFor(tokenHash, `vol-${randomBytes(6).toString('hex')}`, clock.now());
       workerId = `w-${randomBytes(6).toString('hex')}`;
-      const site = siteOrigin(hello.site);
+      const site = siteTokens.verify(hello.siteToken);
+      const origin = guards.originOf(socket);
       workers.set(workerId, {
-        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, connectedAt: clock.now(),
+        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, origin, connectedAt: clock.now(),
       });
       socketOf.set(workerId, socket);
       scheduler.connect(workerId, volunteer.id, {
-        adapterClass: `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site, cached: hello.cached, limits: hello.limits,
+        adapterClass: `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site, origin, cached: hello.cached, limits: hello.limits,
       });
-      log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site }, 'worker joined');
+      guards.greeted(socket);
+      log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, origin }, 'worker joined');
       events.emit('worker:joined', workerId);
       return { workerId, volunteerId: volunteer.id, token };
     });
@@ -153,7 +164,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       return { stats: statsOf(id) };
     });
 
-    on('volunteer:stats', z.object({}).passthrough(), () => ({ stats: statsOf(volunteerOf()) }));
+    on('volunteer:stats', statsRequestSchema, () => ({ stats: statsOf(volunteerOf()) }));
 
     socket.on('disconnect', () => {
       if (!workerId) return;

@@ -10,9 +10,19 @@ import type { Tensor } from '../../shared/tensor.js';
 
 export interface TestWorkers { loops: WorkLoop[]; stop(): Promise<void> }
 
-export function startWorkers(url: string, n: number, slots = 2): TestWorkers {
+export interface TestWorkerOptions {
+  /** The local address each worker connects from, by index (see `loopbacks`); unset: the system's choice. */
+  bind?: (i: number) => string | undefined;
+}
+
+/** Distinct loopback addresses, 127.0.0.2, 127.0.0.3, ...: workers on one machine that the server sees as distinct origins. */
+export const loopbacks = (i: number): string => `127.0.0.${2 + i}`;
+
+export function startWorkers(url: string, n: number, slots = 2, o: TestWorkerOptions = {}): TestWorkers {
   const runners = Array.from({ length: n }, () => new NodeRunner());
-  const loops = runners.map((runner) => new WorkLoop({ serverUrl: url, slots, runner, hello: { kind: 'node', backends: ['cpu'] } }));
+  const loops = runners.map((runner, i) => new WorkLoop({
+    serverUrl: url, slots, runner, hello: { kind: 'node', backends: ['cpu'] }, bind: o.bind?.(i),
+  }));
   for (const l of loops) l.start();
   return {
     loops,
