@@ -72,3 +72,20 @@ export interface VolunteerRecord {
   quarantinedAt: number | null;
   createdAt: number;
 }
+
+/** The server's own runs of tasks since it started (`GET /api/v1/stats/server-runs`, admin): what trust costs it. */
+export interface ServerRunsView {
+  /** Known answers computed for canary tasks. */
+  canaries: number;
+  /** Tasks the volunteers could not settle, decided by the server's run. */
+  checks: number;
+  /** Accepted results recomputed as audits. */
+  audits: number;
+  /** Audits skipped because the runs already took their share of a core. */
+  auditsSkipped: number;
+  /** Runs that failed on the server too. */
+  failed: number;
+  /** Milliseconds spent running, and the share of one core over the last 10 s. */
+  busyMs: number;
+  busyShare: number;
+}

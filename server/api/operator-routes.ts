@@ -7,7 +7,7 @@ import express from 'express';
 import { z } from 'zod';
 import type { ClassAgreement, WorkerView } from '../../shared/dashboard-protocol.js';
 import type { AdapterInfo } from '../../shared/protocol.js';
-import type { ReplicaView, VolunteerRecord } from '../../shared/rest-types.js';
+import type { ReplicaView, ServerRunsView, VolunteerRecord } from '../../shared/rest-types.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { ReplicaRow, Store } from '../store/store.js';
 import { keyOf, requireAdmin } from './rest-auth.js';
@@ -18,6 +18,13 @@ export interface OperatorDeps {
   jobs: JobService;
   workers: Map<string, WorkerInfo>;
   auth: express.RequestHandler;
+  serverRuns: ServerRunFigures;
+}
+
+/** What the server's own runs report (server/verify/server-runs.ts). */
+export interface ServerRunFigures {
+  readonly stats: Omit<ServerRunsView, 'busyShare'>;
+  busyShare(): number;
 }
 
 /** A name to show in public: the chosen display name, else a short anonymous label. */
@@ -56,6 +63,12 @@ export function operatorRouter(deps: OperatorDeps): express.Router {
       canaryPassed: v.canaryPassed, canaryFailed: v.canaryFailed, credit: v.credit, quarantinedAt: v.quarantinedAt, createdAt: v.createdAt,
     }));
     res.json({ volunteers });
+  });
+
+  r.get('/api/v1/stats/server-runs', auth, (req, res) => {
+    requireAdmin(req, 'the server\'s own runs');
+    const view: ServerRunsView = { ...deps.serverRuns.stats, busyShare: deps.serverRuns.busyShare() };
+    res.json(view);
   });
 
   r.get('/api/v1/stats/classes', auth, (req, res) => {

@@ -16,7 +16,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { Store } from '../store/store.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { keyRouter } from './key-routes.js';
-import { operatorRouter } from './operator-routes.js';
+import { type ServerRunFigures, operatorRouter } from './operator-routes.js';
 import { identifyKey, keyOf, requireKey, restRateLimit } from './rest-auth.js';
 import { toHttpError } from './wire-error.js';
 import type { WorkerInfo } from './worker-socket.js';
@@ -32,6 +32,8 @@ export interface RestDeps {
   datasets: DatasetService;
   jobs: JobService;
   scheduler: Scheduler;
+  /** The server's own runs, for their figures. */
+  serverRuns: ServerRunFigures;
 }
 
 /**
@@ -124,7 +126,7 @@ export function restRouter(deps: RestDeps): express.Express {
   });
 
   r.use(keyRouter({ keys: deps.keys, auth }));
-  r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth }));
+  r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth, serverRuns: deps.serverRuns }));
   r.use('/api/v1', (req, _res, next) => next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`)));
 
   // Model bytes for workers: public, content-addressed, cached forever.

@@ -14,6 +14,9 @@ import { type TestServer, startTestServer } from '../helpers/server.js';
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
+import type { ServerRunsView } from '../../shared/rest-types.js';
+import { startWorkers } from '../helpers/workers.js';
+
 describe('REST access', () => {
   let server: TestServer;
   let admin: ApiClient;
@@ -108,6 +111,28 @@ describe('REST access', () => {
     await expect(secondApi.revokeKey(second.id)).rejects.toMatchObject({ status: 409, message: expect.stringContaining('last admin key') });
     expect(await secondApi.listJobs()).toBeInstanceOf(Array);
     admin = secondApi;
+  });
+
+  it('reports the server\'s own runs to admin keys: a job whose replicas share one origin is decided by them', async () => {
+    // The test before revoked the first admin key: this one makes its own.
+    const ops = await createKey('ops', true);
+    const opsApi = new ApiClient(server.url, ops.key);
+    const carol = await createKey('carol');
+    expect((await get('/api/v1/stats/server-runs', carol.key)).status).toBe(401);
+    const before = await (await get('/api/v1/stats/server-runs', ops.key)).json() as ServerRunsView;
+    const m = await opsApi.uploadModel(mlpModel());
+    const ds = await opsApi.uploadDataset(writeNpy('float32', [2, 4], floatData(5, 8)));
+    const job = await opsApi.createJob({ model: m.hash, inputs: { x: ds.hash }, batchSize: 2, replicas: 2, canaryRate: 0 });
+    // Two headless workers on this machine: one network origin, so their agreement alone does not settle the task.
+    const workers = startWorkers(server.url, 2, 1);
+    try {
+      expect((await opsApi.waitJob(job.id, undefined, 50)).status).toBe('completed');
+    } finally {
+      await workers.stop();
+    }
+    const after = await (await get('/api/v1/stats/server-runs', ops.key)).json() as ServerRunsView;
+    expect(after.checks).toBe(before.checks + 1);
+    expect(after.busyMs).toBeGreaterThan(before.busyMs);
   });
 
   it('answers a missing static file with 404, not 500', async () => {
