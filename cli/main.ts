@@ -47,12 +47,23 @@ program.command('serve')
   .option('--host <host>', 'address to listen on (default 127.0.0.1)')
   .option('--data <dir>', 'data folder (default: TABGRID_DATA, then ./data)')
   .option('--lease-ms <ms>', 'how long a worker may hold a task', int)
-  .action(async (o: { port?: number; host?: string; data?: string; leaseMs?: number }) => {
+  .option('--trust-proxy', 'behind a reverse proxy: a client\'s address is the one the proxy adds to X-Forwarded-For (TABGRID_TRUST_PROXY)')
+  .option('--ipv4-origin-prefix <bits>', 'IPv4 addresses in one /bits count as one network origin (default 32; 24 widens it)', int)
+  .option('--max-connections-per-origin <n>', 'worker connections at once from one network origin (default 64)', int)
+  .option('--audit-rate <r>', 'share of accepted results the server recomputes itself (default 0.03; five times that for young volunteers)', num)
+  .option('--vet-tenure-ms <ms>', 'how old a volunteer must be before it can vouch for a quorum (default 60000)', int)
+  .action(async (o: {
+    port?: number; host?: string; data?: string; leaseMs?: number; trustProxy?: boolean; ipv4OriginPrefix?: number;
+    maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number;
+  }) => {
     const { loadConfig } = await import('../server/config.js');
     const { ensureClientBuilt } = await import('./build-client.js');
     const { runServer } = await import('../server/main.js');
     await ensureClientBuilt(say);
-    await runServer(loadConfig({ port: o.port, host: o.host, dataDir: o.data, leaseMs: o.leaseMs }));
+    await runServer(loadConfig({
+      port: o.port, host: o.host, dataDir: o.data, leaseMs: o.leaseMs, trustProxy: o.trustProxy, ipv4OriginPrefix: o.ipv4OriginPrefix,
+      maxConnectionsPerOrigin: o.maxConnectionsPerOrigin, auditRate: o.auditRate, vetTenureMs: o.vetTenureMs,
+    }));
   });
 
 withConn(program.command('submit'))
