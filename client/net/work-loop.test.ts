@@ -49,6 +49,21 @@ function busyFraction(spans: { start: number; end: number }[], throttle: number)
 beforeEach(() => { vi.useFakeTimers({ now: 1_000_000 }); });
 afterEach(() => { vi.useRealTimers(); });
 
+describe('WorkLoop connection', () => {
+  it('tries again, after a while, a connection the server refused', async () => {
+    const { server, runner, loop } = setup();
+    server.refuse = 1;
+    server.addTasks(2);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(loop.status).toMatchObject({ connected: false, lastError: 'cannot reach server: too many connections from your network' });
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(loop.status.connected).toBe(true);
+    expect(runner.spans).toHaveLength(2);
+    loop.stop();
+  });
+});
+
 describe('WorkLoop throttle (duty cycle)', () => {
   it.each([10, 25, 50, 75, 100])('keeps the busy fraction at N = %i', async (n) => {
     // Task lengths vary (50 to 350 ms) so the rest must follow each task, not an average.

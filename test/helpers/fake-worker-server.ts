@@ -26,6 +26,8 @@ export class FakeServer {
   private next = 0;
   connected = false;
   sockets = 0;
+  /** Connection attempts to refuse, as the server's middleware does (too many from one network); socket.io does not retry those. */
+  refuse = 0;
 
   /** `ackDelayMs`: how long each acknowledgement takes (a result's upload and commit); 0 answers on a microtask. */
   constructor(private readonly leaseMs = 60_000, private readonly ackDelayMs = 0) {}
@@ -51,8 +53,22 @@ export class FakeServer {
   connect = (): Socket<ServerToClientEvents, ClientToServerEvents> => {
     this.sockets++;
     this.handlers = new Map();
+    let active = true;
+    const attempt = () => queueMicrotask(() => {
+      if (this.refuse > 0) {
+        this.refuse--;
+        active = false;
+        this.fire('connect_error', new Error('too many connections from your network'));
+        return;
+      }
+      active = true;
+      this.connected = true;
+      this.fire('connect');
+    });
     const socket = {
       get connected() { return server.connected; },
+      get active() { return active; },
+      connect: () => { attempt(); return socket; },
       on: (event: string, fn: Handler) => {
         this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
         return socket;
@@ -71,7 +87,7 @@ export class FakeServer {
       },
     };
     const server = this;
-    queueMicrotask(() => { this.connected = true; this.fire('connect'); });
+    attempt();
     return socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>;
   };
 
