@@ -80,8 +80,9 @@ export class ChaosWorker {
   private queue: TaskAssignment[] = [];
   private busy = false;
   private stopped = false;
-  /** Hoarders: the leases this identity holds; saboteurs: errors reported under it. */
-  private readonly held = new Set<string>();
+  /** Hoarders: the leases this identity holds, by replica id, with when each lapses (the server does not say). */
+  private readonly held = new Map<string, number>();
+  /** Saboteurs: errors reported under this identity. */
   private errorsHere = 0;
   private hoardTimer: ReturnType<typeof setInterval> | null = null;
   private rotation: ReturnType<typeof setTimeout> | null = null;
@@ -149,7 +150,11 @@ export class ChaosWorker {
   private take(socket: S, tasks: TaskAssignment[]): void {
     if (socket !== this.socket) return;
     if (this.behaviour === 'hoarder') {
-      for (const t of tasks) this.held.add(t.replicaId);
+      // A lease counts as held until a little before it lapses, so a lease the server gives once the old one lapsed
+      // is not counted with it.
+      const now = Date.now();
+      for (const [id, lapses] of this.held) if (lapses <= now) this.held.delete(id);
+      for (const t of tasks) this.held.set(t.replicaId, now + t.leaseMs - 100);
       this.tally.leasesTaken += tasks.length;
       this.tally.mostHeld = Math.max(this.tally.mostHeld, this.held.size);
       // Once the first leases have lapsed (the server's sweep has seen it: a dropped socket would hand them back

@@ -16,3 +16,19 @@ it('accepts no wrong output and loses no result through liars, dying workers and
   expect(r.liarsQuarantined).toBe(r.liars);
   expect(r.honestQuarantined).toBe(0);
 }, 180_000);
+
+it('completes a job with right outputs through sleepers, saboteurs and hoarders behind one address', async () => {
+  const r = await runChaos({
+    workers: 6, liarFraction: 0, sleepers: 4, saboteurs: 3, hoarders: 3, tasks: 60, kills: 0, leaseMs: 2000, seed: 5, timeoutMs: 60_000,
+  });
+  expect(r.completed).toBe(true);
+  expect(r.wrongAccepted).toBe(0);
+  expect(r.resultsLost).toBe(0);
+  // The attackers did attack: lies, error reports, leases held and never answered.
+  expect(r.sleeperLies).toBeGreaterThan(0);
+  expect(r.errorsReported).toBeGreaterThan(0);
+  expect(r.leasesHoarded).toBeGreaterThan(0);
+  expect(r.mostHeldByOneHoarder).toBeLessThanOrEqual(2);
+  expect(r.rawErrorTexts).toBe(0);
+  expect(r.honestQuarantined).toBe(0);
+}, 90_000);
