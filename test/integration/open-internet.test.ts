@@ -165,7 +165,7 @@ describe('trust on the open internet', () => {
     const held = new Set<string>();
     hoarder.on('task:assign', (tasks: TaskAssignment[]) => { for (const t of tasks) held.add(t.replicaId); });
     hoarder.on('task:cancel', (ids: string[]) => { for (const id of ids) held.delete(id); });
-    await new Promise((r) => hoarder.once('connect', r));
+    await new Promise<void>((r) => hoarder.once('connect', () => r()));
     const hello = await hoarder.emitWithAck('worker:hello', { kind: 'node', backends: ['cpu'] }) as AckResponse<{ volunteerId: string }>;
     if (!hello.ok) throw new Error(hello.error.message);
     let most = 0;
