@@ -62,6 +62,34 @@ describe('WorkLoop connection', () => {
     expect(runner.spans).toHaveLength(2);
     loop.stop();
   });
+
+  it('does not report a task taken on a connection that has since dropped: its lease went with it', async () => {
+    const { server, runner, loop } = setup({ ms: () => 100 });
+    server.addTasks(1);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(runner.spans).toHaveLength(0);
+    server.drop();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(runner.spans.map((s) => s.id)).toEqual(['r1']);
+    expect(loop.status.connected).toBe(true);
+    expect(server.log.results).toEqual([]);
+    loop.stop();
+  });
+
+  it('sends again, a moment later, what the server refused as over its event rate', async () => {
+    const { server, runner, loop } = setup({ ms: () => 10 });
+    loop.start();
+    await vi.advanceTimersByTimeAsync(10);
+    server.addTasks(3);
+    server.rateLimit = 2; // the first result and the request after it are refused
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(runner.spans).toHaveLength(3);
+    expect(server.log.results).toEqual(['r1', 'r2', 'r3']);
+    expect(loop.status).toMatchObject({ tasksDone: 3 });
+    expect(server.remaining).toBe(0);
+    loop.stop();
+  });
 });
 
 describe('WorkLoop throttle (duty cycle)', () => {

@@ -57,6 +57,8 @@ const LEASE_SAFETY = 0.75;
 const ACK_TIMEOUT_MS = 15_000;
 /** socket.io retries a lost connection by itself, not one the server refused (e.g. too many from this network). */
 const REFUSED_RETRY_MS = 30_000;
+/** An event the server refused as over its rate (tiny tasks, many slots) is sent again after this long. */
+const RATE_RETRY_MS = 1_000;
 
 /** A connected worker; `start()` connects and works until `stop()`. */
 export class WorkLoop {
@@ -225,7 +227,11 @@ export class WorkLoop {
     socket.emit('work:request', { slots: free }, (res) => {
       if (epoch !== this.epoch) return;
       this.asking -= free;
-      if (!res.ok) { this.update({ lastError: res.error.message }); return; }
+      if (!res.ok) {
+        this.update({ lastError: res.error.message });
+        if (res.error.code === 'RATE_LIMITED') this.timers.setTimeout(() => { if (epoch === this.epoch) this.requestWork(); }, RATE_RETRY_MS);
+        return;
+      }
       this.accept(res.tasks);
     });
   }
@@ -322,6 +328,8 @@ export class WorkLoop {
   /** Runs one task and reports its result; returns the time spent in the runner and when it ended. */
   private async runOne(task: TaskAssignment, startedAt: number, idleMs: number | null): Promise<{ busyMs: number; ranUntil: number }> {
     const socket = this.socket;
+    // The lease lives as long as the connection it was given on: a result from before a reconnect is nobody's.
+    const taken = this.epoch;
     const modelUrl = new URL(task.modelUrl, this.opts.serverUrl).toString();
     let outcome: RunOutcome;
     const t0 = this.timers.now();
@@ -332,7 +340,7 @@ export class WorkLoop {
       const ran = { busyMs: ranUntil - t0, ranUntil };
       this.addTiming({ busyMs: ran.busyMs });
       // A task we already handed back (Stop, pause, a lost GPU) is no longer ours to report on.
-      if (this.cancelled.delete(task.replicaId) || socket !== this.socket) return ran;
+      if (this.cancelled.delete(task.replicaId) || socket !== this.socket || taken !== this.epoch) return ran;
       const message = err instanceof Error ? err.message : String(err);
       this.update({ tasksFailed: this.status.tasksFailed + 1, lastError: `task failed: ${message}` });
       socket?.emit('task:error', { replicaId: task.replicaId, message: message.slice(0, 2000) }, () => {});
@@ -341,7 +349,7 @@ export class WorkLoop {
     const ranUntil = this.timers.now();
     const ran = { busyMs: ranUntil - t0, ranUntil };
     this.addTiming({ busyMs: ran.busyMs });
-    if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket) return ran;
+    if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket || taken !== this.epoch) return ran;
     // Send and move on: the next task runs while the server commits this one. At most `slots` results wait for
     // their acknowledgement at once, so a slow server slows the worker down instead of piling results up.
     while (this.unacked.size >= this.slots) await Promise.race(this.unacked.keys());
@@ -358,19 +366,22 @@ export class WorkLoop {
     this.unacked.set(waiting, settle);
     // Sent in a moment rather than now: the next task goes to the runner first (a page's runner is a worker,
     // and sending a large result takes the main thread a while), then this result.
-    this.timers.later(() => {
+    const result = {
+      replicaId: task.replicaId,
+      backend: outcome.backend,
+      runMs: outcome.runMs,
+      outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
+      ...(next > 0 ? { next } : {}),
+    };
+    const send = () => {
       if (epoch !== this.epoch || socket !== this.socket) {
         this.unacked.delete(waiting);
         settle();
         return;
       }
-      socket.emit('task:result', {
-        replicaId: task.replicaId,
-        backend: outcome.backend,
-        runMs: outcome.runMs,
-        outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
-        ...(next > 0 ? { next } : {}),
-      }, (res: AckResponse<ResultAccepted>) => {
+      socket.emit('task:result', result, (res: AckResponse<ResultAccepted>) => {
+        // Over the server's event rate: the result still stands and its lease is still ours; send it again shortly.
+        if (!res.ok && res.error.code === 'RATE_LIMITED') { this.timers.setTimeout(send, RATE_RETRY_MS); return; }
         this.unacked.delete(waiting);
         settle();
         this.onResultAck(task, outcome, res, sentMs, idleMs);
@@ -379,7 +390,8 @@ export class WorkLoop {
         if (res.ok && res.tasks) this.accept(res.tasks);
         else if (next > 0) this.requestWork();
       });
-    });
+    };
+    this.timers.later(send);
     return ran;
   }
 

@@ -28,6 +28,10 @@ export class FakeServer {
   sockets = 0;
   /** Connection attempts to refuse, as the server's middleware does (too many from one network); socket.io does not retry those. */
   refuse = 0;
+  /** Events to answer RATE_LIMITED without handling them, as the server does to a connection over its event rate. */
+  rateLimit = 0;
+  /** Drops the connection from the server's side (a network blip); the client reconnects at once, as socket.io does. */
+  drop: () => void = () => {};
 
   /** `ackDelayMs`: how long each acknowledgement takes (a result's upload and commit); 0 answers on a microtask. */
   constructor(private readonly leaseMs = 60_000, private readonly ackDelayMs = 0) {}
@@ -74,7 +78,8 @@ export class FakeServer {
         return socket;
       },
       emit: (event: string, payload: unknown, ack?: (res: unknown) => void) => {
-        const res = this.handle(event, payload);
+        const limited = event !== 'worker:hello' && this.rateLimit > 0 && this.rateLimit-- > 0;
+        const res = limited ? { ok: false, error: { code: 'RATE_LIMITED', message: 'over 200 events a second; slow down' } } : this.handle(event, payload);
         if (ack && this.ackDelayMs > 0) setTimeout(() => ack(res), this.ackDelayMs);
         else if (ack) queueMicrotask(() => ack(res));
         return socket;
@@ -87,6 +92,12 @@ export class FakeServer {
       },
     };
     const server = this;
+    this.drop = () => {
+      this.connected = false;
+      this.dropLeases();
+      this.fire('disconnect', 'transport close');
+      attempt();
+    };
     attempt();
     return socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>;
   };
