@@ -5,7 +5,8 @@
  * `widget.js` with one line. Nothing runs before the click; one click in the frame opts in; the tab computes
  * the tasks of a running job, throttled to 50% of its time; the outputs equal onnxruntime-node's; the
  * volunteer and the site get credit; Stop hands the lease in flight back at once. The host page shows no
- * error, gains exactly one global name (`TabGrid`) and its DOM outside the widget is untouched.
+ * error, gains exactly one global name (`TabGrid`) and its DOM outside the widget is untouched. The site is
+ * credited on the token the server signed for the host page when it served widget.js, handed to the frame.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,6 +17,9 @@ import type { Browser, Frame, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import type { TabgridPage } from '../../client/volunteer/page-api.js';
+import { readSiteToken } from '../../client/widget/embed-origin.js';
+import { SiteTokens } from '../../server/auth/site-tokens.js';
+import { systemClock } from '../../server/scheduler/clock.js';
 import { compareOutputs } from '../../shared/compare.js';
 import { writeNpy } from '../../shared/npy.js';
 import type { JobView } from '../../shared/protocol.js';
@@ -135,6 +139,9 @@ describe('widget on a third-party page (Chromium)', () => {
     await expect.poll(() => page.frames().some((f) => f.url().startsWith(`${server.url}/widget/frame`)), { timeout: 15_000 }).toBe(true);
     frame = page.frames().find((f) => f.url().startsWith(`${server.url}/widget/frame`))!;
     await frame.waitForFunction(() => window.tabgrid !== undefined, undefined, { timeout: 15_000 });
+    // widget.js came with a token the server signed for the host page's site, and the loader handed it to the frame.
+    const token = readSiteToken(await frame.evaluate(() => location.hash));
+    expect(new SiteTokens({ dataDir: server.dataDir, clock: systemClock }).verify(token ?? undefined)).toBe(hostUrl);
     expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
 
     const { job: idleJob } = await job(2, 11);
