@@ -36,9 +36,9 @@ async function server(config: Partial<Config> = {}): Promise<TestServer> {
 }
 
 /** A plain socket.io client, no reconnection, optionally from a given local address or with extra headers. */
-function client(url: string, o: { bind?: string; headers?: Record<string, string> } = {}): Socket {
+function client(url: string, o: { bind?: string; headers?: Record<string, string>; transport?: 'websocket' | 'polling' } = {}): Socket {
   const s = io(url, {
-    transports: ['websocket'], forceNew: true, reconnection: false, parser: clientParser,
+    transports: [o.transport ?? 'websocket'], forceNew: true, reconnection: false, parser: clientParser,
     ...(o.bind ? { localAddress: o.bind } : {}), ...(o.headers ? { extraHeaders: o.headers } : {}),
   });
   cleanup.push(() => s.disconnect());
@@ -60,9 +60,9 @@ const bigResult = (bytes: number) => ({
 });
 
 describe('worker connections before and after hello', () => {
-  it('drops a connection that sends a large message before its hello, without decoding it; after hello the limit lifts', async () => {
+  it.each(['websocket', 'polling'] as const)('drops a connection that sends a large message before its hello, without decoding it (%s); after hello the limit lifts', async (transport) => {
     const { url } = await server({ preHelloMaxBytes: 16 * 1024 });
-    const s = await connected(client(url));
+    const s = await connected(client(url, { transport }));
     // Small and before hello: decoded and refused.
     expect(await ask(s, 'work:request', { slots: 1 })).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED' } });
     // 64 KiB before hello: the connection closes, and the event never reaches a handler (no ack, not even a refusal).
@@ -72,7 +72,7 @@ describe('worker connections before and after hello', () => {
     ]);
     expect(first).toEqual({ disconnected: 'transport close' });
 
-    const greeted = await connected(client(url));
+    const greeted = await connected(client(url, { transport }));
     expect(await ask(greeted, 'worker:hello', HELLO)).toMatchObject({ ok: true });
     const res = await ask(greeted, 'task:result', bigResult(64 * 1024));
     expect(res).toMatchObject({ ok: false });
