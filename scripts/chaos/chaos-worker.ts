@@ -87,13 +87,21 @@ export class ChaosWorker {
   private hoardTimer: ReturnType<typeof setInterval> | null = null;
   private rotation: ReturnType<typeof setTimeout> | null = null;
   private readonly runner = new NodeRunner();
+  /** Sleepers: honest results before the lies start. */
+  private honestFor: number;
 
   constructor(private readonly o: ChaosWorkerOptions) {
     this.behaviour = o.behaviour;
+    this.honestFor = o.honestFor ?? 3;
     this.tally = {
       behaviour: o.behaviour, volunteerIds: [], submitted: 0, acked: [], wrongSubmitted: 0, quarantinedAfter: null, errors: 0,
       errorsReported: 0, leasesTaken: 0, mostHeld: 0,
     };
+  }
+
+  /** A sleeper wakes: every answer from now on is a lie (for tests that wait until it is trusted). */
+  wake(): void {
+    this.honestFor = Math.min(this.honestFor, this.tally.submitted);
   }
 
   /** The identity it uses now. */
@@ -245,7 +253,7 @@ export class ChaosWorker {
     if (this.behaviour === 'liar') {
       outputs = outputs.map((t) => ({ ...t, data: scrambled(t.data, this.o.random) }));
       this.tally.wrongSubmitted++;
-    } else if (this.behaviour === 'colluder' || (this.behaviour === 'sleeper' && this.tally.submitted >= (this.o.honestFor ?? 3))) {
+    } else if (this.behaviour === 'colluder' || (this.behaviour === 'sleeper' && this.tally.submitted >= this.honestFor)) {
       const wrong = this.o.lie === 'zeros' ? zeros : agreedWrong;
       outputs = outputs.map((t) => ({ ...t, data: wrong(t.data) }));
       this.tally.wrongSubmitted++;
