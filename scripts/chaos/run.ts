@@ -17,7 +17,7 @@ import { ApiClient } from '../../cli/api-client.js';
 import { compareValues } from '../../shared/compare.js';
 import { readNpy, writeNpy } from '../../shared/npy.js';
 import type { JobView } from '../../shared/protocol.js';
-import type { ReplicaView, VolunteerRecord } from '../../shared/rest-types.js';
+import type { ReplicaView, ServerRunsView, VolunteerRecord } from '../../shared/rest-types.js';
 import { floatData, mlpModel } from '../../test/helpers/models.js';
 import { reference } from '../../test/helpers/workers.js';
 import { ATTACKERS, type Behaviour, Behaviour as Behaviours, ChaosWorker, LYING, SABOTAGE_TEXT } from './chaos-worker.js';
@@ -53,11 +53,9 @@ export const DEFAULT_CHAOS: ChaosOptions = {
   timeoutMs: 600_000, log: () => {},
 };
 
-/** What the server's log told of its own work (info level), counted across restarts. */
+/** What the server's log told (info level), counted across restarts. */
 export interface ServerLogCounts {
-  /** Tasks the server's own run was asked to decide (agreement short of a vetted, cross-origin quorum; failures at the cap). */
-  checkedTasks: number;
-  /** Of those, tasks sent to the server because errors and lapses reached the failure cap. */
+  /** Tasks sent to the server's own run because errors and lapses reached the failure cap. */
   failureCapTasks: number;
   backups: number;
   leasesLapsed: number;
@@ -97,6 +95,8 @@ export interface ChaosReport {
   attackerCredit: number;
   /** Replica errors a researcher reads that still hold a raw control character (must be 0). */
   rawErrorTexts: number;
+  /** The server's own runs (GET /api/v1/stats/server-runs), summed over its restarts; busyShare unused. */
+  serverRuns: ServerRunsView;
   server: ServerLogCounts;
   durationMs: number;
 }
@@ -120,8 +120,7 @@ function freePort(): Promise<number> {
 
 /** Counts what the server's log says of its own runs, backups and lapses (pino JSON lines on stdout). */
 class ServerLog {
-  readonly counts: ServerLogCounts = { checkedTasks: 0, failureCapTasks: 0, backups: 0, leasesLapsed: 0, auditsRefuted: 0, quarantined: 0 };
-  private readonly checked = new Set<string>();
+  readonly counts: ServerLogCounts = { failureCapTasks: 0, backups: 0, leasesLapsed: 0, auditsRefuted: 0, quarantined: 0 };
   private readonly capped = new Set<string>();
 
   follow(child: ChildProcess): void {
@@ -137,19 +136,42 @@ class ServerLog {
   private note(e: { msg?: string; taskId?: string; backups?: number; lapsed?: number }): void {
     const c = this.counts;
     switch (e.msg) {
-      case 'the server\'s own run decides the task':
-        if (e.taskId) this.checked.add(e.taskId);
-        break;
       case 'task failed on volunteers; the server runs it itself':
-        if (e.taskId) { this.checked.add(e.taskId); this.capped.add(e.taskId); }
+        if (e.taskId) this.capped.add(e.taskId);
         break;
       case 'backup replicas issued for leases held past their usual time': c.backups += e.backups ?? 0; break;
       case 'leases expired': c.leasesLapsed += e.lapsed ?? 0; break;
       case 'audit refuted an accepted result': c.auditsRefuted++; break;
       case 'volunteer quarantined': c.quarantined++; break;
     }
-    c.checkedTasks = this.checked.size;
     c.failureCapTasks = this.capped.size;
+  }
+}
+
+/** The server's own-run figures summed over its restarts, each process's from its last sample. */
+class ServerRunsTotal {
+  private done: ServerRunsView = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0, busyShare: 0 };
+  private now: ServerRunsView = { ...this.done };
+
+  constructor(private readonly url: string) {}
+
+  async sample(): Promise<void> {
+    try {
+      const res = await fetch(`${this.url}/api/v1/stats/server-runs`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      if (res.ok) this.now = await res.json() as ServerRunsView;
+    } catch { /* down for a restart */ }
+  }
+
+  /** The server is about to be killed: what it reported last is kept. */
+  restarted(): void {
+    this.done = this.total();
+    this.now = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0, busyShare: 0 };
+  }
+
+  total(): ServerRunsView {
+    const t = { ...this.done };
+    for (const k of ['canaries', 'checks', 'audits', 'auditsSkipped', 'failed', 'busyMs'] as const) t[k] += this.now[k];
+    return { ...t, busyShare: 0 };
   }
 }
 
@@ -219,10 +241,14 @@ export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<ChaosR
     const killAt = Array.from({ length: o.kills }, (_, i) => (i + 1) / (o.kills + 1));
     let kills = 0;
     let job: JobView | null = null;
+    // The server counts its own runs since it started: the last sample before each kill is added up.
+    const runs = new ServerRunsTotal(url);
     while (Date.now() - started < o.timeoutMs) {
       try { job = await api.getJob(created.id); } catch { await sleep(200); continue; }
+      await runs.sample();
       if (job.status !== 'running') break;
       if (kills < killAt.length && job.tasks.done >= killAt[kills] * job.tasks.total) {
+        runs.restarted();
         server.kill('SIGKILL');
         await new Promise((r) => server.once('exit', r));
         kills++;
@@ -261,6 +287,7 @@ export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<ChaosR
     const attacking = swarm.filter((w) => ATTACKERS.includes(w.behaviour));
     const attackerIds = attacking.flatMap((w) => w.tally.volunteerIds);
     const end = await api.getJob(created.id);
+    await runs.sample();
     return {
       workers, tasks: o.tasks, completed, jobError: end.error, kills,
       replicasIssued: end.replicasIssued,
@@ -281,6 +308,7 @@ export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<ChaosR
       mostHeldByOneHoarder: Math.max(0, ...attacking.map((w) => w.tally.mostHeld)),
       attackerCredit: attackerIds.reduce((n, id) => n + (creditOf.get(id) ?? 0), 0),
       rawErrorTexts: [end.error, ...replicas.map((r) => r.error)].filter((e) => e !== null && (/[\u0000-\u001f\u202e]/.test(e) || e.includes(SABOTAGE_TEXT))).length,
+      serverRuns: runs.total(),
       server: { ...serverLog.counts },
       durationMs: Date.now() - started,
     };
@@ -315,8 +343,10 @@ export function formatReport(r: ChaosReport): string {
     );
   }
   const s = r.server;
+  const sr = r.serverRuns;
   lines.push(
-    `server's own runs (log)    ${s.checkedTasks} tasks decided by the server (${s.failureCapTasks} at the failure cap), ${s.auditsRefuted} audits refuted`,
+    `server's own runs          ${sr.checks} checks, ${sr.audits} audits (${sr.auditsSkipped} skipped), ${sr.canaries} known answers; busy ${(sr.busyMs / 1000).toFixed(2)} s of one core (${(100 * sr.busyMs / r.durationMs).toFixed(1)}% of the run)`,
+    `  from its log             ${s.failureCapTasks} tasks at the failure cap, ${s.auditsRefuted} audits refuted, ${s.quarantined} volunteers quarantined`,
     `leases (log)               ${s.leasesLapsed} lapsed, ${s.backups} backup replicas issued`,
     `duration                   ${(r.durationMs / 1000).toFixed(1)} s`,
   );
