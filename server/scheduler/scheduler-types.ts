@@ -24,6 +24,8 @@ export interface SchedulerConfig {
   /** Base chance that an accepted result is audited; results a young volunteer stood behind: five times that. */
   auditRate?: number;
   stragglers?: StragglerPolicy;
+  /** An open task with replicas back that no idle worker may take (each has run it) for this long goes to the server. */
+  stallMs?: number;
 }
 
 /** The server's own runs, as the scheduler asks for them (server/verify/server-runs.ts). */

@@ -189,6 +189,26 @@ describe('Scheduler', () => {
     for (let i = 1; i <= 3; i++) expect(s.store.getVolunteer(`v${i}`)).toMatchObject({ errors: 1, invalid: 1 });
   });
 
+  it('hands the server an open task that no idle worker may take, once it has waited a while', () => {
+    s = setup({ leaseMs: 60_000 });
+    s.addJob(1);
+    for (const w of ['w1', 'w2']) s.scheduler.connect(w, `v-${w}`);
+    const [a] = s.scheduler.requestWork('w1', 1);
+    const [b] = s.scheduler.requestWork('w2', 1);
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
+    // They disagree: a third volunteer is wanted, and both workers ask in vain (each has run the task).
+    expect(s.scheduler.requestWork('w1', 1)).toEqual([]);
+    expect(s.scheduler.requestWork('w2', 1)).toEqual([]);
+    s.scheduler.sweep();
+    s.clock.advance(14_000);
+    s.scheduler.sweep();
+    expect(s.checks).toEqual([]);
+    s.clock.advance(1_000);
+    s.scheduler.sweep();
+    expect(s.checks).toEqual([a.taskId]);
+  });
+
   it('issues a backup replica for a lease held far past the model\'s usual time while workers wait', () => {
     s = setup({ leaseMs: 60_000 });
     s.addJob(2);

@@ -37,6 +37,8 @@ export class Scheduler {
   private serverRuns: ServerRunQueue | null = null;
   private readonly stragglers: Stragglers;
   private readonly leaser: Leaser;
+  /** Open tasks seen waiting with idle workers about, and since when. */
+  private stalledSince = new Map<string, number>();
 
   constructor(private readonly deps: SchedulerDeps) {
     this.stragglers = new Stragglers(deps.config.stragglers);
@@ -155,6 +157,7 @@ export class Scheduler {
   sweep(): number {
     const { store, clock } = this.deps;
     this.backUpStragglers();
+    this.decideStalled();
     const lapsed = store.leasedBefore(clock.now());
     if (lapsed.length === 0) {
       // Stage tasks held back for their shard's holders become open to all with time, and a dispatch may have
@@ -367,6 +370,29 @@ export class Scheduler {
     if (backups === 0) return;
     this.deps.log.info({ backups }, 'backup replicas issued for leases held past their usual time');
     this.dispatch();
+  }
+
+  /**
+   * An open task that idle workers keep not getting (every volunteer left has run it, or none can hold it) would
+   * wait for ever: once it has waited `stallMs` with workers idle, the server's own run decides it.
+   */
+  private decideStalled(): void {
+    const { store, clock, config } = this.deps;
+    if (![...this.workers.values()].some((w) => w.demand > 0)) {
+      this.stalledSince.clear();
+      return;
+    }
+    const now = clock.now();
+    const seen = new Map<string, number>();
+    const fx = noEffects();
+    for (const task of store.stalledTasks(100)) {
+      const since = this.stalledSince.get(task.id) ?? now;
+      seen.set(task.id, since);
+      if (now - since >= (config.stallMs ?? 15_000)) fx.checks.push(task);
+    }
+    this.stalledSince = seen;
+    if (fx.checks.length) this.deps.log.info({ tasks: fx.checks.length }, 'open tasks no idle worker may take: the server decides them');
+    this.after(fx);
   }
 
   private after(fx: Effects): void {

@@ -95,7 +95,8 @@ export class Settler {
       const mine = store.replicasOfTask(task.id, 'returned').filter((r) => r.volunteerId === volunteerId);
       for (const r of mine) store.updateReplica(r.id, { status: 'invalid', error: 'volunteer quarantined' });
       const job = store.getJob(task.jobId)!;
-      store.updateTask(task.id, { active: task.active - mine.length, wanted: Math.max(task.wanted, job.replicas) });
+      // The disagreements its replicas caused asked for more replicas; those asks go with them.
+      store.updateTask(task.id, { active: task.active - mine.length, wanted: Math.max(job.replicas, task.wanted - mine.length) });
       this.verify(task, job, fx);
     }
     fx.dispatch = true;

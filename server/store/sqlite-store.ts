@@ -348,6 +348,14 @@ export class SqliteStore implements Store {
       WHERE j.status = 'running' ORDER BY j.created_at, t.stage, t.batch`).all() as Row[]).map(taskFromRow);
   }
 
+  stalledTasks(limit: number): TaskRow[] {
+    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
+    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t INDEXED BY tasks_open ON t.job_id = j.id
+      WHERE j.status = 'running' AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted AND t.active > 0
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.status = 'leased')
+      LIMIT ${n}`).all() as Row[]).map(taskFromRow);
+  }
+
   taintedTasks(jobId: string): TaskRow[] {
     return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND tainted = 1 ORDER BY stage, batch`).all(jobId) as Row[]).map(taskFromRow);
   }

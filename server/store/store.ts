@@ -231,6 +231,8 @@ export interface Store {
   endedTasksReturnedBy(volunteerId: string): TaskRow[];
   /** Pending tasks of running jobs with replicas out or back (after a restart: those to decide again). */
   openTasksWithReplicas(): TaskRow[];
+  /** Open tasks of running jobs with replicas back and none out: those waiting for a volunteer (at most `limit`). */
+  stalledTasks(limit: number): TaskRow[];
   /** A job's tasks marked tainted, earliest stage first. */
   taintedTasks(jobId: string): TaskRow[];
   clearTaskResult(id: string): void;
