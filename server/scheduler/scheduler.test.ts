@@ -142,6 +142,15 @@ describe('Scheduler', () => {
     expect(s.store.getJob(job.id)!.error).toMatch(/the server's own run failed too: Got invalid dimensions/);
   });
 
+  it('holds the server\'s own outputs to the model: outputs that do not fit fail the task with that reason', () => {
+    const job = s.addJob(1);
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+    const [a] = s.scheduler.requestWork('w1', 1);
+    s.scheduler.serverChecked(a.taskId, outputs(3, 1), null);
+    expect(s.store.getJob(job.id)).toMatchObject({ status: 'failed' });
+    expect(s.store.getJob(job.id)!.error).toMatch(/its outputs do not fit the model: output y: first axis 3, expected 2/);
+  });
+
   it('lapses leases with the clock and reissues the task, counting a failure', () => {
     s.addJob(1);
     s.scheduler.connect('w1', 'v1');

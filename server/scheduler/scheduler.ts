@@ -200,8 +200,11 @@ export class Scheduler {
     store.transaction(() => {
       const task = store.getTask(taskId);
       if (!task) return;
-      if (outputs) this.settler.serverDecided(task, outputs, fx);
-      else this.settler.serverFailed(task, error ?? 'unknown error', fx);
+      // The server's outputs are held to the model like anyone's: a model whose outputs do not fit its own
+      // declaration (or the batch) cannot be verified, and fails with that reason.
+      const problem = outputs && outputProblem(outputs, this.picker.model(task.model).outputs, task.itemEnd - task.itemStart);
+      if (outputs && !problem) this.settler.serverDecided(task, outputs, fx);
+      else this.settler.serverFailed(task, problem ? `its outputs do not fit the model: ${problem}` : error ?? 'unknown error', fx);
     });
     this.after(fx);
   }

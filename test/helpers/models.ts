@@ -57,6 +57,20 @@ export function mlpModel(inDim = 4, hidden = 8, outDim = 3, seed = 1): Uint8Arra
   });
 }
 
+/**
+ * A model that loads but cannot run: x float32 [N, width] reshaped to [3, -1], which fails at run time whenever
+ * N * width is not a multiple of 3 (on every runtime, the server's included).
+ */
+export function reshapeFailModel(width = 16): Uint8Array {
+  return encode({
+    name: 'bad-reshape',
+    node: [{ opType: 'Reshape', input: ['x', 'shape'], output: ['y'] }],
+    initializer: [{ name: 'shape', dims: [2], dataType: T.INT64, int64Data: [3, -1] }],
+    input: [valueInfo('x', T.FLOAT, ['batch', width])],
+    output: [valueInfo('y', T.FLOAT, ['batch', 'w'])],
+  });
+}
+
 /** sum = a + b, prod = a * b; a, b float32 [N, 4]. */
 export function twoInputModel(): Uint8Array {
   return encode({
