@@ -244,6 +244,20 @@ describe('WorkLoop timing', () => {
     loop.stop();
   });
 
+  it('asks again for the slot a withdrawn task frees', async () => {
+    const { server, loop } = setup({ ms: () => 200 });
+    server.addTasks(3);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(10);
+    const held = [...server.leased];
+    expect(held).toHaveLength(2);
+    server.cancel([held[1]!]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.log.requests).toEqual([2, 1]);
+    expect(server.leased.size).toBe(2);
+    loop.stop();
+  });
+
   it('reads and sets the volunteer profile over the socket', async () => {
     const { loop } = setup();
     await expect(loop.volunteerStats()).rejects.toThrow(/not connected/);

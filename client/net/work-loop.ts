@@ -128,6 +128,8 @@ export class WorkLoop {
       for (const id of ids) this.cancelled.add(id);
       this.queue = this.queue.filter((t) => !this.cancelled.has(t.replicaId));
       this.hintNext();
+      // The server keeps no demand past a worker's lease cap: a slot a withdrawn task frees is asked for again.
+      this.requestWork();
     });
   }
 

@@ -49,6 +49,12 @@ export class FakeServer {
     }
   }
 
+  /** Withdraws leases, as the server does when a task settles elsewhere or its job ends. */
+  cancel(ids: string[]): void {
+    for (const id of ids) this.leased.delete(id);
+    this.fire('task:cancel', ids);
+  }
+
   get remaining(): number {
     return this.pending.length;
   }
