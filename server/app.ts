@@ -63,6 +63,7 @@ export function createApp(deps: AppDeps): App {
     store, clock, log: log.child({ mod: 'scheduler' }),
     config: {
       leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs, newcomerLeases: config.newcomerLeases,
+      newcomerLeasesPerOrigin: config.newcomerLeasesPerOrigin,
       auditRate: config.auditRate, reputation: { ...DEFAULT_REPUTATION, tenureMs: config.vetTenureMs },
     },
     taskInputs: (job, task) => inputs.of(job, task),

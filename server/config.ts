@@ -37,6 +37,8 @@ export const configSchema = z.object({
   maxJobTasks: z.coerce.number().int().min(1).default(200_000),
   /** Leases a newcomer's worker may hold at once; a vetted volunteer's grows with its record up to MAX_SLOTS x 2. */
   newcomerLeases: z.coerce.number().int().min(1).default(2),
+  /** Leases all workers of one network origin may hold before a newcomer there gets none (fresh identities hoarding). */
+  newcomerLeasesPerOrigin: z.coerce.number().int().min(1).default(32),
   /** Share of one core the server may spend recomputing accepted results as audits. */
   auditCpuShare: z.coerce.number().min(0).max(1).default(0.25),
   /** Base chance that an accepted result is audited (young volunteers' results: 5x, up to 1). */
@@ -72,6 +74,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     maxJobItems: pick(flags.maxJobItems, env.TABGRID_MAX_JOB_ITEMS),
     maxJobTasks: pick(flags.maxJobTasks, env.TABGRID_MAX_JOB_TASKS),
     newcomerLeases: flags.newcomerLeases,
+    newcomerLeasesPerOrigin: pick(flags.newcomerLeasesPerOrigin, env.TABGRID_NEWCOMER_LEASES_PER_ORIGIN),
     auditCpuShare: pick(flags.auditCpuShare, env.TABGRID_AUDIT_CPU_SHARE),
     auditRate: pick(flags.auditRate, env.TABGRID_AUDIT_RATE),
     vetTenureMs: pick(flags.vetTenureMs, env.TABGRID_VET_TENURE_MS),

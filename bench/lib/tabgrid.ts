@@ -40,11 +40,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
   }
   const child = new Child(path.join(BENCH, 'lib', 'serve.ts'), [], {
     nodeArgs,
-    // Every load generator connects from 127.0.0.1: the per-origin connection cap and the per-socket event rate,
-    // which bound a stranger on the open internet, would measure those limits instead of the server.
+    // Every load generator connects from 127.0.0.1: the per-origin connection and lease caps and the per-socket
+    // event rate, which bound a stranger on the open internet, would measure those limits instead of the server.
     env: {
       PORT: '0', HOST: '127.0.0.1', TABGRID_DATA: dataDir, TABGRID_API_KEY: apiKey, LOG_LEVEL: 'warn',
-      TABGRID_MAX_CONNECTIONS_PER_ORIGIN: '100000', TABGRID_SOCKET_EVENTS_PER_SECOND: '1000000', ...opts.env,
+      TABGRID_MAX_CONNECTIONS_PER_ORIGIN: '100000', TABGRID_SOCKET_EVENTS_PER_SECOND: '1000000', TABGRID_NEWCOMER_LEASES_PER_ORIGIN: '1000000',
+      ...opts.env,
     },
     label: 'server',
   });

@@ -1,6 +1,6 @@
 /**
  * Leasing: which tasks a worker gets for its free slots, and the replicas that record them. A newcomer holds
- * few leases and is tested on a known answer first; a vetted volunteer holds more, gets a known answer now and
+ * few leases (and the newcomers of one network origin few together) and is tested on known answers first; a vetted volunteer holds more, gets a known answer now and
  * then as a spot check, and may have a task accepted on its replica alone (adaptive replication). Runs inside
  * the caller's transaction.
  */
@@ -40,10 +40,17 @@ export class Leaser {
     const cap = leaseCap(volunteer, now, config.newcomerLeases ?? 2, MAX_SLOTS * 2, policy);
     slots = Math.max(0, Math.min(slots, cap - store.leasedCountByWorker(workerId)));
     if (slots === 0) return { tasks: [], jobs, room: 0 };
-    // Newcomers are tested on a known answer first; vetted volunteers now and then, as a spot check.
     const vetted = settler.vetted(w.volunteerId);
-    const probeCount = vetted
-      ? Array.from({ length: slots }, () => random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length
+    // Fresh identities are free: behind one origin, newcomers together hold no more than the origin's share.
+    if (!vetted && w.origin !== null) {
+      slots = Math.min(slots, (config.newcomerLeasesPerOrigin ?? 32) - store.leasedCountByOrigin(w.origin));
+      if (slots <= 0) return { tasks: [], jobs, room: 0 };
+    }
+    // Newcomers are tested on known answers first, until they have passed enough to be vetted; vetted volunteers
+    // now and then, as a spot check.
+    const spotCheck = () => Array.from({ length: slots }, () => random() < (config.spotCheckRate ?? 0.02)).filter(Boolean).length;
+    const probeCount = vetted || volunteer.canaryPassed >= policy.canariesToVet
+      ? spotCheck()
       : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
     const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
     const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers)];

@@ -194,6 +194,29 @@ describe('trust', () => {
     expect(Array.from(new Float32Array(s.store.taskResult('done-t1')!.slice(-16).buffer))).toEqual([1, 1, 1, 1]);
   });
 
+  it('lets the newcomers of one network origin hold only the origin\'s share of leases together', () => {
+    const s = setup();
+    s.addJob('j', 100);
+    let held = 0;
+    for (let i = 0; i < 20; i++) {
+      s.join(`fresh${i}`, '198.51.100.9');
+      held += s.scheduler.requestWork(`fresh${i}`, 2).length;
+    }
+    expect(held).toBe(32);
+    s.join('elsewhere', '192.0.2.1');
+    expect(s.scheduler.requestWork('elsewhere', 2)).toHaveLength(2);
+  });
+
+  it('stops testing a newcomer on known answers once it has passed enough of them', () => {
+    const s = setup({ random: () => 0.99 });
+    s.addJob('j', 10);
+    s.addJob('k', 10);
+    const v = s.join('w');
+    s.store.updateVolunteer(v, { canaryPassed: 1, valid: 0 }); // passed its known answers, not yet confirmed enough
+    const tasks = s.scheduler.requestWork('w', 2);
+    expect(tasks.map((t) => t.taskId).some((id) => id.endsWith('-t0'))).toBe(false);
+  });
+
   it('lets a newcomer hold only a few leases at once', () => {
     const s = setup();
     s.addJob('j', 40);

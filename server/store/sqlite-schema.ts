@@ -51,6 +51,7 @@ DROP INDEX IF EXISTS replicas_job;
 DROP INDEX IF EXISTS replicas_volunteer;
 CREATE INDEX IF NOT EXISTS replicas_leased ON replicas(lease_expires) WHERE status = 'leased';
 CREATE INDEX IF NOT EXISTS replicas_worker_leased ON replicas(worker_id) WHERE status = 'leased';
+CREATE INDEX IF NOT EXISTS replicas_origin_leased ON replicas(origin) WHERE status = 'leased';
 CREATE INDEX IF NOT EXISTS replicas_of_job ON replicas(job_id);
 CREATE INDEX IF NOT EXISTS replicas_of_volunteer ON replicas(volunteer_id);
 CREATE INDEX IF NOT EXISTS volunteers_credit ON volunteers(credit DESC);

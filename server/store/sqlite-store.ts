@@ -438,6 +438,10 @@ export class SqliteStore implements Store {
     return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE worker_id = ? AND status = 'leased'`).get(workerId) as { n: number }).n;
   }
 
+  leasedCountByOrigin(origin: string): number {
+    return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE origin = ? AND status = 'leased'`).get(origin) as { n: number }).n;
+  }
+
   leasedInJob(jobId: string): ReplicaRow[] {
     return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE job_id = ? AND status = 'leased'`).all(jobId) as Row[]).map(replicaFromRow);
   }

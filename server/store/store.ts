@@ -258,6 +258,8 @@ export interface Store {
   leasedByWorker(workerId: string): ReplicaRow[];
   /** How many replicas this worker holds leased now. */
   leasedCountByWorker(workerId: string): number;
+  /** How many replicas workers of this network origin hold leased now. */
+  leasedCountByOrigin(origin: string): number;
   leasedInJob(jobId: string): ReplicaRow[];
   /** All replicas still leased, e.g. left from before a restart. */
   allLeased(): ReplicaRow[];

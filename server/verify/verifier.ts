@@ -65,8 +65,10 @@ export function decide(returned: readonly ReturnedReplica[], wanted: number, inF
       disagreeing: returned.filter((_, j) => !agree[i][j]).map((r) => r.id), pairs,
     };
   }
-  if (inFlight > 0 || n + inFlight < wanted) return { verdict: 'wait', pairs };
+  // A quorum that cannot stand alone goes to the server now: a replica still out (a hoarder's, say) must not
+  // hold the task until its lease lapses.
   if (weakQuorum) return { verdict: 'check', detail: weakQuorum, pairs };
+  if (inFlight > 0 || n + inFlight < wanted) return { verdict: 'wait', pairs };
   const detail = `replicas disagree: ${lastDetail}`;
   if (wanted < policy.maxReplicas) return { verdict: 'more', detail, pairs };
   return { verdict: 'check', detail: `no ${policy.quorum} of ${n} replicas agree; ${detail}`, pairs };
