@@ -60,8 +60,11 @@ let loops: (WorkLoop | PiggybackWorker)[] = [];
 
 async function start(m: Msg): Promise<object> {
   const { url, clients, slots, output, piggyback } = m as unknown as { url: string; clients: number; slots: number; output: string; piggyback?: boolean };
-  loops = Array.from({ length: clients }, () => piggyback ? new PiggybackWorker(url, slots, output) : new WorkLoop({
+  // Each fake worker on a loopback address of its own, as volunteers are on addresses of their own: replicas from
+  // one origin would all go to the server's own run.
+  loops = Array.from({ length: clients }, (_, i) => piggyback ? new PiggybackWorker(url, slots, output) : new WorkLoop({
     serverUrl: url, slots, runner: new EchoRunner(output), hello: { kind: 'node', backends: ['cpu'], agent: 'tabgrid-bench fake worker' },
+    bind: `127.0.${1 + Math.floor((i + 1) / 254)}.${1 + ((i + 1) % 254)}`,
   }));
   for (const l of loops) if (l instanceof WorkLoop) l.start();
   const deadline = Date.now() + 30_000;
