@@ -32,6 +32,8 @@ function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
     wanted: 2, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
   });
   const heard: string[] = [];
+  /** The order runs start in (each reads its task's inputs first). */
+  const started: string[] = [];
   const sink: ServerRunSink = {
     canaryReady: (id, out) => heard.push(`canary ${id} ${out ? 'ok' : 'none'}`),
     serverChecked: (id, out, err) => heard.push(`check ${id} ${out ? `ok ${(out as Tensor[])[0]!.dims}` : `error ${err}`}`),
@@ -39,23 +41,28 @@ function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
   };
   const runs = new ServerRuns({
     store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now,
-    taskInputs: () => [{ name: 'x', dtype: 'float32', dims: [1, 4], data: floatData(1, 4) }],
+    taskInputs: (_job, task) => {
+      started.push(task.id);
+      return [{ name: 'x', dtype: 'float32', dims: [1, 4], data: floatData(1, 4) }];
+    },
   });
   runs.setSink(sink);
-  return { runs, task, heard, broken };
+  return { runs, task, heard, broken, started };
 }
 
 describe('ServerRuns', () => {
-  it('answers checks and canaries before audits, each task once', async () => {
+  it('runs checks and canaries before audits, four at a time, each task once', async () => {
     const s = setup();
-    expect(s.runs.audit(s.task('a1'))).toBe(true);
+    for (const id of ['a1', 'a2', 'a3', 'a4', 'a5']) expect(s.runs.audit(s.task(id))).toBe(true);
     expect(s.runs.check(s.task('c1'))).toBe(true);
     expect(s.runs.check(s.task('c1'))).toBe(false);
     s.runs.compute([s.task('k1')]);
     await s.runs.idle();
-    // The first audit was already running when the others came; after it, checks and canaries go first.
-    expect(s.heard).toEqual(['audit a1', 'check c1 ok 1,3', 'canary k1 ok']);
-    expect(s.runs.stats).toMatchObject({ checks: 1, canaries: 1, audits: 1, failed: 0 });
+    // Four audits were already running when the others came; after them, checks and canaries go first.
+    expect(s.started).toEqual(['a1', 'a2', 'a3', 'a4', 'c1', 'k1', 'a5']);
+    expect(s.heard).toHaveLength(7);
+    expect(s.heard).toContain('check c1 ok 1,3');
+    expect(s.runs.stats).toMatchObject({ checks: 1, canaries: 1, audits: 5, failed: 0 });
   });
 
   it('reports a task the server cannot run with the runtime\'s reason', async () => {

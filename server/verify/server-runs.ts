@@ -41,6 +41,8 @@ const MAX_AUDITS_QUEUED = 32;
 const WINDOW_MS = 10_000;
 /** Model sessions kept warm. */
 const MAX_SESSIONS = 4;
+/** Runs in flight at once. */
+const CONCURRENCY = 4;
 
 export class ServerRuns {
   private readonly urgent: { task: TaskRow; kind: 'canary' | 'check' }[] = [];
@@ -49,7 +51,8 @@ export class ServerRuns {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly recent: { at: number; ms: number }[] = [];
   private sink: ServerRunSink | null = null;
-  private running: Promise<void> | null = null;
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
   private stopped = false;
   readonly stats: ServerRunStats = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0 };
 
@@ -90,8 +93,9 @@ export class ServerRuns {
   }
 
   /** Resolves when every queued run is done (for tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  idle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   stop(): void {
@@ -118,29 +122,42 @@ export class ServerRuns {
     this.queued.add(key);
     if (kind === 'audit') this.audits.push(task);
     else this.urgent.push({ task, kind });
-    this.running ??= this.drain().finally(() => { this.running = null; });
+    this.pump();
     return true;
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Starts queued runs up to CONCURRENCY at once: onnxruntime runs them on its own threads, and several in flight
+   * keep a busy event loop's latency from spacing them out.
+   */
+  private pump(): void {
     let next: { task: TaskRow; kind: ServerRunKind } | undefined;
-    while (!this.stopped && (next = this.urgent.shift() ?? this.auditNext())) {
-      const { task, kind } = next;
-      const started = this.now();
-      const res = await this.run(task);
-      const ms = this.now() - started;
-      this.recent.push({ at: this.now(), ms });
-      this.stats.busyMs += ms;
-      this.queued.delete(`${kind}:${task.id}`);
-      if (this.stopped || !res || !this.sink) continue;
-      if (res.error) this.stats.failed++;
-      try {
-        if (kind === 'canary') { this.stats.canaries++; this.sink.canaryReady(task.id, res.outputs); }
-        else if (kind === 'check') { this.stats.checks++; this.sink.serverChecked(task.id, res.outputs, res.error); }
-        else if (res.outputs) { this.stats.audits++; this.sink.audited(task.id, res.outputs); }
-      } catch (err) {
-        this.deps.log.error({ err, taskId: task.id, kind }, 'applying the server\'s own run failed');
-      }
+    while (!this.stopped && this.active < CONCURRENCY && (next = this.urgent.shift() ?? this.auditNext())) {
+      this.active++;
+      void this.runOne(next.task, next.kind).finally(() => {
+        this.active--;
+        if (this.active === 0 && this.urgent.length === 0 && this.audits.length === 0) for (const w of this.waiters.splice(0)) w();
+        this.pump();
+      });
+    }
+    if (this.active === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  private async runOne(task: TaskRow, kind: ServerRunKind): Promise<void> {
+    const started = this.now();
+    const res = await this.run(task);
+    const ms = this.now() - started;
+    this.recent.push({ at: this.now(), ms });
+    this.stats.busyMs += ms;
+    this.queued.delete(`${kind}:${task.id}`);
+    if (this.stopped || !res || !this.sink) return;
+    if (res.error) this.stats.failed++;
+    try {
+      if (kind === 'canary') { this.stats.canaries++; this.sink.canaryReady(task.id, res.outputs); }
+      else if (kind === 'check') { this.stats.checks++; this.sink.serverChecked(task.id, res.outputs, res.error); }
+      else if (res.outputs) { this.stats.audits++; this.sink.audited(task.id, res.outputs); }
+    } catch (err) {
+      this.deps.log.error({ err, taskId: task.id, kind }, 'applying the server\'s own run failed');
     }
   }
 
