@@ -51,3 +51,19 @@ export interface LoopStatus {
 }
 
 export const EMPTY_TIMING: LoopTiming = { last: null, tasks: 0, wallMs: 0, runMs: 0, idleMs: 0, busyMs: 0, restMs: 0 };
+
+/** The status after one more acknowledged result: counts, compute time, backend and the timing totals. */
+export function countResult(s: LoopStatus, last: TaskTiming, backend: string): Partial<LoopStatus> {
+  const t = s.timing;
+  return {
+    tasksDone: s.tasksDone + 1,
+    computeMs: s.computeMs + last.runMs,
+    backend,
+    timing: { ...t, last, tasks: t.tasks + 1, wallMs: t.wallMs + last.wallMs, runMs: t.runMs + last.runMs, idleMs: t.idleMs + (last.idleMs ?? 0) },
+  };
+}
+
+/** Timing totals with more busy or rest time added. */
+export function addTimes(t: LoopTiming, patch: Partial<Pick<LoopTiming, 'busyMs' | 'restMs'>>): LoopTiming {
+  return { ...t, busyMs: t.busyMs + (patch.busyMs ?? 0), restMs: t.restMs + (patch.restMs ?? 0) };
+}

@@ -5,52 +5,18 @@
  * pauses on request (handing its leases back at once) and times every task for the overhead benchmark.
  * Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
-import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats, WorkerHello } from '../../shared/protocol.js';
-import type { Tensor } from '../../shared/tensor.js';
+import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
-import { EMPTY_TIMING, type LoopStatus, type LoopTiming, type TaskTiming } from './loop-status.js';
+import { EMPTY_TIMING, type LoopStatus, type LoopTiming, addTimes, countResult } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
+import type { RunOutcome, WorkLoopOptions } from './work-loop-options.js';
+import { withAck } from './with-ack.js';
 
 export type { LoopState, LoopStatus, LoopTiming, TaskTiming } from './loop-status.js';
 export type { LoopTimers } from './loop-timers.js';
 
-export interface RunOutcome { outputs: Tensor[]; runMs: number; backend: string }
-
-/** Runs one task's model on its inputs. The page uses onnxruntime-web, the headless worker onnxruntime-node. */
-export interface Runner {
-  run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome>;
-  /**
-   * A hint, given while a task runs: this one is next. A runner may start it as soon as the running one ends,
-   * before `run` is called for it (saving a hand-off); what it computed is used only if `run` is called.
-   */
-  prefetch?(task: TaskAssignment, modelUrl: string): void;
-  /** Start nothing early until the next hint: the loop pauses or will rest between tasks. */
-  holdPrefetch?(): void;
-}
-
-type ClientSocket = WorkerSocket;
-
-export interface WorkLoopOptions {
-  serverUrl: string;
-  hello: Omit<WorkerHello, 'token'>;
-  /** Read afresh at every (re)connect: what may have changed since, such as the shards held in cache. */
-  helloExtras?: () => Promise<Partial<Omit<WorkerHello, 'token'>>>;
-  token?: string;
-  /** Tasks to hold at once: one running, the rest waiting (default 2). */
-  slots?: number;
-  /** Percent of device time to use, 5 to 100 (default 100). */
-  throttle?: number;
-  runner: Runner;
-  onStatus?: (s: LoopStatus) => void;
-  /** Called when the server issues or confirms the volunteer token, so the caller can keep it. */
-  onToken?: (token: string) => void;
-  timers?: LoopTimers;
-  /** The local address to connect from (Node only; see open-worker-socket.ts). */
-  bind?: string;
-  /** Replaceable for tests; defaults to openWorkerSocket. */
-  connect?: (url: string) => ClientSocket;
-}
+export type { RunOutcome, Runner, WorkLoopOptions } from './work-loop-options.js';
 
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
 const LEASE_SAFETY = 0.75;
@@ -62,7 +28,7 @@ const RATE_RETRY_MS = 1_000;
 
 /** A connected worker; `start()` connects and works until `stop()`. */
 export class WorkLoop {
-  private socket: ClientSocket | null = null;
+  private socket: WorkerSocket | null = null;
   private queue: TaskAssignment[] = [];
   /** Results sent and not yet acknowledged, each with what settles its wait. */
   private readonly unacked = new Map<Promise<void>, () => void>();
@@ -105,7 +71,7 @@ export class WorkLoop {
     this.asking = 0;
     this.epoch++;
     this.update({ state: this.status.paused ? 'paused' : 'connecting', lastError: null });
-    const socket: ClientSocket = (this.opts.connect ?? ((url) => openWorkerSocket(url, { bind: this.opts.bind })))(this.opts.serverUrl);
+    const socket: WorkerSocket = (this.opts.connect ?? ((url) => openWorkerSocket(url, { bind: this.opts.bind })))(this.opts.serverUrl);
     this.socket = socket;
     socket.on('connect', () => this.onConnect(socket));
     socket.on('disconnect', () => {
@@ -195,19 +161,13 @@ export class WorkLoop {
     return this.ask((s, ack) => s.emit('volunteer:profile', profile, ack));
   }
 
-  private ask(send: (s: ClientSocket, ack: (res: AckResponse<{ stats: VolunteerStats }>) => void) => void): Promise<VolunteerStats> {
+  private ask(send: (s: WorkerSocket, ack: (res: AckResponse<{ stats: VolunteerStats }>) => void) => void): Promise<VolunteerStats> {
     const socket = this.socket;
     if (!socket?.connected || !this.helloDone) return Promise.reject(new Error('not connected to the server'));
-    return new Promise((resolve, reject) => {
-      const timer = this.timers.setTimeout(() => reject(new Error('the server did not answer')), ACK_TIMEOUT_MS);
-      send(socket, (res) => {
-        this.timers.clearTimeout(timer);
-        if (res.ok) resolve(res.stats); else reject(new Error(res.error.message));
-      });
-    });
+    return withAck<{ stats: VolunteerStats }>(this.timers, ACK_TIMEOUT_MS, (ack) => send(socket, ack)).then((res) => res.stats);
   }
 
-  private async onConnect(socket: ClientSocket): Promise<void> {
+  private async onConnect(socket: WorkerSocket): Promise<void> {
     const extras = await this.opts.helloExtras?.().catch(() => ({})) ?? {};
     if (socket !== this.socket || !socket.connected) return;
     socket.emit('worker:hello', { ...this.opts.hello, ...extras, token: this.token }, (res) => {
@@ -399,18 +359,8 @@ export class WorkLoop {
 
   /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */
   private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: AckResponse<ResultAccepted>, wallMs: number, idleMs: number | null): void {
-    if (!res.ok) {
-      this.update({ lastError: `result refused: ${res.error.message}` });
-      return;
-    }
-    const last: TaskTiming = { replicaId: task.replicaId, jobId: task.jobId, wallMs, runMs: outcome.runMs, idleMs };
-    const t = this.status.timing;
-    this.update({
-      tasksDone: this.status.tasksDone + 1,
-      computeMs: this.status.computeMs + outcome.runMs,
-      backend: outcome.backend,
-      timing: { ...t, last, tasks: t.tasks + 1, wallMs: t.wallMs + last.wallMs, runMs: t.runMs + last.runMs, idleMs: t.idleMs + (idleMs ?? 0) },
-    });
+    if (!res.ok) this.update({ lastError: `result refused: ${res.error.message}` });
+    else this.update(countResult(this.status, { replicaId: task.replicaId, jobId: task.jobId, wallMs, runMs: outcome.runMs, idleMs }, outcome.backend));
   }
 
   /**
@@ -440,8 +390,7 @@ export class WorkLoop {
   }
 
   private addTiming(patch: Partial<Pick<LoopTiming, 'busyMs' | 'restMs'>>): void {
-    const t = this.status.timing;
-    this.update({ timing: { ...t, busyMs: t.busyMs + (patch.busyMs ?? 0), restMs: t.restMs + (patch.restMs ?? 0) } });
+    this.update({ timing: addTimes(this.status.timing, patch) });
   }
 
   private update(patch: Partial<LoopStatus>): void {

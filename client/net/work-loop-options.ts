@@ -1,0 +1,44 @@
+/**
+ * What a WorkLoop is given: the Runner that runs a task's model (onnxruntime-web in the page, onnxruntime-node in
+ * the headless worker) and the options it starts with.
+ */
+import type { TaskAssignment, WorkerHello } from '../../shared/protocol.js';
+import type { Tensor } from '../../shared/tensor.js';
+import type { LoopStatus } from './loop-status.js';
+import type { LoopTimers } from './loop-timers.js';
+import type { WorkerSocket } from './open-worker-socket.js';
+
+export interface RunOutcome { outputs: Tensor[]; runMs: number; backend: string }
+
+/** Runs one task's model on its inputs. The page uses onnxruntime-web, the headless worker onnxruntime-node. */
+export interface Runner {
+  run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome>;
+  /**
+   * A hint, given while a task runs: this one is next. A runner may start it as soon as the running one ends,
+   * before `run` is called for it (saving a hand-off); what it computed is used only if `run` is called.
+   */
+  prefetch?(task: TaskAssignment, modelUrl: string): void;
+  /** Start nothing early until the next hint: the loop pauses or will rest between tasks. */
+  holdPrefetch?(): void;
+}
+
+export interface WorkLoopOptions {
+  serverUrl: string;
+  hello: Omit<WorkerHello, 'token'>;
+  /** Read afresh at every (re)connect: what may have changed since, such as the shards held in cache. */
+  helloExtras?: () => Promise<Partial<Omit<WorkerHello, 'token'>>>;
+  token?: string;
+  /** Tasks to hold at once: one running, the rest waiting (default 2). */
+  slots?: number;
+  /** Percent of device time to use, 5 to 100 (default 100). */
+  throttle?: number;
+  runner: Runner;
+  onStatus?: (s: LoopStatus) => void;
+  /** Called when the server issues or confirms the volunteer token, so the caller can keep it. */
+  onToken?: (token: string) => void;
+  timers?: LoopTimers;
+  /** The local address to connect from (Node only; see open-worker-socket.ts). */
+  bind?: string;
+  /** Replaceable for tests; defaults to openWorkerSocket. */
+  connect?: (url: string) => WorkerSocket;
+}
