@@ -53,6 +53,19 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
 
 type Setup = ReturnType<typeof setup>;
 
+/** A one-task job (maxReplicas 3) whose three replicas, on three volunteers, all disagree. */
+function threeDisagree(s: Setup) {
+  const job = s.addJob(1);
+  for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
+  const [a] = s.scheduler.requestWork('w1', 1);
+  const [b] = s.scheduler.requestWork('w2', 1);
+  s.scheduler.requestWork('w3', 1);
+  s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+  s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
+  s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
+  return { job, a };
+}
+
 describe('Scheduler', () => {
   let s: Setup;
   beforeEach(() => { s = setup(); });
@@ -110,14 +123,7 @@ describe('Scheduler', () => {
   });
 
   it('hands a task with no agreeing quorum at the replica cap to the server, whose answer settles it', () => {
-    const job = s.addJob(1);
-    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
-    const [a] = s.scheduler.requestWork('w1', 1);
-    const [b] = s.scheduler.requestWork('w2', 1);
-    s.scheduler.requestWork('w3', 1);
-    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
-    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
-    s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
+    const { job, a } = threeDisagree(s);
     expect(s.checks).toEqual([a.taskId]);
     expect(s.store.getJob(job.id)).toMatchObject({ status: 'running' });
     s.scheduler.serverChecked(a.taskId, outputs(2, 2), null);
@@ -129,14 +135,7 @@ describe('Scheduler', () => {
   });
 
   it('fails a task only when the server\'s own run fails too, with the server\'s reason', () => {
-    const job = s.addJob(1);
-    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
-    const [a] = s.scheduler.requestWork('w1', 1);
-    const [b] = s.scheduler.requestWork('w2', 1);
-    s.scheduler.requestWork('w3', 1);
-    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
-    s.scheduler.submitResult('w2', b.replicaId, outputs(2, 2), { backend: 'cpu', runMs: 1 });
-    s.scheduler.submitResult('w3', s.pushed.w3[0].replicaId, outputs(2, 3), { backend: 'cpu', runMs: 1 });
+    const { job, a } = threeDisagree(s);
     s.scheduler.serverChecked(a.taskId, null, 'Got invalid dimensions for input: x');
     expect(s.store.getJob(job.id)).toMatchObject({ status: 'failed' });
     expect(s.store.getJob(job.id)!.error).toMatch(/the server's own run failed too: Got invalid dimensions/);
