@@ -13,7 +13,7 @@ import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { type JobRow, type Store, type TaskRow, taskId } from '../store/store.js';
-import type { CanaryService } from '../verify/canaries.js';
+import type { ServerRuns } from '../verify/server-runs.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
 
@@ -27,7 +27,8 @@ export interface JobServiceDeps {
   store: Store;
   clock: Clock;
   scheduler: JobScheduler;
-  canaries: CanaryService;
+  /** The server's own runs: it computes the canary tasks' known answers. */
+  canaries: Pick<ServerRuns, 'compute'>;
   models: ModelService;
   datasets: DatasetService;
 }
