@@ -42,7 +42,7 @@ export interface App {
   io: TabGridIo;
   scheduler: Scheduler;
   /** The server's own runs (canaries, checks, audits). */
-  canaries: ServerRuns;
+  serverRuns: ServerRuns;
   events: AppEvents;
   /** Connected workers, live. */
   workers: Map<string, WorkerInfo>;
@@ -74,9 +74,8 @@ export function createApp(deps: AppDeps): App {
   });
   serverRuns.setSink(scheduler);
   scheduler.setServerRuns(serverRuns);
-  const canaries = serverRuns;
   const models = new ModelService({ store, blobs, clock });
-  const jobs = new JobService({ store, clock, scheduler, canaries, models, datasets });
+  const jobs = new JobService({ store, clock, scheduler, canaries: serverRuns, models, datasets });
   const keys = new ApiKeys({ store, clock });
 
   const app = express();
@@ -102,11 +101,11 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, canaries, events, workers, jobs, keys,
+    http: server, io, scheduler, serverRuns, events, workers, jobs, keys,
     async start() {
       const recovered = scheduler.recoverLeases();
       if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');
-      canaries.resume();
+      serverRuns.resume();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
@@ -120,12 +119,12 @@ export function createApp(deps: AppDeps): App {
     },
     async stop() {
       scheduler.drain();
-      canaries.stop();
+      serverRuns.stop();
       const deadline = Date.now() + config.shutdownGraceMs;
       while (store.allLeased().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (sweeper) clearInterval(sweeper);
-      await canaries.idle();
-      await canaries.close();
+      await serverRuns.idle();
+      await serverRuns.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       store.close();
