@@ -175,7 +175,7 @@ export class Settler {
     const task = store.getTask(taskRow.id);
     const job = store.getJob(taskRow.jobId);
     if (!task || !job || task.status !== 'pending' || job.status !== 'running') return;
-    const reason = `the server's own run failed too: ${safeText(error, 500)}`;
+    const reason = `the server's own run failed too: ${safeText(error.trim(), 500)}`;
     store.updateTask(task.id, { status: 'failed', error: reason });
     store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${reason}`);
     this.withdraw(store.leasedInJob(job.id), fx);
