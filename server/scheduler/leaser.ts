@@ -1,12 +1,14 @@
 /**
  * Leasing: which tasks a worker gets for its free slots, and the replicas that record them. A newcomer holds
- * few leases (and the newcomers of one network origin few together) and is tested on known answers first; a vetted volunteer holds more, gets a known answer now and
- * then as a spot check, and may have a task accepted on its replica alone (adaptive replication). Runs inside
- * the caller's transaction.
+ * few leases (and the newcomers of one network origin few together) and is tested on known answers first; a
+ * vetted volunteer holds more, gets a known answer now and then as a spot check, and may have a task accepted on
+ * its replica alone (adaptive replication). Researchers' jobs get slots by fair share. Runs inside the caller's
+ * transaction.
  */
 import { randomBytes } from 'node:crypto';
 import { MAX_SLOTS, type TaskAssignment } from '../../shared/protocol.js';
 import { DEFAULT_REPUTATION, leaseCap, singleReplicaChance } from '../verify/reputation.js';
+import type { FairShare } from './fair-share.js';
 import type { SchedulerDeps } from './scheduler-types.js';
 import type { Settler } from './settle.js';
 import type { TaskPicker, WorkerEntry } from './task-picker.js';
@@ -19,6 +21,7 @@ const newId = (prefix: string) => `${prefix}-${ID_BASE}${(++idSeq).toString(36)}
 export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'config' | 'taskInputs'> {
   settler: Settler;
   picker: TaskPicker;
+  fairShare: FairShare;
   random: () => number;
 }
 
@@ -53,7 +56,10 @@ export class Leaser {
       ? spotCheck()
       : store.leasedByVolunteer(w.volunteerId).some((r) => store.getTask(r.taskId)?.canary) ? 0 : 1;
     const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
-    const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers)];
+    // Fair share: the slots go to the least-served researcher's jobs first.
+    const running = store.runningJobs();
+    const owners = new Map(running.map((j) => [j.id, j.owner]));
+    const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers, this.deps.fairShare.order(running))];
     const out: TaskAssignment[] = [];
     const single = singleReplicaChance(volunteer, now, policy);
     for (const task of tasks) {
@@ -67,7 +73,10 @@ export class Leaser {
         workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,
         backend: null, runMs: null, error: null, returnedAt: null, origin: w.origin,
       });
-      if (!isProbe) store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
+      if (!isProbe) {
+        store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
+        this.deps.fairShare.charge(owners.get(job.id) ?? job.owner);
+      }
       w.held.add(task.model);
       jobs.add(job.id);
       out.push({

@@ -33,10 +33,10 @@ function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: nu
   });
   store.putModel({ hash: MODEL, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 0 });
   let jobs = 0;
-  const addJob = (tasks: number, batch = 2): JobRow => {
+  const addJob = (tasks: number, batch = 2, owner = 'k'): JobRow => {
     const id = `job-${++jobs}`;
     const job: JobRow = {
-      id, owner: 'k', name: null, model: MODEL, stageModels: [MODEL], inputs: [], items: tasks * batch, batchSize: batch,
+      id, owner, name: null, model: MODEL, stageModels: [MODEL], inputs: [], items: tasks * batch, batchSize: batch,
       replicas: opts.replicas ?? 2, maxReplicas: opts.maxReplicas ?? 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: false, canaryRate: 0,
       status: 'running', error: null, createdAt: clock.now() + jobs, finishedAt: null,
     };
@@ -215,6 +215,24 @@ describe('Scheduler', () => {
     s.clock.advance(1_000);
     s.scheduler.sweep();
     expect(s.checks).toEqual([a.taskId]);
+  });
+
+  it('serves researchers in turn: a small job submitted after a big one of another owner finishes first', () => {
+    s = setup({ replicas: 1 });
+    const big = s.addJob(60, 2, 'alice');
+    s.clock.advance(1);
+    const small = s.addJob(4, 2, 'bob');
+    s.scheduler.connect('w1', 'v1');
+    let done = 0;
+    while (s.store.getJob(small.id)!.status === 'running' && done < 64) {
+      const [t] = s.scheduler.requestWork('w1', 1);
+      s.scheduler.submitResult('w1', t.replicaId, outputs(2), { backend: 'cpu', runMs: 1 });
+      done++;
+    }
+    // The two owners took turns: bob's 4 tasks were done within the first 8 leases, alice's job is far from done.
+    expect(s.store.getJob(small.id)!.status).toBe('completed');
+    expect(done).toBeLessThanOrEqual(8);
+    expect(s.store.getJob(big.id)!.status).toBe('running');
   });
 
   it('issues a backup replica for a lease held far past the model\'s usual time while workers wait', () => {

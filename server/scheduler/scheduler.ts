@@ -11,6 +11,7 @@ import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { JobRow } from '../store/store.js';
 import { DEFAULT_REPUTATION } from '../verify/reputation.js';
+import { FairShare } from './fair-share.js';
 import { Leaser } from './leaser.js';
 import { outputProblem } from './result-check.js';
 import { type ResultMeta, ResultRefused, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
@@ -47,7 +48,7 @@ export class Scheduler {
     });
     this.random = deps.random ?? Math.random;
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
-    this.leaser = new Leaser({ ...deps, settler: this.settler, picker: this.picker, random: this.random });
+    this.leaser = new Leaser({ ...deps, settler: this.settler, picker: this.picker, fairShare: new FairShare(), random: this.random });
   }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */

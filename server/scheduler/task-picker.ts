@@ -63,13 +63,13 @@ export class TaskPicker {
     if (job.stageModels.length > 1) for (const m of job.stageModels) this.stageModels.add(m);
   }
 
-  /** Up to `slots` tasks for worker `workerId`, best first. */
-  candidates(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): TaskRow[] {
+  /** Up to `slots` tasks for worker `workerId`, best first, from the running jobs `jobs` in that order. */
+  candidates(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>, jobs: string[]): TaskRow[] {
     const { store, clock, shardAffinityMs } = this.deps;
     if (slots <= 0) return [];
     const tooBig = [...this.models.values()].filter((m) => !fits(w, m)).map((m) => m.hash);
     const mine = [...w.held].filter((h) => !tooBig.includes(h));
-    const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine }) : [];
+    const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine, jobs }) : [];
     if (first.length >= slots) return first;
     // A stage is held back from this worker while another worker serves it, or while this one serves another stage.
     const servesAStage = [...w.held].some((h) => this.stageModels.has(h));
@@ -77,7 +77,7 @@ export class TaskPicker {
     for (const [id, other] of workers) if (id !== workerId) for (const h of other.held) heldByOthers.add(h);
     const deferred = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || heldByOthers.has(h)));
     const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
-      excludeModels: [...tooBig, ...mine], deferModels: deferred, readySince: clock.now() - shardAffinityMs,
+      excludeModels: [...tooBig, ...mine], deferModels: deferred, readySince: clock.now() - shardAffinityMs, jobs,
     });
     return [...first, ...rest];
   }

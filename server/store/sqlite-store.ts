@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
-  SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
+  RunningJobRow, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
@@ -207,6 +207,11 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(jobFromRow);
   }
 
+  runningJobs(): RunningJobRow[] {
+    return (this.q(`SELECT id, owner, priority, created_at FROM jobs WHERE status = 'running'`).all() as Row[])
+      .map((r) => ({ id: r.id as string, owner: r.owner as string, priority: r.priority as number, createdAt: r.created_at as number }));
+  }
+
   setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {
     const finishedAt = status === 'running' ? null : at;
     this.q('UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?').run(status, finishedAt, error, id);
@@ -281,7 +286,8 @@ export class SqliteStore implements Store {
                         AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
       ORDER BY t.stage DESC, t.batch LIMIT ${n}`);
     const out: TaskRow[] = [];
-    for (const { id } of this.q(`SELECT id FROM jobs WHERE status = 'running' ORDER BY priority DESC, created_at, id`).all() as { id: string }[]) {
+    const jobs = filter.jobs ?? (this.q(`SELECT id FROM jobs WHERE status = 'running' ORDER BY priority DESC, created_at, id`).all() as { id: string }[]).map((j) => j.id);
+    for (const id of jobs) {
       for (const r of pick.all(id, ...args, volunteerId) as Row[]) {
         out.push(this.tasks.set(r.id as string, taskFromRow(r)));
         if (out.length >= n) return out;

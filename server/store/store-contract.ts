@@ -86,6 +86,18 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       expect(s.assignableTasks('v2', 10).map((t) => t.id)).toEqual(['low-t1']);
     });
 
+    it('lists running jobs for fair share, and looks for tasks in the jobs and order it is given', () => {
+      const s = make();
+      s.createJob(job('a', { owner: 'alice', createdAt: 1 }), tasks('a', 2));
+      s.createJob(job('b', { owner: 'bob', priority: 3, createdAt: 2 }), tasks('b', 1));
+      s.createJob(job('c', { owner: 'bob', createdAt: 3, status: 'completed' }), []);
+      expect(s.runningJobs().sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual([
+        { id: 'a', owner: 'alice', priority: 0, createdAt: 1 }, { id: 'b', owner: 'bob', priority: 3, createdAt: 2 },
+      ]);
+      expect(s.assignableTasks('v1', 10, { jobs: ['a', 'b'] }).map((t) => t.id)).toEqual(['a-t0', 'a-t1', 'b-t0']);
+      expect(s.assignableTasks('v1', 2, { jobs: ['b'] }).map((t) => t.id)).toEqual(['b-t0']);
+    });
+
     it('keeps replicas, their outputs and the verified results', () => {
       const s = make();
       s.createJob(job('j1'), tasks('j1', 2));

@@ -169,7 +169,12 @@ export interface TaskFilter {
   /** Tasks of these models only once they have been ready since this time (shard affinity). */
   deferModels?: string[];
   readySince?: number;
+  /** The running jobs to look in, in this order (fair share); all running jobs by priority and age when absent. */
+  jobs?: string[];
 }
+
+/** What fair share needs to know of a running job. */
+export interface RunningJobRow { id: string; owner: string; priority: number; createdAt: number }
 
 export interface Store {
   transaction<T>(fn: () => T): T;
@@ -206,6 +211,8 @@ export interface Store {
   createJob(job: JobRow, tasks: TaskRow[]): void;
   getJob(id: string): JobRow | undefined;
   listJobs(owner?: string): JobRow[];
+  /** The running jobs, in no particular order. */
+  runningJobs(): RunningJobRow[];
   setJobStatus(id: string, status: JobStatus, at: number, error?: string | null): void;
   taskCounts(jobId: string): TaskCounts;
   stageCounts(jobId: string): StageCounts[];
