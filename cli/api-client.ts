@@ -86,6 +86,10 @@ export class ApiClient {
     return (await this.call('POST', '/api/v1/keys', req)).json() as Promise<CreatedApiKey>;
   }
 
+  async setKeyWeight(id: string, weight: number): Promise<ApiKeyView> {
+    return (await this.call('PATCH', `/api/v1/keys/${encodeURIComponent(id)}`, { weight })).json() as Promise<ApiKeyView>;
+  }
+
   async revokeKey(id: string): Promise<ApiKeyView> {
     return (await this.call('DELETE', `/api/v1/keys/${encodeURIComponent(id)}`)).json() as Promise<ApiKeyView>;
   }

@@ -35,12 +35,12 @@ describe('describeJob', () => {
 describe('keyTable', () => {
   it('lists keys in aligned columns with role and revocation, names escaped', () => {
     const table = keyTable([
-      { id: 'key-aaaaaaaaaaaa', name: 'admin', admin: true, createdAt: Date.UTC(2025, 0, 2, 3, 4), revokedAt: null },
-      { id: 'key-bbbbbbbbbbbb', name: 'bob\x1b[8m', admin: false, createdAt: Date.UTC(2025, 0, 3), revokedAt: Date.UTC(2025, 0, 4, 5, 6) },
+      { id: 'key-aaaaaaaaaaaa', name: 'admin', admin: true, createdAt: Date.UTC(2025, 0, 2, 3, 4), revokedAt: null, weight: 1 },
+      { id: 'key-bbbbbbbbbbbb', name: 'bob\x1b[8m', admin: false, createdAt: Date.UTC(2025, 0, 3), revokedAt: Date.UTC(2025, 0, 4, 5, 6), weight: 2.5 },
     ]).split('\n');
-    expect(table[0]).toMatch(/^ID\s+NAME\s+ROLE\s+CREATED \(UTC\)\s+REVOKED \(UTC\)$/);
-    expect(table[1]).toMatch(/^key-aaaaaaaaaaaa\s+admin\s+admin\s+2025-01-02 03:04\s+-$/);
-    expect(table[2]).toMatch(/^key-bbbbbbbbbbbb\s+bob\\u001b\[8m\s+researcher\s+2025-01-03 00:00\s+2025-01-04 05:06$/);
+    expect(table[0]).toMatch(/^ID\s+NAME\s+ROLE\s+WEIGHT\s+CREATED \(UTC\)\s+REVOKED \(UTC\)$/);
+    expect(table[1]).toMatch(/^key-aaaaaaaaaaaa\s+admin\s+admin\s+1\s+2025-01-02 03:04\s+-$/);
+    expect(table[2]).toMatch(/^key-bbbbbbbbbbbb\s+bob\\u001b\[8m\s+researcher\s+2\.5\s+2025-01-03 00:00\s+2025-01-04 05:06$/);
     expect(table[1].indexOf('admin')).toBe(table[2].indexOf('bob'));
   });
 });

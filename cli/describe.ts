@@ -28,10 +28,10 @@ export function describeJob(job: JobView): string {
 
 const when = (at: number | null) => (at === null ? '-' : new Date(at).toISOString().replace('T', ' ').slice(0, 16));
 
-/** API keys as a table: id, name, role, created, revoked. */
+/** API keys as a table: id, name, role, fair-share weight, created, revoked. */
 export function keyTable(keys: ApiKeyView[]): string {
-  const rows = [['ID', 'NAME', 'ROLE', 'CREATED (UTC)', 'REVOKED (UTC)'],
-    ...keys.map((k) => [k.id, safeText(k.name, 100), k.admin ? 'admin' : 'researcher', when(k.createdAt), when(k.revokedAt)])];
+  const rows = [['ID', 'NAME', 'ROLE', 'WEIGHT', 'CREATED (UTC)', 'REVOKED (UTC)'],
+    ...keys.map((k) => [k.id, safeText(k.name, 100), k.admin ? 'admin' : 'researcher', String(k.weight), when(k.createdAt), when(k.revokedAt)])];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }

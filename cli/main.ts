@@ -172,6 +172,15 @@ withConn(keys.command('create'))
     process.stdout.write(`${created.key}\n`);
   });
 
+withConn(keys.command('weight'))
+  .description('set a key\'s share of workers against other researchers\' running jobs (1 by default; 2 gets twice the slots)')
+  .argument('<id>', 'the key id (key-...), from `tabgrid keys list`')
+  .argument('<weight>', 'a positive number', num)
+  .action(async (id: string, weight: number, o) => {
+    const k = await client(o).setKeyWeight(id, weight);
+    say(`key ${k.id} (${safeText(k.name, 100)}) now has weight ${k.weight}`);
+  });
+
 withConn(keys.command('revoke'))
   .description('revoke a key at once (the last admin key cannot be revoked)')
   .argument('<id>', 'the key id (key-...), from `tabgrid keys list`')

@@ -14,6 +14,8 @@ export interface ApiKeyView {
   admin: boolean;
   createdAt: number;
   revokedAt: number | null;
+  /** Its share of workers in the fair share between researchers (1 by default; 2 gets twice the slots). */
+  weight: number;
 }
 
 /** A key just made: `key` is shown this once and stored only as a hash. */
@@ -23,6 +25,10 @@ export const createKeySchema = z.object({ name: z.string().trim().min(1).max(100
 export type CreateKeyRequest = z.input<typeof createKeySchema>;
 
 export const keyIdSchema = z.string().regex(/^key-[0-9a-f]{1,64}$/, 'expected a key id (key-...)');
+
+/** `PATCH /api/v1/keys/:id`: an admin sets a key's fair-share weight. */
+export const keyPatchSchema = z.object({ weight: z.number().min(0.01).max(1000) });
+export type KeyPatch = z.input<typeof keyPatchSchema>;
 
 /** `POST /api/v1/jobs/:id/rerun`: which tasks to compute again (only the tainted ones, for now). */
 export const rerunSchema = z.object({ tainted: z.literal(true, { message: 'say what to rerun: { "tainted": true }' }) });

@@ -1,9 +1,9 @@
 /**
- * API keys, for admin keys only: list (never a key or its hash), create (the key shown once), revoke (refused
- * on its next call; the last admin key cannot be revoked).
+ * API keys, for admin keys only: list (never a key or its hash), create (the key shown once), weigh (its share
+ * in the fair share between researchers), revoke (refused on its next call; the last admin key cannot be revoked).
  */
 import express from 'express';
-import { createKeySchema, keyIdSchema } from '../../shared/rest-types.js';
+import { createKeySchema, keyIdSchema, keyPatchSchema } from '../../shared/rest-types.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import { requireAdmin } from './rest-auth.js';
 
@@ -21,6 +21,12 @@ export function keyRouter(deps: { keys: ApiKeys; auth: express.RequestHandler })
     requireAdmin(req, 'creating keys');
     const body = createKeySchema.parse(req.body ?? {});
     res.status(201).json(keys.create(body.name, body.admin));
+  });
+
+  r.patch('/api/v1/keys/:id', auth, json, (req, res) => {
+    requireAdmin(req, 'setting a key\'s weight');
+    const body = keyPatchSchema.parse(req.body ?? {});
+    res.json(keys.setWeight(keyIdSchema.parse(req.params.id), body.weight));
   });
 
   r.delete('/api/v1/keys/:id', auth, (req, res) => {

@@ -13,7 +13,9 @@ import type { Clock } from '../scheduler/clock.js';
 
 const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
 
-const viewOf = (row: ApiKeyRow): ApiKeyView => ({ id: row.id, name: row.name, admin: row.admin, createdAt: row.createdAt, revokedAt: row.revokedAt });
+const viewOf = (row: ApiKeyRow): ApiKeyView => ({
+  id: row.id, name: row.name, admin: row.admin, createdAt: row.createdAt, revokedAt: row.revokedAt, weight: row.weight,
+});
 
 export class ApiKeys {
   constructor(private readonly deps: { store: Store; clock: Clock }) {}
@@ -61,6 +63,13 @@ export class ApiKeys {
     return this.deps.store.findApiKey(hashKey(key));
   }
 
+  /** Sets a key's weight in the fair share between researchers' running jobs. */
+  setWeight(id: string, weight: number): ApiKeyView {
+    const { store } = this.deps;
+    if (!store.setApiKeyWeight(id, weight)) throw new AppError('NOT_FOUND', `no key ${id}`);
+    return viewOf(store.listApiKeys().find((k) => k.id === id)!);
+  }
+
   /** Every key, revoked ones included, oldest first. */
   list(): ApiKeyView[] {
     return this.deps.store.listApiKeys().map(viewOf);
@@ -84,7 +93,7 @@ export class ApiKeys {
   }
 
   private insert(key: string, name: string, admin: boolean): ApiKeyRow {
-    const row = { id: `key-${randomBytes(6).toString('hex')}`, keyHash: hashKey(key), name, admin, createdAt: this.deps.clock.now(), revokedAt: null };
+    const row = { id: `key-${randomBytes(6).toString('hex')}`, keyHash: hashKey(key), name, admin, createdAt: this.deps.clock.now(), revokedAt: null, weight: 1 };
     this.deps.store.insertApiKey(row);
     return row;
   }

@@ -1,12 +1,12 @@
 /**
  * Fair share between researchers: which running job a free slot goes to first. Owners (API keys) are served in
- * turn by how much they have been given, so a small job of one researcher is not held behind a big job of
+ * turn by how much they have been given for their weight, so a small job of one researcher is not held behind a big job of
  * another; priority orders the jobs of one owner only. An owner that comes back after a while starts level with
  * the least-served owner already running, so it gets the next slots but cannot starve anyone on credit saved up.
  */
 
-/** What ordering needs to know of a running job. */
-export interface RunningJob { id: string; owner: string; priority: number; createdAt: number }
+/** What ordering needs to know of a running job; `weight` is its owner's share (2 gets twice the slots of 1). */
+export interface RunningJob { id: string; owner: string; priority: number; createdAt: number; weight: number }
 
 export class FairShare {
   /** Per owner with running jobs: leases given so far (the owner's virtual time). */
@@ -26,8 +26,8 @@ export class FairShare {
       || (a.id < b.id ? -1 : 1)).map((j) => j.id);
   }
 
-  /** An owner's job was given `n` leases. */
-  charge(owner: string, n = 1): void {
-    this.served.set(owner, (this.served.get(owner) ?? 0) + n);
+  /** An owner of this weight was given `n` leases. */
+  charge(owner: string, weight = 1, n = 1): void {
+    this.served.set(owner, (this.served.get(owner) ?? 0) + n / Math.max(weight, 1e-6));
   }
 }

@@ -58,7 +58,7 @@ export class Leaser {
     const probes = probeCount > 0 ? store.probeTasks(w.volunteerId, probeCount) : [];
     // Fair share: the slots go to the least-served researcher's jobs first.
     const running = store.runningJobs();
-    const owners = new Map(running.map((j) => [j.id, j.owner]));
+    const byId = new Map(running.map((j) => [j.id, j]));
     const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers, this.deps.fairShare.order(running))];
     const out: TaskAssignment[] = [];
     const single = singleReplicaChance(volunteer, now, policy);
@@ -75,7 +75,7 @@ export class Leaser {
       });
       if (!isProbe) {
         store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
-        this.deps.fairShare.charge(owners.get(job.id) ?? job.owner);
+        this.deps.fairShare.charge(job.owner, byId.get(job.id)?.weight ?? 1);
       }
       w.held.add(task.model);
       jobs.add(job.id);

@@ -6,7 +6,8 @@ import type { JobRow, ReplicaRow, ReplicaStatus, TaskRow, VolunteerRow } from '.
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
-  admin INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+  admin INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER,
+  weight REAL NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, inputs TEXT NOT NULL,
   outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree 
   disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
 /** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /**
  * Upgrades a schema-1 database before SCHEMA runs: tensors move out of `replicas.outputs` and `tasks.result`
@@ -84,6 +85,11 @@ export const MIGRATE_2_TO_3 = `
 ALTER TABLE replicas ADD COLUMN origin TEXT;
 ALTER TABLE tasks ADD COLUMN tainted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
+`;
+
+/** Upgrades a schema-3 database: each API key's weight in the fair share between researchers. */
+export const MIGRATE_3_TO_4 = `
+ALTER TABLE api_keys ADD COLUMN weight REAL NOT NULL DEFAULT 1;
 `;
 
 export type Row = Record<string, unknown>;

@@ -9,7 +9,7 @@ import type {
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  MIGRATE_1_TO_2, MIGRATE_2_TO_3, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
+  MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
   toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
@@ -20,6 +20,7 @@ const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength
 const apiKeyFromRow = (r: Row): ApiKeyRow => ({
   id: r.id as string, keyHash: r.key_hash as string, name: r.name as string, admin: r.admin === 1, createdAt: r.created_at as number,
   revokedAt: (r.revoked_at as number | null) ?? null,
+  weight: r.weight as number,
 });
 
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
@@ -45,6 +46,7 @@ export class SqliteStore implements Store {
     if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
     if (version === 1) this.db.transaction(() => this.db.exec(MIGRATE_1_TO_2))();
     if (version === 1 || version === 2) this.db.transaction(() => this.db.exec(MIGRATE_2_TO_3))();
+    if (version >= 1 && version <= 3) this.db.transaction(() => this.db.exec(MIGRATE_3_TO_4))();
     this.db.exec(SCHEMA);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -87,8 +89,8 @@ export class SqliteStore implements Store {
   }
 
   insertApiKey(row: ApiKeyRow): void {
-    this.q('INSERT INTO api_keys (id, key_hash, name, admin, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(row.id, row.keyHash, row.name, row.admin ? 1 : 0, row.createdAt);
+    this.q('INSERT INTO api_keys (id, key_hash, name, admin, created_at, weight) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(row.id, row.keyHash, row.name, row.admin ? 1 : 0, row.createdAt, row.weight);
   }
 
   findApiKey(keyHash: string): ApiKeyRow | undefined {
@@ -98,6 +100,10 @@ export class SqliteStore implements Store {
 
   listApiKeys(): ApiKeyRow[] {
     return (this.q('SELECT * FROM api_keys ORDER BY created_at, id').all() as Row[]).map(apiKeyFromRow);
+  }
+
+  setApiKeyWeight(id: string, weight: number): boolean {
+    return this.q('UPDATE api_keys SET weight = ? WHERE id = ?').run(weight, id).changes === 1;
   }
 
   revokeApiKey(id: string, at: number): boolean {
@@ -208,8 +214,9 @@ export class SqliteStore implements Store {
   }
 
   runningJobs(): RunningJobRow[] {
-    return (this.q(`SELECT id, owner, priority, created_at FROM jobs WHERE status = 'running'`).all() as Row[])
-      .map((r) => ({ id: r.id as string, owner: r.owner as string, priority: r.priority as number, createdAt: r.created_at as number }));
+    return (this.q(`SELECT j.id, j.owner, j.priority, j.created_at, COALESCE(k.weight, 1) AS weight FROM jobs j
+      LEFT JOIN api_keys k ON k.id = j.owner WHERE j.status = 'running'`).all() as Row[])
+      .map((r) => ({ id: r.id as string, owner: r.owner as string, priority: r.priority as number, createdAt: r.created_at as number, weight: r.weight as number }));
   }
 
   setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {

@@ -24,11 +24,14 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
     it('keeps API keys by hash', () => {
       const s = make();
       expect(s.countApiKeys()).toBe(0);
-      s.insertApiKey({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null });
-      expect(s.findApiKey('h1')).toEqual({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null });
+      s.insertApiKey({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null, weight: 1 });
+      expect(s.findApiKey('h1')).toEqual({ id: 'k1', keyHash: 'h1', name: 'admin', admin: true, createdAt: 1, revokedAt: null, weight: 1 });
       expect(s.findApiKey('h2')).toBeUndefined();
       expect(s.countApiKeys()).toBe(1);
-      s.insertApiKey({ id: 'k2', keyHash: 'h2', name: 'ci', admin: false, createdAt: 2, revokedAt: null });
+      s.insertApiKey({ id: 'k2', keyHash: 'h2', name: 'ci', admin: false, createdAt: 2, revokedAt: null, weight: 1 });
+      expect(s.setApiKeyWeight('k2', 3)).toBe(true);
+      expect(s.setApiKeyWeight('nope', 3)).toBe(false);
+      expect(s.findApiKey('h2')!.weight).toBe(3);
       expect(s.revokeApiKey('k2', 5)).toBe(true);
       expect(s.revokeApiKey('k2', 6)).toBe(false);
       expect(s.findApiKey('h2')).toBeUndefined();
@@ -91,8 +94,10 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       s.createJob(job('a', { owner: 'alice', createdAt: 1 }), tasks('a', 2));
       s.createJob(job('b', { owner: 'bob', priority: 3, createdAt: 2 }), tasks('b', 1));
       s.createJob(job('c', { owner: 'bob', createdAt: 3, status: 'completed' }), []);
+      // A job's weight is its owner key's (1 for an owner with no key row).
+      s.insertApiKey({ id: 'bob', keyHash: 'hb', name: 'bob', admin: false, createdAt: 1, revokedAt: null, weight: 3 });
       expect(s.runningJobs().sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual([
-        { id: 'a', owner: 'alice', priority: 0, createdAt: 1 }, { id: 'b', owner: 'bob', priority: 3, createdAt: 2 },
+        { id: 'a', owner: 'alice', priority: 0, createdAt: 1, weight: 1 }, { id: 'b', owner: 'bob', priority: 3, createdAt: 2, weight: 3 },
       ]);
       expect(s.assignableTasks('v1', 10, { jobs: ['a', 'b'] }).map((t) => t.id)).toEqual(['a-t0', 'a-t1', 'b-t0']);
       expect(s.assignableTasks('v1', 2, { jobs: ['b'] }).map((t) => t.id)).toEqual(['b-t0']);

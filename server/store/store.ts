@@ -6,7 +6,16 @@
 import type { JobStatus, TensorSpec } from '../../shared/protocol.js';
 import type { DType } from '../../shared/tensor.js';
 
-export interface ApiKeyRow { id: string; keyHash: string; name: string; admin: boolean; createdAt: number; revokedAt: number | null }
+export interface ApiKeyRow {
+  id: string;
+  keyHash: string;
+  name: string;
+  admin: boolean;
+  createdAt: number;
+  revokedAt: number | null;
+  /** Its share of workers against other keys' running jobs (1 by default; 2 gets twice the slots). */
+  weight: number;
+}
 
 export interface ModelRow {
   hash: string;
@@ -174,7 +183,7 @@ export interface TaskFilter {
 }
 
 /** What fair share needs to know of a running job. */
-export interface RunningJobRow { id: string; owner: string; priority: number; createdAt: number }
+export interface RunningJobRow { id: string; owner: string; priority: number; createdAt: number; weight: number }
 
 export interface Store {
   transaction<T>(fn: () => T): T;
@@ -185,6 +194,8 @@ export interface Store {
   findApiKey(keyHash: string): ApiKeyRow | undefined;
   /** Every key, revoked ones included (with `revokedAt`). */
   listApiKeys(): ApiKeyRow[];
+  /** Sets a key's fair-share weight; false when there is no such key. */
+  setApiKeyWeight(id: string, weight: number): boolean;
   /** Revokes a key; false when there is no such key or it was revoked already. */
   revokeApiKey(id: string, at: number): boolean;
   countApiKeys(): number;

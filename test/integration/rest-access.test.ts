@@ -90,8 +90,13 @@ describe('REST access', () => {
 
     const keys = await admin.listKeys();
     const listed = keys.find((k) => k.id === carol.id)!;
-    expect(listed).toEqual({ id: carol.id, name: 'carol', admin: false, createdAt: expect.any(Number), revokedAt: null } satisfies ApiKeyView);
-    for (const k of keys) expect(Object.keys(k).sort()).toEqual(['admin', 'createdAt', 'id', 'name', 'revokedAt']);
+    expect(listed).toEqual({ id: carol.id, name: 'carol', admin: false, createdAt: expect.any(Number), revokedAt: null, weight: 1 } satisfies ApiKeyView);
+    for (const k of keys) expect(Object.keys(k).sort()).toEqual(['admin', 'createdAt', 'id', 'name', 'revokedAt', 'weight']);
+    // An admin sets a key's fair-share weight; a researcher cannot, and a weight out of range is refused.
+    expect(await admin.setKeyWeight(carol.id, 2)).toMatchObject({ id: carol.id, weight: 2 });
+    await expect(carolApi.setKeyWeight(carol.id, 50)).rejects.toMatchObject({ status: 401 });
+    await expect(admin.setKeyWeight(carol.id, 0)).rejects.toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+    await expect(admin.setKeyWeight('key-0123456789ab', 2)).rejects.toMatchObject({ status: 404 });
     expect(JSON.stringify(keys)).not.toContain(carol.key);
 
     const revoked = await admin.revokeKey(carol.id);
