@@ -41,6 +41,17 @@ function setup() {
 }
 
 describe('pipeline scheduling', () => {
+  it('stops holding a stage back for a worker once it has left', () => {
+    const { scheduler } = setup();
+    scheduler.connect('w1', 'v1');
+    const [t0] = scheduler.requestWork('w1', 1);
+    expect(t0!.modelHash).toBe(A);
+    scheduler.connect('w2', 'v2');
+    expect(scheduler.requestWork('w2', 1)).toEqual([]);
+    scheduler.disconnect('w1');
+    expect(scheduler.requestWork('w2', 1).map((t) => t.modelHash)).toEqual([A]);
+  });
+
   it('readies stage 2 of a batch when its stage 1 is verified, and keeps each worker on its shard', () => {
     const { store, clock, scheduler } = setup();
     scheduler.connect('w1', 'v1');

@@ -32,7 +32,7 @@ export class Leaser {
    * Leases up to `slots` tasks to worker `workerId`; returns them, the jobs they belong to, and `room`: how many
    * of the slots its lease cap allowed.
    */
-  lease(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>): { tasks: TaskAssignment[]; jobs: Set<string>; room: number } {
+  lease(workerId: string, w: WorkerEntry, slots: number): { tasks: TaskAssignment[]; jobs: Set<string>; room: number } {
     const { store, clock, config, settler, picker, random } = this.deps;
     const jobs = new Set<string>();
     const volunteer = settler.volunteer(w.volunteerId);
@@ -59,7 +59,7 @@ export class Leaser {
     // Fair share: the slots go to the least-served researcher's jobs first.
     const running = store.runningJobs();
     const byId = new Map(running.map((j) => [j.id, j]));
-    const tasks = [...probes, ...picker.candidates(workerId, w, slots - probes.length, workers, this.deps.fairShare.order(running))];
+    const tasks = [...probes, ...picker.candidates(w, slots - probes.length, this.deps.fairShare.order(running))];
     const out: TaskAssignment[] = [];
     const single = singleReplicaChance(volunteer, now, policy);
     for (const task of tasks) {
@@ -77,7 +77,7 @@ export class Leaser {
         store.updateTask(task.id, { active: task.active + 1, ...(alone ? { wanted: 1 } : {}) });
         this.deps.fairShare.charge(job.owner, byId.get(job.id)?.weight ?? 1);
       }
-      w.held.add(task.model);
+      picker.hold(w, task.model);
       jobs.add(job.id);
       out.push({
         replicaId, taskId: task.id, jobId: job.id, modelHash: task.model, modelUrl: `/models/${task.model}`,

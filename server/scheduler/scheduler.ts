@@ -85,10 +85,14 @@ export class Scheduler {
 
   /** A worker said hello. */
   connect(workerId: string, volunteerId: string, profile: WorkerProfile = {}): void {
-    this.workers.set(workerId, {
+    const w: WorkerEntry = {
       volunteerId, demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null, origin: profile.origin ?? null,
       held: new Set(profile.cached ?? []), limits: profile.limits ?? {},
-    });
+    };
+    const before = this.workers.get(workerId);
+    if (before) this.picker.removeWorker(before);
+    this.workers.set(workerId, w);
+    this.picker.addWorker(w);
   }
 
   /** A new job: its models become known (for fit checks), and its tasks go out. */
@@ -100,6 +104,8 @@ export class Scheduler {
 
   /** A dropped socket: its leases go back to the queue (not counted as failures). */
   disconnect(workerId: string): void {
+    const w = this.workers.get(workerId);
+    if (w) this.picker.removeWorker(w);
     this.workers.delete(workerId);
     const { store } = this.deps;
     const held = store.leasedByWorker(workerId);
@@ -360,7 +366,7 @@ export class Scheduler {
    */
   private lease(workerId: string, w: WorkerEntry, slots: number): TaskAssignment[] {
     if (slots <= 0 || this.draining) return [];
-    const { tasks, jobs, room } = this.deps.store.transaction(() => this.leaser.lease(workerId, w, slots, this.workers));
+    const { tasks, jobs, room } = this.deps.store.transaction(() => this.leaser.lease(workerId, w, slots));
     w.demand = room - tasks.length;
     for (const id of jobs) this.events.jobChanged?.(id);
     return tasks;

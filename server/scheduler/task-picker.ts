@@ -38,6 +38,8 @@ export class TaskPicker {
   private readonly models = new Map<string, ModelRow>();
   /** Models that are stages of split jobs. */
   private readonly stageModels = new Set<string>();
+  /** How many connected workers hold each model: a lease looks this up instead of at every worker. */
+  private readonly holders = new Map<string, number>();
 
   constructor(private readonly deps: { store: Store; clock: Clock; shardAffinityMs: number }) {}
 
@@ -63,8 +65,30 @@ export class TaskPicker {
     if (job.stageModels.length > 1) for (const m of job.stageModels) this.stageModels.add(m);
   }
 
-  /** Up to `slots` tasks for worker `workerId`, best first, from the running jobs `jobs` in that order. */
-  candidates(workerId: string, w: WorkerEntry, slots: number, workers: ReadonlyMap<string, WorkerEntry>, jobs: string[]): TaskRow[] {
+  /** A worker connected: the models it holds count for shard affinity. */
+  addWorker(w: WorkerEntry): void {
+    for (const h of w.held) this.count(h, 1);
+  }
+
+  /** A worker left. */
+  removeWorker(w: WorkerEntry): void {
+    for (const h of w.held) this.count(h, -1);
+  }
+
+  /** A worker was handed a model (it will hold it from now on). */
+  hold(w: WorkerEntry, model: string): void {
+    if (w.held.has(model)) return;
+    w.held.add(model);
+    this.count(model, 1);
+  }
+
+  private count(model: string, by: number): void {
+    const n = (this.holders.get(model) ?? 0) + by;
+    if (n > 0) this.holders.set(model, n); else this.holders.delete(model);
+  }
+
+  /** Up to `slots` tasks for worker `w`, best first, from the running jobs `jobs` in that order. */
+  candidates(w: WorkerEntry, slots: number, jobs: string[]): TaskRow[] {
     const { store, clock, shardAffinityMs } = this.deps;
     if (slots <= 0) return [];
     const tooBig = [...this.models.values()].filter((m) => !fits(w, m)).map((m) => m.hash);
@@ -73,9 +97,7 @@ export class TaskPicker {
     if (first.length >= slots) return first;
     // A stage is held back from this worker while another worker serves it, or while this one serves another stage.
     const servesAStage = [...w.held].some((h) => this.stageModels.has(h));
-    const heldByOthers = new Set<string>();
-    for (const [id, other] of workers) if (id !== workerId) for (const h of other.held) heldByOthers.add(h);
-    const deferred = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || heldByOthers.has(h)));
+    const deferred = [...this.stageModels].filter((h) => !w.held.has(h) && (servesAStage || this.holders.has(h)));
     const rest = store.assignableTasks(w.volunteerId, slots - first.length, {
       excludeModels: [...tooBig, ...mine], deferModels: deferred, readySince: clock.now() - shardAffinityMs, jobs,
     });
