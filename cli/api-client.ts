@@ -1,12 +1,10 @@
 /**
  * A typed client for the REST API, used by the CLI and the tests.
  */
-import type { CreateJobRequest, JobView, TensorSpec } from '../shared/protocol.js';
+import type { CreateJobRequest, JobView } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
-import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, RerunResult } from '../shared/rest-types.js';
+import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, ModelView, RerunResult } from '../shared/rest-types.js';
 
-export interface ModelRecord { hash: string; size: number; inputs: TensorSpec[]; outputs: TensorSpec[]; opsets: Record<string, number> }
-export interface DatasetRecord { hash: string; dtype: string; shape: number[] }
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -47,12 +45,12 @@ export class ApiClient {
     return res;
   }
 
-  async uploadModel(bytes: Uint8Array): Promise<ModelRecord> {
-    return (await this.call('POST', '/api/v1/models', bytes)).json() as Promise<ModelRecord>;
+  async uploadModel(bytes: Uint8Array): Promise<ModelView> {
+    return (await this.call('POST', '/api/v1/models', bytes)).json() as Promise<ModelView>;
   }
 
-  async uploadDataset(npy: Uint8Array): Promise<DatasetRecord> {
-    return (await this.call('POST', '/api/v1/datasets', npy)).json() as Promise<DatasetRecord>;
+  async uploadDataset(npy: Uint8Array): Promise<DatasetView> {
+    return (await this.call('POST', '/api/v1/datasets', npy)).json() as Promise<DatasetView>;
   }
 
   async createJob(req: CreateJobRequest): Promise<JobView> {

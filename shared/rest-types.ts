@@ -5,7 +5,7 @@
  * `ClassAgreement` (dashboard-protocol.ts), the shapes the dashboard already shows.
  */
 import { z } from 'zod';
-import type { JobView } from './protocol.js';
+import type { JobView, TensorSpec } from './protocol.js';
 
 /** An API key as listed to an admin: never the key, never its hash. */
 export interface ApiKeyView {
@@ -95,3 +95,19 @@ export interface ServerRunsView {
   busyMs: number;
   busyShare: number;
 }
+
+/** An uploaded model (`POST /api/v1/models`, `GET /api/v1/models/:hash`): content-addressed, validated. */
+export interface ModelView {
+  hash: string;
+  size: number;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  opsets: Record<string, number>;
+  /** Bytes of its weights, and of its largest single weight (what one GPU buffer must hold). */
+  weightBytes: number;
+  largestWeight: number;
+  createdAt: number;
+}
+
+/** An uploaded data set (`POST /api/v1/datasets`): one array, first axis = items. */
+export interface DatasetView { hash: string; dtype: string; shape: number[]; size: number; createdAt: number }

@@ -6,14 +6,14 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
 import { createJobSchema, sha256Schema } from '../../shared/protocol.js';
-import { type RerunResult, rerunSchema } from '../../shared/rest-types.js';
+import { type DatasetView, type ModelView, type RerunResult, rerunSchema } from '../../shared/rest-types.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { Config } from '../config.js';
 import type { DatasetService } from '../jobs/datasets.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { ModelService } from '../onnx/model-service.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { Store } from '../store/store.js';
+import type { ModelRow, Store } from '../store/store.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { keyRouter } from './key-routes.js';
 import { type ServerRunFigures, operatorRouter } from './operator-routes.js';
@@ -35,6 +35,12 @@ export interface RestDeps {
   /** The server's own runs, for their figures. */
   serverRuns: ServerRunFigures;
 }
+
+/** A model as the API shows it (not the store's row). */
+const modelView = (m: ModelRow): ModelView => ({
+  hash: m.hash, size: m.size, inputs: m.inputs, outputs: m.outputs, opsets: m.opsets, weightBytes: m.weightBytes, largestWeight: m.largestWeight,
+  createdAt: m.createdAt,
+});
 
 /**
  * Routes for researchers (keyed) and the model bytes that workers fetch (public, immutable). Returned as
@@ -63,21 +69,23 @@ export function restRouter(deps: RestDeps): express.Express {
     const body = req.body as Buffer;
     if (!Buffer.isBuffer(body) || body.byteLength === 0) throw new AppError('INVALID_PAYLOAD', 'send the ONNX file as the request body');
     const model = await deps.models.upload(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
-    res.status(201).json(model);
+    res.status(201).json(modelView(model));
   });
 
   r.get('/api/v1/models/:hash', auth, (req, res) => {
     const hash = sha256Schema.parse(req.params.hash);
     const model = deps.store.getModel(hash);
     if (!model) throw new AppError('NOT_FOUND', `model ${hash} not found`);
-    res.json(model);
+    res.json(modelView(model));
   });
 
   // Streamed to disk as it arrives: a data set can be far larger than the server should hold in memory.
   r.post('/api/v1/datasets', auth, async (req, res) => {
     const declared = Number(req.get('content-length'));
     if (declared > config.maxDatasetBytes) throw new AppError('TOO_LARGE', `the data set is larger than ${config.maxDatasetBytes} bytes (TABGRID_MAX_DATASET_BYTES)`);
-    res.status(201).json(await deps.datasets.uploadStream(req, config.maxDatasetBytes));
+    const d = await deps.datasets.uploadStream(req, config.maxDatasetBytes);
+    const view: DatasetView = { hash: d.hash, dtype: d.dtype, shape: d.shape, size: d.size, createdAt: d.createdAt };
+    res.status(201).json(view);
   });
 
   r.post('/api/v1/jobs', auth, json, async (req, res) => {

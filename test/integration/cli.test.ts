@@ -104,8 +104,9 @@ describe('the tabgrid CLI', () => {
     const asBob = (...args: string[]) => run(process.execPath, [BIN, ...args, '--api-key', bobKey], { env, cwd: dir });
     expect((await asBob('status')).stdout.trim()).toBe('no jobs');
     const listed = (await tabgrid('keys', 'list')).stdout.split('\n');
-    expect(listed[0]).toMatch(/^ID\s+NAME\s+ROLE\s+CREATED \(UTC\)\s+REVOKED \(UTC\)$/);
-    expect(listed.find((l) => l.startsWith(id!))).toMatch(/\s+bob\s+researcher\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-$/);
+    expect(listed[0]).toMatch(/^ID\s+NAME\s+ROLE\s+WEIGHT\s+CREATED \(UTC\)\s+REVOKED \(UTC\)$/);
+    expect(listed.find((l) => l.startsWith(id!))).toMatch(/\s+bob\s+researcher\s+1\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-$/);
+    expect((await tabgrid('keys', 'weight', id!, '3')).stderr).toMatch(/now has weight 3/);
     expect(listed.some((l) => /\s+admin\s+admin\s+/.test(l))).toBe(true);
     expect(listed.join('\n')).not.toContain(bobKey);
 
