@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ortNode from 'onnxruntime-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import type { TabgridPage } from '../../client/volunteer/page-api.js';
 import { compareOutputs } from '../../shared/compare.js';
@@ -20,6 +20,7 @@ import type { Tensor } from '../../shared/tensor.js';
 import { launchChromium, watchProblems } from '../helpers/browser.js';
 import { ensureClientBuilt } from '../helpers/build-client.js';
 import { startTestServer } from '../helpers/server.js';
+import { startWorkers } from '../helpers/workers.js';
 
 declare global {
   interface Window { tabgrid?: TabgridPage }
@@ -58,7 +59,18 @@ async function referenceOutput(input: { name: string; dims: number[]; data: Floa
   }
 }
 
-interface OpenedPage { context: BrowserContext; page: Page; problems: string[]; requests: string[] }
+interface OpenedPage {
+  context: BrowserContext; page: Page; problems: string[]; requests: string[];
+  /**
+   * Settles when the page's start-up has run to its end: its first leaderboard request is made in the same
+   * synchronous step that then starts the work or not (a remembered opt-in, `?autostart=1`). From then on
+   * `status().started` says what the page decided.
+   */
+  decided: Promise<unknown>;
+}
+
+/** A worker that said hello, as the server's event bus reported it. */
+interface Joined { id: string; kind: string }
 
 describe('volunteer page (Chromium, real server)', () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -74,7 +86,9 @@ describe('volunteer page (Chromium, real server)', () => {
     const problems = watchProblems(page);
     const requests: string[] = [];
     page.on('request', (req) => requests.push(req.url()));
-    const o = { context, page, problems, requests };
+    const decided = page.waitForRequest((req) => req.url().includes('/api/v1/leaderboard'), { timeout: 15_000 });
+    decided.catch(() => {}); // awaited only by the tests that need it
+    const o = { context, page, problems, requests, decided };
     opened.push(o);
     await page.goto(`${server.url}/${query}`);
     await page.waitForFunction(() => window.tabgrid !== undefined, undefined, { timeout: 15_000 });
@@ -101,6 +115,46 @@ describe('volunteer page (Chromium, real server)', () => {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /** Records the workers that say hello, and that leave, from now on; stop with `close()`. */
+  function watchWorkers(): { joined: Joined[]; left(id: string): Promise<void>; close(): void } {
+    const joined: Joined[] = [];
+    const gone = new Set<string>();
+    const waiting = new Map<string, () => void>();
+    const onJoin = (id: string) => { joined.push({ id, kind: server.app.workers.get(id)?.kind ?? 'unknown' }); };
+    const onLeave = (id: string) => { gone.add(id); waiting.get(id)?.(); };
+    server.app.events.on('worker:joined', onJoin);
+    server.app.events.on('worker:left', onLeave);
+    return {
+      joined,
+      left: (id) => (gone.has(id) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(id, resolve))),
+      close() {
+        server.app.events.off('worker:joined', onJoin);
+        server.app.events.off('worker:left', onLeave);
+      },
+    };
+  }
+
+  /**
+   * The positive control for "this page took none of it": one headless worker computes job `id` to its end
+   * and leaves. Returns that worker's id and the ids of the workers every replica of the job went to.
+   */
+  async function computeHeadless(id: string, page: OpenedPage, workers: ReturnType<typeof watchWorkers>): Promise<{ headless: string; replicaWorkers: string[] }> {
+    const from = workers.joined.length;
+    const loop = startWorkers(server.url, 1, 1);
+    try {
+      expect((await waitForJob(id, page, 60_000)).status).toBe('completed');
+    } finally {
+      await loop.stop();
+    }
+    const headless = workers.joined.slice(from).filter((w) => w.kind === 'node');
+    expect(headless).toHaveLength(1);
+    await workers.left(headless[0]!.id);
+    const res = await fetch(`${server.url}/api/v1/jobs/${id}/replicas`, { headers: { authorization: `Bearer ${server.apiKey}` } });
+    const { replicas } = await res.json() as { replicas: { workerId: string }[] };
+    expect(replicas.length).toBeGreaterThan(0);
+    return { headless: headless[0]!.id, replicaWorkers: [...new Set(replicas.map((r) => r.workerId))] };
   }
 
   /** Downloads the job's output and compares it with onnxruntime-node on the same input. */
@@ -178,17 +232,23 @@ describe('volunteer page (Chromium, real server)', () => {
     }, hidden);
     await setHidden(true);
     expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ state: 'paused', paused: true, pauseReasons: ['hidden'] });
-    const { job } = await createJob([1, 3, 64, 64], 5);
-    await p.page.waitForTimeout(800);
-    expect((await api.getJob(job.id)).replicasIssued).toBe(0);
+    // While the page is paused, yet connected, a job with a task for each of several slots goes wholly to a
+    // headless worker: the job was there to take, and the page took none of it.
+    const workers = watchWorkers();
+    onTestFinished(() => workers.close());
+    const { job: whileHidden } = await createJob([4, 3, 64, 64], 5);
+    const { headless, replicaWorkers } = await computeHeadless(whileHidden.id, p, workers);
+    expect(replicaWorkers).toEqual([headless]);
+    expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ state: 'paused', connected: true, tasksDone: 0 });
+    const { job } = await createJob([1, 3, 64, 64], 8);
     await setHidden(false);
     expect((await waitForJob(job.id, p, 60_000)).status).toBe('completed');
 
     // Stop forgets the choice: the next visit waits for a click.
     await p.page.click('#stop');
+    const decided = p.page.waitForRequest((req) => req.url().includes('/api/v1/leaderboard'), { timeout: 15_000 });
     await p.page.goto(`${server.url}/?backend=wasm`);
-    await p.page.waitForFunction(() => window.tabgrid !== undefined);
-    await p.page.waitForTimeout(500);
+    await decided;
     expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ started: false, connected: false, consentAt: null });
   }, 120_000);
 
@@ -220,13 +280,22 @@ describe('volunteer page (Chromium, real server)', () => {
   }, 180_000);
 
   it('computes nothing before Start; Start measures the backends and runs the task; Stop disconnects', async () => {
+    // Earlier tests' pages are closed; once the server has seen them go, every worker that joins is this test's.
+    await expect.poll(() => server.app.workers.size, { timeout: 15_000 }).toBe(0);
+    const workers = watchWorkers();
+    onTestFinished(() => workers.close());
     const p = await openPage('');
-    // The job is created while this page sits idle (and after earlier pages' disconnects have landed),
-    // so any replica issued in the next second would have gone to this page.
-    await p.page.waitForTimeout(1_000);
+    await p.decided;
+    expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ state: 'idle', connected: false, started: false, tasksDone: 0 });
+    // A job made while the page sits idle is there to take: a headless worker computes all of it, and this
+    // page neither connected nor fetched a model or the runtime (checked below).
+    const { job: whileIdle } = await createJob([2, 3, 64, 64], 7);
+    const idle = await computeHeadless(whileIdle.id, p, workers);
+    expect(idle.replicaWorkers).toEqual([idle.headless]);
+    expect(workers.joined.map((w) => w.kind)).toEqual(['node']);
+
     const dims = [1, 3, 64, 64];
     const { job, input } = await createJob(dims, 3);
-    await p.page.waitForTimeout(1_000);
     const before = await p.page.evaluate(() => window.tabgrid!.status());
     expect(before).toMatchObject({ state: 'idle', connected: false, started: false, tasksDone: 0 });
     expect(p.requests.filter((u) => u.includes('/socket.io/') || u.includes('/models/') || u.includes('/ort/'))).toEqual([]);
@@ -255,9 +324,14 @@ describe('volunteer page (Chromium, real server)', () => {
     expect(stopped).toMatchObject({ state: 'stopped', connected: false, started: false });
     // The page draws on the next animation frame: wait for it rather than read the button at once.
     await p.page.waitForSelector('#start:enabled', { timeout: 5_000 });
-    // The server no longer counts this tab as a worker: new work stays unissued.
+    // The server saw this tab's worker leave, and a job made now goes wholly to a headless worker.
+    const tab = workers.joined.filter((w) => w.kind === 'browser');
+    expect(tab).toHaveLength(1);
+    await workers.left(tab[0]!.id);
     const after = await createJob(dims, 4);
-    await p.page.waitForTimeout(1_000);
-    expect((await api.getJob(after.job.id)).replicasIssued).toBe(0);
+    const { headless, replicaWorkers } = await computeHeadless(after.job.id, p, workers);
+    expect(replicaWorkers).toEqual([headless]);
+    expect(workers.joined.filter((w) => w.kind === 'browser')).toEqual(tab);
+    expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ connected: false, started: false, tasksDone: 1 });
   }, 200_000);
 });
