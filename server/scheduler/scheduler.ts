@@ -38,8 +38,6 @@ export class Scheduler {
   private serverRuns: ServerRunQueue | null = null;
   private readonly stragglers: Stragglers;
   private readonly leaser: Leaser;
-  /** Open tasks seen waiting with idle workers about, and since when. */
-  private stalledSince = new Map<string, number>();
 
   constructor(private readonly deps: SchedulerDeps) {
     this.stragglers = new Stragglers(deps.config.stragglers);
@@ -129,8 +127,7 @@ export class Scheduler {
       throw new AppError('QUARANTINED', 'this volunteer\'s results disagreed with verified results too often; it gets no more work');
     }
     if (this.draining) throw new AppError('SHUTTING_DOWN', 'the server is shutting down; try again shortly');
-    const tasks = this.lease(workerId, w, slots);
-    return tasks;
+    return this.lease(workerId, w, slots);
   }
 
   /** Called when new tasks may be assignable (job created, lease lapsed, more replicas wanted). */
@@ -387,20 +384,9 @@ export class Scheduler {
    * wait for ever: once it has waited `stallMs` with workers idle, the server's own run decides it.
    */
   private decideStalled(): void {
-    const { store, clock, config } = this.deps;
-    if (![...this.workers.values()].some((w) => w.demand > 0)) {
-      this.stalledSince.clear();
-      return;
-    }
-    const now = clock.now();
-    const seen = new Map<string, number>();
+    const idle = [...this.workers.values()].some((w) => w.demand > 0);
     const fx = noEffects();
-    for (const task of store.stalledTasks(100)) {
-      const since = this.stalledSince.get(task.id) ?? now;
-      seen.set(task.id, since);
-      if (now - since >= (config.stallMs ?? 15_000)) fx.checks.push(task);
-    }
-    this.stalledSince = seen;
+    fx.checks.push(...this.stragglers.stalled(this.deps.store, this.deps.clock.now(), this.deps.config.stallMs ?? 15_000, idle));
     if (fx.checks.length) this.deps.log.info({ tasks: fx.checks.length }, 'open tasks no idle worker may take: the server decides them');
     this.after(fx);
   }

@@ -1,7 +1,8 @@
 /**
- * Straggler backups: how long a model's tasks usually take (from the replicas that came back), and which
- * leases are held well past that while workers sit idle, so the scheduler can issue one backup replica for
- * each. The first good answer wins; the straggler's lease is withdrawn when its task settles.
+ * Liveness while workers sit idle. Straggler backups: how long a model's tasks usually take (from the replicas
+ * that came back), and which leases are held well past that, so the scheduler can issue one backup replica for
+ * each (the first good answer wins; the straggler's lease is withdrawn when its task settles). Stalled tasks:
+ * open tasks that no idle worker may take, for long enough that the server's own run should decide them.
  */
 import type { ReplicaRow, Store, TaskRow } from '../store/store.js';
 
@@ -21,6 +22,8 @@ export class Stragglers {
   /** Per model: a moving average of lease-to-result time (ms). */
   private readonly usual = new Map<string, number>();
   private readonly backedUp = new Set<string>();
+  /** Open tasks seen waiting with idle workers about, and since when. */
+  private stalledSince = new Map<string, number>();
 
   constructor(private readonly policy: StragglerPolicy = DEFAULT_STRAGGLERS) {}
 
@@ -73,5 +76,18 @@ export class Stragglers {
       for (const task of picked) store.updateTask(task.id, { wanted: task.wanted + 1 });
       return picked.length;
     });
+  }
+
+  /** Open tasks that have waited `stallMs` while workers were `idle` (none are while nobody is idle). */
+  stalled(store: Store, now: number, stallMs: number, idle: boolean): TaskRow[] {
+    const seen = new Map<string, number>();
+    const out: TaskRow[] = [];
+    for (const task of idle ? store.stalledTasks(100) : []) {
+      const since = this.stalledSince.get(task.id) ?? now;
+      seen.set(task.id, since);
+      if (now - since >= stallMs) out.push(task);
+    }
+    this.stalledSince = seen;
+    return out;
   }
 }
