@@ -37,7 +37,7 @@ export const configSchema = z.object({
   maxJobTasks: z.coerce.number().int().min(1).default(200_000),
   /** Leases a newcomer's worker may hold at once; a vetted volunteer's grows with its record up to MAX_SLOTS x 2. */
   newcomerLeases: z.coerce.number().int().min(1).default(2),
-  /** Leases all workers of one network origin may hold before a newcomer there gets none (fresh identities hoarding). */
+  /** Leases the newcomers of one network origin may hold together (fresh identities hoarding); vetted ones do not count. */
   newcomerLeasesPerOrigin: z.coerce.number().int().min(1).default(32),
   /** Share of one core the server may spend recomputing accepted results as audits. */
   auditCpuShare: z.coerce.number().min(0).max(1).default(0.25),

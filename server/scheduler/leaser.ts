@@ -44,9 +44,11 @@ export class Leaser {
     slots = Math.max(0, Math.min(slots, cap - store.leasedCountByWorker(workerId)));
     if (slots === 0) return { tasks: [], jobs, room: 0 };
     const vetted = settler.vetted(w.volunteerId);
-    // Fresh identities are free: behind one origin, newcomers together hold no more than the origin's share.
+    // Fresh identities are free: behind one origin, newcomers together hold no more than the origin's share
+    // (vetted volunteers behind the same address, a campus NAT say, do not use it up).
     if (!vetted && w.origin !== null) {
-      slots = Math.min(slots, (config.newcomerLeasesPerOrigin ?? 32) - store.leasedCountByOrigin(w.origin));
+      const held = store.newcomerLeasesByOrigin(w.origin, { canaries: policy.canariesToVet, valid: policy.validToVet, createdBefore: now - policy.tenureMs });
+      slots = Math.min(slots, (config.newcomerLeasesPerOrigin ?? 32) - held);
       if (slots <= 0) return { tasks: [], jobs, room: 0 };
     }
     // Newcomers are tested on known answers first, until they have passed enough to be vetted; vetted volunteers

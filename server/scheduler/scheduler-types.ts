@@ -21,7 +21,7 @@ export interface SchedulerConfig {
   shardAffinityMs?: number;
   /** Leases a newcomer may hold at once (default 2). */
   newcomerLeases?: number;
-  /** Leases one network origin's workers may hold before a newcomer there gets none (default 32). */
+  /** Leases one network origin's newcomers may hold together before another newcomer there gets none (default 32). */
   newcomerLeasesPerOrigin?: number;
   /** Base chance that an accepted result is audited; results a young volunteer stood behind: five times that. */
   auditRate?: number;

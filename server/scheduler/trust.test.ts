@@ -197,6 +197,10 @@ describe('trust', () => {
   it('lets the newcomers of one network origin hold only the origin\'s share of leases together', () => {
     const s = setup();
     s.addJob('j', 100);
+    // A vetted volunteer behind the same address (a campus NAT, say) neither uses up nor is held to the share.
+    const regular = s.join('regular', '198.51.100.9');
+    s.store.updateVolunteer(regular, { canaryPassed: 2, valid: 50 });
+    expect(s.scheduler.requestWork('regular', 2)).toHaveLength(2);
     let held = 0;
     for (let i = 0; i < 20; i++) {
       s.join(`fresh${i}`, '198.51.100.9');
@@ -205,6 +209,7 @@ describe('trust', () => {
     expect(held).toBe(32);
     s.join('elsewhere', '192.0.2.1');
     expect(s.scheduler.requestWork('elsewhere', 2)).toHaveLength(2);
+    expect(s.scheduler.requestWork('regular', 2)).toHaveLength(2);
   });
 
   it('stops testing a newcomer on known answers once it has passed enough of them', () => {

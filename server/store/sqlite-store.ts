@@ -451,8 +451,11 @@ export class SqliteStore implements Store {
     return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE worker_id = ? AND status = 'leased'`).get(workerId) as { n: number }).n;
   }
 
-  leasedCountByOrigin(origin: string): number {
-    return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE origin = ? AND status = 'leased'`).get(origin) as { n: number }).n;
+  newcomerLeasesByOrigin(origin: string, vetted: { canaries: number; valid: number; createdBefore: number }): number {
+    return (this.q(`SELECT COUNT(*) AS n FROM replicas r JOIN volunteers v ON v.id = r.volunteer_id
+      WHERE r.origin = ? AND r.status = 'leased'
+        AND (v.canary_passed < ? OR v.valid < ? OR v.canary_failed > 0 OR v.created_at > ?)`)
+      .get(origin, vetted.canaries, vetted.valid, vetted.createdBefore) as { n: number }).n;
   }
 
   leasedInJob(jobId: string): ReplicaRow[] {

@@ -276,8 +276,11 @@ export interface Store {
   leasedByWorker(workerId: string): ReplicaRow[];
   /** How many replicas this worker holds leased now. */
   leasedCountByWorker(workerId: string): number;
-  /** How many replicas workers of this network origin hold leased now. */
-  leasedCountByOrigin(origin: string): number;
+  /**
+   * How many replicas newcomers of this network origin hold leased now: volunteers short of `vetted` (fewer known
+   * answers passed or confirmed results than it names, any failed, or created after `createdBefore`).
+   */
+  newcomerLeasesByOrigin(origin: string, vetted: { canaries: number; valid: number; createdBefore: number }): number;
   leasedInJob(jobId: string): ReplicaRow[];
   /** All replicas still leased, e.g. left from before a restart. */
   allLeased(): ReplicaRow[];
