@@ -14,6 +14,8 @@ export interface WorkerView {
   backends: string[];
   adapter?: AdapterInfo;
   site: string | null;
+  /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones. */
+  origin: string;
   connectedAt: number;
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
 import {
   type ClassAgreement, DASHBOARD_NAMESPACE, type DashboardClientEvents, type DashboardServerEvents, type JobVerification,
-  type ThroughputSample, type VerificationView, type WorkerView,
+  type ThroughputSample, type VerificationView,
 } from '../../shared/dashboard-protocol.js';
 import type { JobView } from '../../shared/protocol.js';
 import type { ApiKeys } from '../auth/api-keys.js';
@@ -16,7 +16,7 @@ import type { AppEvents } from '../events.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { ApiKeyRow, Store } from '../store/store.js';
-import type { TabGridIo, WorkerInfo } from './worker-socket.js';
+import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js';
 
 export interface DashboardTiming {
   /** Least time between two pushes of changed jobs. */
@@ -76,10 +76,6 @@ export function jobVerification(replicas: ReturnType<Store['replicasOfJob']>): J
     lost,
     recentErrors: errors.slice(0, RECENT_ERRORS),
   };
-}
-
-function workerView(w: WorkerInfo): WorkerView {
-  return { workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends, adapter: w.adapter, site: w.site, connectedAt: w.connectedAt };
 }
 
 /** Attaches the namespace; its timers end when the HTTP server closes (or on the handle's `stop()`). */

@@ -5,13 +5,12 @@
  */
 import express from 'express';
 import { z } from 'zod';
-import type { ClassAgreement, WorkerView } from '../../shared/dashboard-protocol.js';
-import type { AdapterInfo } from '../../shared/protocol.js';
+import type { ClassAgreement } from '../../shared/dashboard-protocol.js';
 import type { ReplicaView, ServerRunsView, VolunteerRecord } from '../../shared/rest-types.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { ReplicaRow, Store } from '../store/store.js';
 import { keyOf, requireAdmin } from './rest-auth.js';
-import type { WorkerInfo } from './worker-socket.js';
+import { type WorkerInfo, workerView } from './worker-socket.js';
 
 export interface OperatorDeps {
   store: Store;
@@ -43,11 +42,6 @@ export function replicaViews(rows: ReplicaRow[], admin: boolean): ReplicaView[] 
     return admin ? { ...view, volunteerId: r.volunteerId, workerId: r.workerId, origin: r.origin, site: r.site } : view;
   });
 }
-
-const workerView = (w: WorkerInfo): WorkerView => ({
-  workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends,
-  adapter: w.adapter as AdapterInfo | undefined, site: w.site, connectedAt: w.connectedAt,
-});
 
 /** `?limit=` clamped to 1..100; absent or not a number, 20. */
 const leaderboardLimit = z.coerce.number().int().catch(20).transform((n) => Math.min(100, Math.max(1, n)));

@@ -15,10 +15,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { z } from 'zod';
+import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { AppError } from '../../shared/errors.js';
 import {
-  type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema, statsRequestSchema,
-  taskErrorSchema, taskResultSchema, workRequestSchema, workerHelloSchema,
+  type AdapterInfo, type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema,
+  statsRequestSchema, taskErrorSchema, taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
 import type { SiteTokens } from '../auth/site-tokens.js';
 import type { AppEvents } from '../events.js';
@@ -45,6 +46,12 @@ export interface WorkerInfo {
   origin: string;
   connectedAt: number;
 }
+
+/** A connected worker as the admin's views show it (REST and the dashboard feed). */
+export const workerView = (w: WorkerInfo): WorkerView => ({
+  workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends, adapter: w.adapter as AdapterInfo | undefined,
+  site: w.site, origin: w.origin, connectedAt: w.connectedAt,
+});
 
 export interface WorkerSocketDeps {
   io: TabGridIo;

@@ -63,7 +63,8 @@ describe('REST access', () => {
     }
     const workers = (await (await get('/api/v1/workers', server.apiKey)).json()) as { workers: Record<string, unknown>[] };
     expect(workers.workers.map((w) => w.volunteerId).sort()).toEqual([w1.volunteerId, w2.volunteerId].sort());
-    expect(Object.keys(workers.workers[0]).sort()).toEqual(['backends', 'connectedAt', 'kind', 'site', 'volunteerId', 'workerId']);
+    expect(Object.keys(workers.workers[0]).sort()).toEqual(['backends', 'connectedAt', 'kind', 'origin', 'site', 'volunteerId', 'workerId']);
+    expect(workers.workers.map((w) => w.origin)).toEqual(['127.0.0.1', '127.0.0.1']);
     expect((await get('/api/v1/stats/classes', server.apiKey)).status).toBe(200);
 
     const mine = (await (await get(`/api/v1/jobs/${job.id}/replicas`, alice.key)).json()) as { replicas: ReplicaView[] };
