@@ -23,6 +23,8 @@ export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'con
   picker: TaskPicker;
   fairShare: FairShare;
   random: () => number;
+  /** Whether a vetted volunteer is connected (one who could vouch for a newcomer's replica). */
+  vouchersOnline(): boolean;
 }
 
 export class Leaser {
@@ -68,8 +70,11 @@ export class Leaser {
       const job = store.getJob(task.jobId)!;
       const replicaId = newId('r');
       const isProbe = task.status === 'done';
-      // Adaptive replication: a trusted volunteer's replica may stand alone, if the job allows it.
-      const alone = !isProbe && job.adaptive && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas && random() < single;
+      const fresh = !isProbe && job.replicas > 1 && task.active === 0 && task.wanted === job.replicas;
+      // Adaptive replication: a trusted volunteer's replica may stand alone, if the job allows it. And while no
+      // vetted volunteer is online, a newcomer's replica could not be vouched for by a second newcomer either: the
+      // server's own run will settle the task, so a second replica would be work for nothing.
+      const alone = fresh && ((job.adaptive && random() < single) || (!vetted && job.canaryRate > 0 && !this.deps.vouchersOnline()));
       store.insertReplica({
         id: replicaId, taskId: task.id, jobId: job.id, workerId, volunteerId: w.volunteerId, status: 'leased',
         workerClass: `-|${w.adapterClass}`, single: alone, site: w.site, leasedAt: now, leaseExpires: now + config.leaseMs,

@@ -38,15 +38,20 @@ export class Scheduler {
   private serverRuns: ServerRunQueue | null = null;
   private readonly stragglers: Stragglers;
   private readonly leaser: Leaser;
+  /** Whether a vetted volunteer is connected: set on its hello, looked at afresh on each sweep. */
+  private vouchersOnline = false;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.stragglers = new Stragglers(deps.config.stragglers);
     this.settler = new Settler({
       store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION, maxFailures: deps.config.maxFailures,
+      vouchersOnline: () => this.vouchersOnline,
     });
     this.random = deps.random ?? Math.random;
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
-    this.leaser = new Leaser({ ...deps, settler: this.settler, picker: this.picker, fairShare: new FairShare(), random: this.random });
+    this.leaser = new Leaser({
+      ...deps, settler: this.settler, picker: this.picker, fairShare: new FairShare(), random: this.random, vouchersOnline: () => this.vouchersOnline,
+    });
   }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */
@@ -91,6 +96,7 @@ export class Scheduler {
     if (before) this.picker.removeWorker(before);
     this.workers.set(workerId, w);
     this.picker.addWorker(w);
+    if (this.settler.vetted(volunteerId)) this.vouchersOnline = true;
   }
 
   /** A new job: its models become known (for fit checks), and its tasks go out. */
@@ -160,6 +166,7 @@ export class Scheduler {
   /** Lapses every lease past its deadline (each counts as a failure of its task), and backs up stragglers. */
   sweep(): number {
     const { store, clock } = this.deps;
+    this.vouchersOnline = [...this.workers.values()].some((w) => this.settler.vetted(w.volunteerId));
     this.backUpStragglers();
     this.decideStalled();
     const lapsed = store.leasedBefore(clock.now());

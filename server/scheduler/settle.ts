@@ -43,7 +43,11 @@ const FRESH: Omit<VolunteerRow, 'id' | 'createdAt'> = {
 };
 
 export class Settler {
-  constructor(private readonly deps: { store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy; maxFailures: number }) {}
+  constructor(private readonly deps: {
+    store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy; maxFailures: number;
+    /** Whether a vetted volunteer is connected (one who could vouch for newcomers' replicas). */
+    vouchersOnline?: () => boolean;
+  }) {}
 
   volunteer(id: string): VolunteerRow {
     return this.deps.store.getVolunteer(id) ?? { id, createdAt: 0, ...FRESH };
@@ -257,7 +261,8 @@ export class Settler {
     }));
     const inFlight = current.active - counted.length;
     const quorum = Math.min(job.replicas, current.wanted);
-    const d = decide(returned, current.wanted, inFlight, { quorum, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol });
+    const checkUnvouched = requireVetted && !(this.deps.vouchersOnline?.() ?? true);
+    const d = decide(returned, current.wanted, inFlight, { quorum, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol, checkUnvouched });
     fx.jobs.add(job.id);
     const byId = new Map(counted.map((r) => [r.id, r]));
     const recordPairs = () => {

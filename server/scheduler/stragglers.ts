@@ -64,7 +64,7 @@ export class Stragglers {
     return out;
   }
 
-  /** Raises `wanted` by one on each task a straggler holds (at most `idle` of them); returns how many. Runs its own transaction. */
+  /** Raises `wanted` on each task a straggler holds (at most `idle` of them); returns how many. Runs its own transaction. */
   backUp(store: Store, now: number, leaseMs: number, idle: number): number {
     const youngest = this.youngest;
     if (idle <= 0 || youngest === Infinity) return 0;
@@ -73,7 +73,8 @@ export class Stragglers {
     if (old.length === 0) return 0;
     return store.transaction(() => {
       const picked = this.pick(old, (id) => store.getTask(id), now, idle);
-      for (const task of picked) store.updateTask(task.id, { wanted: task.wanted + 1 });
+      // One replica more, and at least a full quorum besides the straggler's (a task leased alone wanted just one).
+      for (const task of picked) store.updateTask(task.id, { wanted: Math.max(task.wanted + 1, (store.getJob(task.jobId)?.replicas ?? 1) + 1) });
       return picked.length;
     });
   }

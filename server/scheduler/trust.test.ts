@@ -54,6 +54,12 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
     scheduler.connect(w, v, { adapterClass: 'google|swiftshader', origin });
     return v;
   };
+  /** A vetted volunteer online (it takes no work here): newcomers' tasks then get their full replicas. */
+  const vetOnline = () => {
+    const v = store.volunteerFor('token-vetted', 'v-vetted', 0).id;
+    store.updateVolunteer(v, { canaryPassed: 2, valid: 50 });
+    scheduler.connect('vetted', v, { origin: 'origin-vetted' });
+  };
   /** Asks for one task and answers it with `value`. */
   const work = (w: string, value: number) => {
     const [t] = scheduler.requestWork(w, 1);
@@ -61,7 +67,7 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
     scheduler.submitResult(w, t.replicaId, out(2, value), meta);
     return t;
   };
-  return { store, clock, scheduler, addJob, join, work, cancelled, checks, audits };
+  return { store, clock, scheduler, addJob, join, vetOnline, work, cancelled, checks, audits };
 }
 
 describe('trust', () => {
@@ -87,6 +93,7 @@ describe('trust', () => {
 
   it('does not let colluding newcomers carry a task, and accepts the honest answer once vetted volunteers give it', () => {
     const s = setup();
+    s.vetOnline();
     s.addJob('j', 3);
     // Two colluders skip their probe by taking regular tasks while the probe is leased elsewhere... they agree on 9.
     const liarA = s.join('la');
@@ -120,6 +127,7 @@ describe('trust', () => {
 
   it('lets the server\'s own run settle a task only newcomers agree on, and credits them when it agrees', () => {
     const s = setup();
+    s.vetOnline();
     s.addJob('j', 2);
     const a = s.join('a');
     s.join('b');
@@ -220,6 +228,26 @@ describe('trust', () => {
     s.store.updateVolunteer(v, { canaryPassed: 1, valid: 0 }); // passed its known answers, not yet confirmed enough
     const tasks = s.scheduler.requestWork('w', 2);
     expect(tasks.map((t) => t.taskId).some((id) => id.endsWith('-t0'))).toBe(false);
+  });
+
+  it('while no vetted volunteer is online, settles a newcomer\'s replica with the server\'s run alone, asking no second one', () => {
+    const s = setup();
+    s.addJob('j', 4);
+    const a = s.join('a');
+    s.join('b');
+    const [, tA] = s.scheduler.requestWork('a', 2);
+    const [, tB] = s.scheduler.requestWork('b', 2);
+    expect(tA!.taskId).not.toBe(tB!.taskId);
+    s.scheduler.submitResult('a', tA!.replicaId, out(2, 1), meta);
+    expect(s.checks).toEqual([tA!.taskId]);
+    s.scheduler.serverChecked(tA!.taskId, out(2, 1), null);
+    expect(s.store.getTask(tA!.taskId)).toMatchObject({ status: 'done' });
+    expect(s.store.replicasOfTask(tA!.taskId)).toHaveLength(1);
+    expect(s.store.getVolunteer(a)).toMatchObject({ valid: 1 });
+    // With a vetted volunteer online, a newcomer's task wants its full replicas again.
+    s.vetOnline();
+    const [tC] = s.scheduler.requestWork('a', 1);
+    expect(s.store.getTask(tC!.taskId)!.wanted).toBe(2);
   });
 
   it('lets a newcomer hold only a few leases at once', () => {

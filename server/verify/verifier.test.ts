@@ -53,6 +53,12 @@ describe('decide', () => {
     expect(d.verdict === 'check' && d.detail).toMatch(/no 2 of 4 replicas agree/);
   });
 
+  it('checks unvouched replicas at once while no vetted volunteer is online, without waiting for the rest', () => {
+    expect(decide([rep('a', 1, false)], 2, 1, { ...policy, checkUnvouched: true })).toMatchObject({ verdict: 'check' });
+    expect(decide([rep('a', 1, false)], 2, 1, policy)).toMatchObject({ verdict: 'wait' });
+    expect(decide([rep('a', 1, true)], 2, 1, { ...policy, checkUnvouched: true })).toMatchObject({ verdict: 'wait' });
+  });
+
   it('accepts a single replica when the quorum is one', () => {
     expect(decide([rep('a', 1)], 1, 0, { ...policy, quorum: 1 })).toMatchObject({ verdict: 'accept' });
   });

@@ -22,6 +22,8 @@ export interface ReturnedReplica {
 export interface VerifyPolicy extends Tolerance {
   quorum: number;
   maxReplicas: number;
+  /** No volunteer who could vouch is online: replicas nobody vouches for go to the server's run without waiting. */
+  checkUnvouched?: boolean;
 }
 
 /** One comparison made, for the per-class agreement statistics. */
@@ -52,6 +54,9 @@ export function decide(returned: readonly ReturnedReplica[], wanted: number, inF
       if (r.verdict === 'disagree') lastDetail = r.detail;
       pairs.push({ a: returned[i].id, b: returned[j].id, agree: agree[i][j] });
     }
+  }
+  if (policy.checkUnvouched && n > 0 && !returned.some((r) => r.vouches)) {
+    return { verdict: 'check', detail: 'no vetted volunteer is online to vouch for these replicas', pairs };
   }
   let weakQuorum: string | null = null;
   for (let i = 0; i < n; i++) {

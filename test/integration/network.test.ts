@@ -49,7 +49,9 @@ describe('the working network', () => {
       const x = writeNpy('float32', [37, 4], floatData(5, 37 * 4));
       const { job } = await run(model, { x }, { batch: 5 });
       expect(job).toMatchObject({ status: 'completed', items: 37, tasks: { total: 8, done: 8, failed: 0 } });
-      expect(job.replicasIssued).toBeGreaterThanOrEqual(16);
+      // Both workers are new (nobody could vouch for them): each task is settled by one replica and the server's own
+      // run, not a second replica that could not count anyway.
+      expect(job.replicasIssued).toBeGreaterThanOrEqual(8);
       await expectMatchesReference(model, { x }, job.id, ['y']);
       // Each of the two distinct volunteers computed replicas.
       expect(workers.loops.every((l) => l.status.tasksDone > 0)).toBe(true);
