@@ -26,6 +26,7 @@ import { ServerRuns } from './verify/server-runs.js';
 import { AppEvents } from './events.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
+import { LiveStore } from './state/live-store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
 import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
 import { serverParser } from './api/socket-parser.js';
@@ -55,7 +56,9 @@ export interface App {
 }
 
 export function createApp(deps: AppDeps): App {
-  const { store, blobs, clock, log, config } = deps;
+  const { blobs, clock, log, config } = deps;
+  // The scheduler's working state in memory, over the store as its durable log (rebuilt from it here).
+  const store = new LiveStore(deps.store);
   const events = new AppEvents();
   const datasets = new DatasetService({ store, blobs, clock });
   const inputs = new TaskInputs({ store, datasets });

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.js';
 import { SqliteStore } from '../store/sqlite-store.js';
+import { LiveStore } from '../state/live-store.js';
 import { type JobRow, type TaskRow, taskId } from '../store/store.js';
 import { FakeClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
@@ -15,7 +16,7 @@ const B = 'b'.repeat(64);
 const out = (name: string): Tensor[] => [{ name, dtype: 'float32', dims: [1, 2], data: new Uint8Array(8) }];
 
 function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = new LiveStore(new SqliteStore(':memory:'));
   const clock = new FakeClock();
   const scheduler = new Scheduler({
     store, clock, log: pino({ level: 'silent' }), config: { leaseMs: 60_000, maxFailures: 3, shardAffinityMs: 5000 },

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { SqliteStore } from '../store/sqlite-store.js';
+import { LiveStore } from '../state/live-store.js';
 import type { JobRow, TaskRow } from '../store/store.js';
 import { FakeClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
@@ -14,7 +15,7 @@ function outputs(items: number, value = 1): Tensor[] {
 }
 
 function setup(opts: { replicas?: number; maxReplicas?: number; maxFailures?: number; leaseMs?: number } = {}) {
-  const store = new SqliteStore(':memory:');
+  const store = new LiveStore(new SqliteStore(':memory:'));
   const clock = new FakeClock();
   const scheduler = new Scheduler({
     store, clock, log: pino({ level: 'silent' }),

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { SqliteStore } from '../store/sqlite-store.js';
+import { LiveStore } from '../state/live-store.js';
 import type { JobRow, TaskRow } from '../store/store.js';
 import { FakeClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
@@ -18,7 +19,7 @@ const out = (items: number, value: number): Tensor[] => [{ name: 'y', dtype: 'fl
 const meta = { backend: 'cpu', runMs: 1 };
 
 function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number; auditRate?: number } = {}) {
-  const store = new SqliteStore(':memory:');
+  const store = new LiveStore(new SqliteStore(':memory:'));
   const clock = new FakeClock();
   const scheduler = new Scheduler({
     store, clock, log: pino({ level: 'silent' }),

@@ -2,7 +2,7 @@
  * The SQLite schema of the embedded store and the mapping between its rows and the Store's row types.
  */
 import type { JobStatus } from '../../shared/protocol.js';
-import type { JobRow, ReplicaRow, ReplicaStatus, TaskRow, VolunteerRow } from './store.js';
+import type { ApiKeyRow, JobRow, ReplicaRow, ReplicaStatus, TaskRow, VolunteerRow } from './store.js';
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
@@ -93,6 +93,13 @@ ALTER TABLE api_keys ADD COLUMN weight REAL NOT NULL DEFAULT 1;
 `;
 
 export type Row = Record<string, unknown>;
+
+export const apiKeyFromRow = (r: Row): ApiKeyRow => ({
+  id: r.id as string, keyHash: r.key_hash as string, name: r.name as string, admin: r.admin === 1, createdAt: r.created_at as number,
+  revokedAt: (r.revoked_at as number | null) ?? null,
+  weight: r.weight as number,
+});
+
 
 export const jobFromRow = (r: Row): JobRow => ({
   id: r.id as string,

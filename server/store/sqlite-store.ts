@@ -9,19 +9,13 @@ import type {
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, bool, jobFromRow, replicaFromRow, t, taskFromRow,
-  toSnake, volunteerFromRow,
+  MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow,
+  replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
-const apiKeyFromRow = (r: Row): ApiKeyRow => ({
-  id: r.id as string, keyHash: r.key_hash as string, name: r.name as string, admin: r.admin === 1, createdAt: r.created_at as number,
-  revokedAt: (r.revoked_at as number | null) ?? null,
-  weight: r.weight as number,
-});
 
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
 export class SqliteStore implements Store {
@@ -263,6 +257,15 @@ export class SqliteStore implements Store {
 
   taintedCount(jobId: string): number {
     return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND tainted = 1').get(jobId) as { n: number }).n;
+  }
+
+  tasksOfJob(jobId: string): TaskRow[] {
+    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? ORDER BY stage, batch`).all(jobId) as Row[]).map(taskFromRow);
+  }
+
+  recoveryReplicas(jobId: string): ReplicaRow[] {
+    return (this.q(`SELECT ${REPLICA_COLS.split(', ').map((c) => `r.${c}`).join(', ')} FROM replicas r JOIN tasks t ON t.id = r.task_id
+      WHERE r.job_id = ? AND (t.status = 'pending' OR t.canary = 1) ORDER BY r.leased_at, r.rowid`).all(jobId) as Row[]).map(replicaFromRow);
   }
 
   failedTasks(jobId: string): TaskRow[] {

@@ -131,6 +131,17 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       expect(s.taskResult('j1-t0')).toBeUndefined();
     });
 
+    it('gives a job\'s tasks and the replicas of its open and known-answer tasks for recovery', () => {
+      const s = make();
+      s.createJob(job('j1'), [...tasks('j1', 3), { ...tasks('j1', 4)[3]!, canary: true, status: 'done' }]);
+      s.updateTask('j1-t1', { status: 'done' });
+      s.insertReplica(replica('r0', 'j1-t0', 'j1', { status: 'returned' }));
+      s.insertReplica(replica('r1', 'j1-t1', 'j1', { status: 'returned' }));
+      s.insertReplica(replica('r3', 'j1-t3', 'j1', { status: 'invalid', volunteerId: 'v9' }));
+      expect(s.tasksOfJob('j1').map((t) => [t.id, t.status])).toEqual([['j1-t0', 'pending'], ['j1-t1', 'done'], ['j1-t2', 'pending'], ['j1-t3', 'done']]);
+      expect(s.recoveryReplicas('j1').map((r) => r.id).sort()).toEqual(['r0', 'r3']);
+    });
+
     it('rolls a failed transaction back whole', () => {
       const s = make();
       s.createJob(job('j1'), tasks('j1', 1));

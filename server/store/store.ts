@@ -232,6 +232,10 @@ export interface Store {
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
+  /** Every task of a job, by stage and batch (recovery: the scheduler's memory is rebuilt from these). */
+  tasksOfJob(jobId: string): TaskRow[];
+  /** The replicas of a job's open and known-answer tasks, oldest first (recovery). */
+  recoveryReplicas(jobId: string): ReplicaRow[];
   /** Tasks of the job marked tainted. */
   taintedCount(jobId: string): number;
 

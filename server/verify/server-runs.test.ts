@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { floatData, mlpModel } from '../../test/helpers/models.js';
 import { BlobStore } from '../store/blob-store.js';
 import { SqliteStore } from '../store/sqlite-store.js';
+import { LiveStore } from '../state/live-store.js';
 import type { JobRow, TaskRow } from '../store/store.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { ServerRuns, type ServerRunSink } from './server-runs.js';
@@ -20,7 +21,7 @@ afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true
 function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-runs-'));
   dirs.push(dir);
-  const store = new SqliteStore(':memory:');
+  const store = new LiveStore(new SqliteStore(':memory:'));
   const blobs = new BlobStore(dir);
   const model = blobs.put(mlpModel(4, 8, 3, 5));
   const broken = blobs.put(new Uint8Array([1, 2, 3]));

@@ -1,0 +1,484 @@
+/**
+ * The scheduler's working state in memory, with the store as its durable log. It wraps a Store and answers
+ * what every lease and result asks (the open tasks of running jobs and their counts, leases, who ran what,
+ * volunteers' standing, the replicas of open tasks and their outputs) from memory (live-tasks.ts,
+ * live-replicas.ts); it writes the rows that changed once per unit of work, inside the caller's transaction
+ * (the per-turn group commit of api/tick-batch.ts), so an acknowledged result is committed. Leases are never
+ * written: they lapse on a restart anyway, and on start the memory is rebuilt from the store.
+ *
+ * A unit that throws is undone in memory (an undo log) as the store undoes its savepoint. Reads the memory
+ * cannot answer (researchers' queries, ended jobs, settled tasks) go to the store after the pending rows are
+ * written, so they see what the scheduler sees.
+ */
+import type { JobStatus } from '../../shared/protocol.js';
+import type {
+  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, SiteRow, StageCounts, Store,
+  TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerPatch, VolunteerRow,
+} from '../store/store.js';
+import { LiveReplicas } from './live-replicas.js';
+import { LiveTasks } from './live-tasks.js';
+
+/** Volunteers' records kept in memory before the ones not being written are let go. */
+const VOLUNTEER_LIMIT = 100_000;
+
+const byLeaseTime = (a: ReplicaRow, b: ReplicaRow) => a.leasedAt - b.leasedAt;
+
+export class LiveStore implements Store {
+  private readonly tasks = new LiveTasks();
+  private readonly replicas = new LiveReplicas();
+  private readonly jobs = new Map<string, JobRow>();
+  private readonly volunteers = new Map<string, VolunteerRow>();
+  private weights: Map<string, number> | null = null;
+  /** Replicas the store has a row for (a lease gets one when it ends). */
+  private readonly persisted = new Set<string>();
+  private readonly dirtyTasks = new Set<string>();
+  private readonly dirtyReplicas = new Set<string>();
+  private readonly dirtyVolunteers = new Set<string>();
+  /** Replicas that may leave memory once this transaction has committed. */
+  private readonly leaving = new Set<string>();
+  private depth = 0;
+  private undo: (() => void)[] = [];
+
+  /** Rebuilds the working state of running jobs from `inner`; leases left in it from an older TabGrid are released. */
+  constructor(private readonly inner: Store) {
+    inner.transaction(() => {
+      for (const r of inner.allLeased()) inner.updateReplica(r.id, { status: 'released' });
+      for (const job of inner.listJobs()) if (job.status === 'running') this.goLive(job);
+    });
+  }
+
+  /** Takes a running job's tasks and the replicas of its open tasks into memory. */
+  private goLive(job: JobRow): void {
+    this.jobs.set(job.id, job);
+    const replicas = this.inner.recoveryReplicas(job.id);
+    const returned = new Map<string, number>();
+    for (const r of replicas) {
+      this.replicas.set(r.id, r);
+      this.persisted.add(r.id);
+      if (r.status === 'returned') returned.set(r.taskId, (returned.get(r.taskId) ?? 0) + 1);
+    }
+    // `active` counts leases too, and none survive a restart: it is what came back.
+    this.tasks.load(job, this.inner.tasksOfJob(job.id).map((t) => (t.status === 'pending' ? { ...t, active: returned.get(t.id) ?? 0 } : t)));
+  }
+
+  private noteUndo(fn: () => void): void {
+    if (this.depth > 0) this.undo.push(fn);
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.flush();
+    const mark = this.undo.length;
+    this.depth++;
+    try {
+      const out = this.inner.transaction(() => {
+        const r = fn();
+        this.flush();
+        return r;
+      });
+      if (this.depth === 1) this.committed();
+      return out;
+    } catch (err) {
+      for (let i = this.undo.length - 1; i >= mark; i--) this.undo[i]!();
+      this.undo.length = mark;
+      this.dirtyTasks.clear(); this.dirtyReplicas.clear(); this.dirtyVolunteers.clear();
+      if (this.depth === 1) this.leaving.clear();
+      throw err;
+    } finally {
+      this.depth--;
+      if (this.depth === 0) this.undo = [];
+    }
+  }
+
+  /** Writes the rows changed since the last write. */
+  private flush(): void {
+    const { inner } = this;
+    for (const id of this.dirtyReplicas) {
+      const r = this.replicas.get(id);
+      if (!r) continue;
+      if (this.persisted.has(id)) {
+        inner.updateReplica(id, { status: r.status, backend: r.backend, runMs: r.runMs, error: r.error, returnedAt: r.returnedAt, workerClass: r.workerClass });
+      } else if (r.status !== 'leased') {
+        inner.insertReplica(r);
+        this.persisted.add(id);
+        this.noteUndo(() => this.persisted.delete(id));
+      }
+    }
+    this.dirtyReplicas.clear();
+    for (const id of this.dirtyTasks) {
+      const t = this.tasks.get(id);
+      if (t) {
+        inner.updateTask(id, {
+          status: t.status, wanted: t.wanted, active: t.active, failures: t.failures, error: t.error, doneAt: t.doneAt, ready: t.ready, readyAt: t.readyAt, tainted: t.tainted,
+        });
+      }
+    }
+    this.dirtyTasks.clear();
+    for (const id of this.dirtyVolunteers) {
+      const { id: _, createdAt: __, ...rest } = this.volunteers.get(id)!;
+      inner.updateVolunteer(id, rest);
+    }
+    this.dirtyVolunteers.clear();
+    if (this.depth === 0) this.committed();
+  }
+
+  /** After a commit: what the store now holds and the scheduler no longer needs leaves memory. */
+  private committed(): void {
+    for (const jobId of [...this.tasks.jobIds()]) {
+      if (this.jobs.get(jobId)?.status === 'running') continue;
+      for (const taskId of this.tasks.drop(jobId)) for (const r of this.replicas.ofTask(taskId)) this.leaving.add(r.id);
+    }
+    for (const id of this.leaving) {
+      const r = this.replicas.get(id);
+      if (!r || r.status === 'leased' || !this.persisted.has(id)) continue;
+      const task = this.tasks.get(r.taskId);
+      if (task && (task.status === 'pending' || task.canary)) continue;
+      this.replicas.set(id, undefined);
+      this.persisted.delete(id);
+    }
+    this.leaving.clear();
+    if (this.volunteers.size > VOLUNTEER_LIMIT) this.volunteers.clear();
+  }
+
+  close(): void {
+    this.flush();
+    this.inner.close();
+  }
+
+  // API keys, models and data sets: the store's, as they are.
+
+  insertApiKey(row: ApiKeyRow): void { this.inner.insertApiKey(row); this.weights = null; }
+  findApiKey(keyHash: string): ApiKeyRow | undefined { return this.inner.findApiKey(keyHash); }
+  listApiKeys(): ApiKeyRow[] { return this.inner.listApiKeys(); }
+  setApiKeyWeight(id: string, weight: number): boolean { this.weights = null; return this.inner.setApiKeyWeight(id, weight); }
+  revokeApiKey(id: string, at: number): boolean { return this.inner.revokeApiKey(id, at); }
+  countApiKeys(): number { return this.inner.countApiKeys(); }
+  putModel(row: ModelRow): void { this.inner.putModel(row); }
+  getModel(hash: string): ModelRow | undefined { return this.inner.getModel(hash); }
+  putDataset(row: DatasetRow): void { this.inner.putDataset(row); }
+  getDataset(hash: string): DatasetRow | undefined { return this.inner.getDataset(hash); }
+
+  // Volunteers: the records being used are kept and written back; rankings are the store's.
+
+  volunteerFor(tokenHash: string, newId: string, now: number): { id: string; created: boolean } {
+    return this.inner.volunteerFor(tokenHash, newId, now);
+  }
+
+  getVolunteer(id: string): VolunteerRow | undefined {
+    let v = this.volunteers.get(id);
+    if (!v) {
+      v = this.inner.getVolunteer(id);
+      if (v) this.volunteers.set(id, v);
+    }
+    return v;
+  }
+
+  updateVolunteer(id: string, patch: VolunteerPatch): void {
+    const prev = this.getVolunteer(id);
+    if (!prev) return;
+    const next = { ...prev };
+    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
+    this.volunteers.set(id, next);
+    this.noteUndo(() => this.volunteers.set(id, prev));
+    this.dirtyVolunteers.add(id);
+    if (this.depth === 0) this.flush();
+  }
+
+  listVolunteers(): VolunteerRow[] { this.flush(); return this.inner.listVolunteers(); }
+  topVolunteers(limit: number): VolunteerRow[] { this.flush(); return this.inner.topVolunteers(limit); }
+  volunteerRank(id: string): number { this.flush(); return this.inner.volunteerRank(id); }
+  topTeams(limit: number): TeamRow[] { this.flush(); return this.inner.topTeams(limit); }
+  creditSite(origin: string, credit: number, now: number): void { this.inner.creditSite(origin, credit, now); }
+  topSites(limit: number): SiteRow[] { return this.inner.topSites(limit); }
+
+  // Jobs.
+
+  createJob(job: JobRow, tasks: TaskRow[]): void {
+    this.inner.createJob(job, tasks);
+    this.jobs.set(job.id, job);
+    if (job.status !== 'running') return;
+    this.tasks.load(job, tasks);
+    this.noteUndo(() => { this.tasks.drop(job.id); this.jobs.delete(job.id); });
+  }
+
+  getJob(id: string): JobRow | undefined {
+    let job = this.jobs.get(id);
+    if (!job) {
+      job = this.inner.getJob(id);
+      if (job) this.jobs.set(id, job);
+    }
+    return job;
+  }
+
+  listJobs(owner?: string): JobRow[] {
+    return this.inner.listJobs(owner);
+  }
+
+  runningJobs(): RunningJobRow[] {
+    if (!this.weights) this.weights = new Map(this.inner.listApiKeys().map((k) => [k.id, k.weight]));
+    const out: RunningJobRow[] = [];
+    for (const id of this.tasks.jobIds()) {
+      const j = this.jobs.get(id)!;
+      if (j.status === 'running') out.push({ id, owner: j.owner, priority: j.priority, createdAt: j.createdAt, weight: this.weights.get(j.owner) ?? 1 });
+    }
+    return out;
+  }
+
+  setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {
+    this.flush();
+    this.inner.setJobStatus(id, status, at, error);
+    const prev = this.getJob(id);
+    if (!prev) return;
+    const next: JobRow = { ...prev, status, finishedAt: status === 'running' ? null : at, error };
+    this.jobs.set(id, next);
+    this.tasks.updateJob(next);
+    this.noteUndo(() => { this.jobs.set(id, prev); this.tasks.updateJob(prev); });
+    if (status === 'running' && !this.tasks.has(id)) {
+      this.goLive(next);
+      this.noteUndo(() => this.tasks.drop(id));
+    }
+  }
+
+  taskCounts(jobId: string): TaskCounts {
+    return this.tasks.taskCounts(jobId) ?? (this.flush(), this.inner.taskCounts(jobId));
+  }
+
+  stageCounts(jobId: string): StageCounts[] {
+    return this.tasks.stageCounts(jobId) ?? (this.flush(), this.inner.stageCounts(jobId));
+  }
+
+  hasUnfinishedTasks(jobId: string): boolean {
+    const c = this.tasks.taskCounts(jobId);
+    return c ? c.pending + c.running + c.failed > 0 : (this.flush(), this.inner.hasUnfinishedTasks(jobId));
+  }
+
+  replicaCount(jobId: string): number {
+    this.flush();
+    return this.inner.replicaCount(jobId) + this.replicas.leasedInJob(jobId).filter((r) => !this.persisted.has(r.id)).length;
+  }
+
+  canaryCount(jobId: string): number { return this.inner.canaryCount(jobId); }
+
+  failedTasks(jobId: string): TaskRow[] {
+    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.failedTasks(jobId); }
+    return [...this.tasks.tasksOf(jobId)].filter((t) => t.status === 'failed').sort((a, b) => a.batch - b.batch);
+  }
+
+  taintedCount(jobId: string): number {
+    return this.tasks.tainted(jobId) ?? (this.flush(), this.inner.taintedCount(jobId));
+  }
+
+  taintedTasks(jobId: string): TaskRow[] {
+    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.taintedTasks(jobId); }
+    return [...this.tasks.tasksOf(jobId)].filter((t) => t.tainted);
+  }
+
+  tasksOfJob(jobId: string): TaskRow[] {
+    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.tasksOfJob(jobId); }
+    return [...this.tasks.tasksOf(jobId)];
+  }
+
+  recoveryReplicas(jobId: string): ReplicaRow[] {
+    this.flush();
+    return this.inner.recoveryReplicas(jobId);
+  }
+
+  // Tasks.
+
+  /** The running jobs' ids by priority, then age. */
+  private runningOrder(): string[] {
+    return this.runningJobs().sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)).map((j) => j.id);
+  }
+
+  assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
+    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
+    if (n === 0 || filter.models?.length === 0) return [];
+    const only = filter.models && new Set(filter.models);
+    const not = new Set(filter.excludeModels ?? []);
+    return this.tasks.pick(filter.jobs ?? this.runningOrder(), n, {
+      touched: (t) => this.replicas.touched(t.id, volunteerId),
+      model: (m) => (!only || only.has(m)) && !not.has(m),
+      deferred: filter.deferModels?.length ? new Set(filter.deferModels) : undefined,
+      readySince: filter.readySince,
+    });
+  }
+
+  probeTasks(volunteerId: string, limit: number): TaskRow[] {
+    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
+    const out: TaskRow[] = [];
+    if (n === 0) return out;
+    const jobs = this.runningJobs().map((j) => j.id);
+    for (let i = jobs.length - 1; i > 0; i--) {
+      const k = Math.floor(Math.random() * (i + 1));
+      [jobs[i], jobs[k]] = [jobs[k]!, jobs[i]!];
+    }
+    for (const jobId of jobs) {
+      const ids = this.tasks.doneCanaries(jobId);
+      const start = Math.floor(Math.random() * ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[(start + i) % ids.length]!;
+        if (this.replicas.ranTask(id, volunteerId)) continue;
+        out.push(this.tasks.get(id)!);
+        if (out.length >= n) return out;
+      }
+    }
+    return out;
+  }
+
+  unreadyCanaries(): TaskRow[] {
+    const jobs = this.runningJobs().sort((a, b) => a.createdAt - b.createdAt);
+    return jobs.flatMap((j) => [...this.tasks.tasksOf(j.id)].filter((t) => t.canary && !t.ready));
+  }
+
+  /** Tasks the store found, as the memory has them where it holds them. */
+  private current(rows: TaskRow[]): TaskRow[] {
+    return rows.map((t) => this.tasks.get(t.id) ?? t);
+  }
+
+  pendingTasksReturnedBy(volunteerId: string): TaskRow[] {
+    this.flush();
+    return this.current(this.inner.pendingTasksReturnedBy(volunteerId));
+  }
+
+  acceptedTasksReturnedBy(volunteerId: string): TaskRow[] {
+    this.flush();
+    return this.current(this.inner.acceptedTasksReturnedBy(volunteerId));
+  }
+
+  endedTasksReturnedBy(volunteerId: string): TaskRow[] {
+    this.flush();
+    return this.current(this.inner.endedTasksReturnedBy(volunteerId));
+  }
+
+  openTasksWithReplicas(): TaskRow[] {
+    const age = new Map(this.runningJobs().map((j) => [j.id, j.createdAt]));
+    return [...this.tasks.withReplicas()].sort((a, b) => age.get(a.jobId)! - age.get(b.jobId)! || a.stage - b.stage || a.batch - b.batch);
+  }
+
+  stalledTasks(limit: number): TaskRow[] {
+    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
+    const out: TaskRow[] = [];
+    if (n === 0) return out;
+    for (const t of this.tasks.partlyServed(this.runningOrder())) {
+      if (this.replicas.ofTask(t.id).some((r) => r.status === 'leased')) continue;
+      out.push(t);
+      if (out.length >= n) break;
+    }
+    return out;
+  }
+
+  getTask(id: string): TaskRow | undefined {
+    return this.tasks.get(id) ?? this.inner.getTask(id);
+  }
+
+  updateTask(id: string, patch: TaskPatch): void {
+    const prev = this.tasks.get(id);
+    if (!prev) { this.flush(); this.inner.updateTask(id, patch); return; }
+    const next = { ...prev };
+    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
+    if (prev.status !== 'pending' && next.status === 'pending') this.reloadReplicas(id);
+    this.tasks.set(next);
+    this.noteUndo(() => this.tasks.set(prev));
+    this.dirtyTasks.add(id);
+    if (next.status !== 'pending') for (const r of this.replicas.ofTask(id)) this.leaving.add(r.id);
+    if (this.depth === 0) this.flush();
+  }
+
+  /** A settled task opened again: its replicas come back into memory, so who ran it still counts. */
+  private reloadReplicas(taskId: string): void {
+    this.flush();
+    for (const r of this.inner.replicasOfTask(taskId)) {
+      if (this.replicas.get(r.id)) continue;
+      this.replicas.set(r.id, r);
+      this.persisted.add(r.id);
+      this.noteUndo(() => { this.replicas.set(r.id, undefined); this.persisted.delete(r.id); });
+    }
+  }
+
+  clearTaskResult(id: string): void { this.inner.clearTaskResult(id); }
+  taskResult(id: string): Uint8Array | undefined { return this.inner.taskResult(id); }
+  setTaskResult(id: string, result: Uint8Array): void { this.inner.setTaskResult(id, result); }
+
+  setTaskResultOf(id: string, replicaId: string): void { this.inner.setTaskResultOf(id, replicaId); }
+
+  taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
+    this.flush();
+    return this.inner.taskResults(jobId, stage);
+  }
+
+  // Replicas.
+
+  insertReplica(row: ReplicaRow): void {
+    this.replicas.set(row.id, row);
+    this.noteUndo(() => this.replicas.set(row.id, undefined));
+    if (row.status !== 'leased') this.dirtyReplicas.add(row.id);
+    if (this.depth === 0) this.flush();
+  }
+
+  getReplica(id: string): ReplicaRow | undefined {
+    return this.replicas.get(id) ?? this.inner.getReplica(id);
+  }
+
+  updateReplica(id: string, patch: ReplicaPatch): void {
+    const prev = this.replicas.get(id);
+    if (!prev) { this.flush(); this.inner.updateReplica(id, patch); return; }
+    const next = { ...prev };
+    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
+    this.replicas.set(id, next);
+    this.noteUndo(() => this.replicas.set(id, prev));
+    this.dirtyReplicas.add(id);
+    this.leaving.add(id);
+    if (this.depth === 0) this.flush();
+  }
+
+  /** Outputs are written at once (a returned replica is part of the durable log) and kept while their task is open. */
+  setReplicaOutputs(id: string, outputs: Uint8Array): void {
+    const prev = this.replicas.outputsOf(id);
+    this.replicas.setOutputs(id, outputs);
+    this.noteUndo(() => this.replicas.setOutputs(id, prev));
+    this.inner.setReplicaOutputs(id, outputs);
+  }
+
+  replicaOutputs(id: string): Uint8Array | undefined {
+    return this.replicas.outputsOf(id) ?? this.inner.replicaOutputs(id);
+  }
+
+  replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] {
+    const task = this.tasks.get(taskId);
+    let rows: ReplicaRow[];
+    if (task && task.status === 'pending') rows = this.replicas.ofTask(taskId);
+    else {
+      this.flush();
+      const mine = new Map(this.replicas.ofTask(taskId).map((r) => [r.id, r]));
+      rows = this.inner.replicasOfTask(taskId).map((r) => mine.get(r.id) ?? r);
+      for (const r of mine.values()) if (!this.persisted.has(r.id)) rows.push(r);
+      rows.sort(byLeaseTime);
+    }
+    return status === undefined ? rows : rows.filter((r) => r.status === status);
+  }
+
+  leasedBefore(now: number): ReplicaRow[] { return this.replicas.leasedBefore(now); }
+  leasedByWorker(workerId: string): ReplicaRow[] { return this.replicas.leasedByWorker(workerId); }
+  leasedCountByWorker(workerId: string): number { return this.replicas.leasedCountByWorker(workerId); }
+  leasedInJob(jobId: string): ReplicaRow[] { return this.replicas.leasedInJob(jobId); }
+  allLeased(): ReplicaRow[] { return this.replicas.allLeased(); }
+  leasedByVolunteer(volunteerId: string): ReplicaRow[] { return this.replicas.leasedByVolunteer(volunteerId); }
+
+  newcomerLeasesByOrigin(origin: string, vetted: { canaries: number; valid: number; createdBefore: number }): number {
+    let n = 0;
+    for (const r of this.replicas.leasedByOrigin(origin)) {
+      const v = this.getVolunteer(r.volunteerId);
+      if (!v || v.canaryPassed < vetted.canaries || v.valid < vetted.valid || v.canaryFailed > 0 || v.createdAt > vetted.createdBefore) n++;
+    }
+    return n;
+  }
+
+  replicasOfJob(jobId: string): ReplicaRow[] {
+    this.flush();
+    const rows = this.inner.replicasOfJob(jobId).map((r) => this.replicas.get(r.id) ?? r);
+    for (const r of this.replicas.leasedInJob(jobId)) if (!this.persisted.has(r.id)) rows.push(r);
+    return rows.sort(byLeaseTime);
+  }
+
+  recordClassPair(a: string, b: string, agree: boolean): void { this.inner.recordClassPair(a, b, agree); }
+  classPairs(): ClassPairRow[] { return this.inner.classPairs(); }
+}

@@ -1,0 +1,206 @@
+/**
+ * The tasks of running jobs, in memory: each task's row, the tasks of each stage that want another replica in
+ * the order they are handed out, and each stage's counts. A lease, a result or a count reads this instead of
+ * the store, at a cost that does not grow with the job's size or the number of workers.
+ *
+ * A stage's queue is its tasks in batch order with a head that moves past the ones handed out; a task that
+ * wants a replica again (a lease lapsed, replicas disagreed) goes to the stage's retry set, which is looked at
+ * first, so it is not kept waiting behind the rest of the job.
+ */
+import type { JobRow, StageCounts, TaskCounts, TaskRow } from '../store/store.js';
+
+/** Whether a task wants another replica now. */
+export const wanting = (t: TaskRow): boolean => t.status === 'pending' && t.ready && t.active < t.wanted;
+
+interface StageQueue {
+  stage: number;
+  model: string;
+  order: string[];
+  head: number;
+  /** Tasks between head and the end of `order` (they are reached there). */
+  inOrder: Set<string>;
+  retry: Set<string>;
+  counts: StageCounts;
+}
+
+interface LiveJob {
+  job: JobRow;
+  /** Stages, last first (later stages finish batches that earlier ones started). */
+  stages: StageQueue[];
+  /** Every task id, in batch order within each stage. */
+  ids: string[];
+  /** Tasks that want a replica and have one or more out or back (candidates for a stall). */
+  partial: Set<string>;
+  tainted: number;
+  /** Done known-answer tasks (probes for newcomers). */
+  canaries: string[];
+}
+
+/** What a pick may take. */
+export interface PickFilter {
+  /** Whether a task is one this volunteer may not run (it ran it already). */
+  touched(task: TaskRow): boolean;
+  /** Whether a task's model may be offered at all. */
+  model(model: string): boolean;
+  /** Models held back until their tasks have been ready since `readySince`. */
+  deferred?: Set<string>;
+  readySince?: number;
+}
+
+const emptyCounts = (stage: number): StageCounts => ({ stage, total: 0, done: 0, failed: 0, pending: 0, running: 0 });
+
+function count(c: TaskCounts, t: TaskRow, by: number): void {
+  c.total += by;
+  if (t.status === 'done') c.done += by;
+  else if (t.status === 'failed') c.failed += by;
+  else if (t.active > 0) c.running += by;
+  else c.pending += by;
+}
+
+export class LiveTasks {
+  private readonly jobs = new Map<string, LiveJob>();
+  private readonly rows = new Map<string, TaskRow>();
+
+  has(jobId: string): boolean {
+    return this.jobs.has(jobId);
+  }
+
+  jobIds(): IterableIterator<string> {
+    return this.jobs.keys();
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  /** Takes a running job's tasks in (in batch order within each stage). */
+  load(job: JobRow, tasks: Iterable<TaskRow>): void {
+    const stages = job.stageModels.map((model, stage): StageQueue => ({
+      stage, model, order: [], head: 0, inOrder: new Set(), retry: new Set(), counts: emptyCounts(stage),
+    }));
+    const live: LiveJob = { job, stages, ids: [], partial: new Set(), tainted: 0, canaries: [] };
+    this.jobs.set(job.id, live);
+    const sorted = [...tasks].sort((a, b) => a.stage - b.stage || a.batch - b.batch);
+    for (const t of sorted) {
+      const q = stages[t.stage]!;
+      this.rows.set(t.id, t);
+      live.ids.push(t.id);
+      count(q.counts, t, 1);
+      if (wanting(t) && t.active > 0) live.partial.add(t.id);
+      if (t.tainted) live.tainted++;
+      if (t.canary && t.status === 'done') live.canaries.push(t.id);
+      if (wanting(t)) { q.order.push(t.id); q.inOrder.add(t.id); }
+    }
+    stages.reverse();
+  }
+
+  /** Lets a job's tasks go (it ended); returns their ids. */
+  drop(jobId: string): string[] {
+    const live = this.jobs.get(jobId);
+    if (!live) return [];
+    this.jobs.delete(jobId);
+    for (const id of live.ids) this.rows.delete(id);
+    return live.ids;
+  }
+
+  updateJob(job: JobRow): void {
+    const live = this.jobs.get(job.id);
+    if (live) live.job = job;
+  }
+
+  get(id: string): TaskRow | undefined {
+    return this.rows.get(id);
+  }
+
+  /** Replaces a task's row (of a live job), keeping queues and counts in step. */
+  set(next: TaskRow): void {
+    const live = this.jobs.get(next.jobId);
+    const prev = this.rows.get(next.id);
+    if (!live || !prev) return;
+    this.rows.set(next.id, next);
+    const q = live.stages.find((s) => s.stage === next.stage)!;
+    count(q.counts, prev, -1);
+    count(q.counts, next, 1);
+    live.tainted += (next.tainted ? 1 : 0) - (prev.tainted ? 1 : 0);
+    if (next.canary && next.status === 'done' && prev.status !== 'done') live.canaries.push(next.id);
+    if (wanting(next) && !wanting(prev) && !q.inOrder.has(next.id)) q.retry.add(next.id);
+    if (wanting(next) && next.active > 0) live.partial.add(next.id); else live.partial.delete(next.id);
+  }
+
+  /** Up to `limit` tasks that want a replica, from the jobs `jobIds` in that order, passing `filter`. */
+  pick(jobIds: Iterable<string>, limit: number, filter: PickFilter): TaskRow[] {
+    const out: TaskRow[] = [];
+    if (limit <= 0) return out;
+    for (const jobId of jobIds) {
+      const live = this.jobs.get(jobId);
+      if (!live || live.job.status !== 'running') continue;
+      for (const q of live.stages) {
+        if (!filter.model(q.model)) continue;
+        const deferred = filter.deferred?.has(q.model) ? filter.readySince ?? 0 : null;
+        const ok = (t: TaskRow) => !filter.touched(t) && (deferred === null || (t.readyAt ?? 0) <= deferred);
+        for (const id of q.retry) {
+          const t = this.rows.get(id);
+          if (!t || !wanting(t)) { q.retry.delete(id); continue; }
+          if (ok(t)) { out.push(t); if (out.length >= limit) return out; }
+        }
+        for (let i = q.head; i < q.order.length; i++) {
+          const id = q.order[i]!;
+          const t = this.rows.get(id);
+          if (!t || !wanting(t)) {
+            // The front of the queue moves past what was handed out; such a task comes back through `retry`.
+            if (i === q.head) { q.head++; q.inOrder.delete(id); }
+            continue;
+          }
+          if (ok(t)) { out.push(t); if (out.length >= limit) return out; }
+        }
+        if (q.head > 1024 && q.head * 2 > q.order.length) { q.order = q.order.slice(q.head); q.head = 0; }
+      }
+    }
+    return out;
+  }
+
+  taskCounts(jobId: string): TaskCounts | undefined {
+    const live = this.jobs.get(jobId);
+    if (!live) return undefined;
+    const c: TaskCounts = { total: 0, done: 0, failed: 0, pending: 0, running: 0 };
+    for (const q of live.stages) {
+      c.total += q.counts.total; c.done += q.counts.done; c.failed += q.counts.failed; c.pending += q.counts.pending; c.running += q.counts.running;
+    }
+    return c;
+  }
+
+  stageCounts(jobId: string): StageCounts[] | undefined {
+    const live = this.jobs.get(jobId);
+    return live && [...live.stages].reverse().filter((q) => q.counts.total > 0).map((q) => ({ ...q.counts }));
+  }
+
+  tainted(jobId: string): number | undefined {
+    return this.jobs.get(jobId)?.tainted;
+  }
+
+  /** Done known-answer tasks of running jobs, job by job. */
+  doneCanaries(jobId: string): readonly string[] {
+    return this.jobs.get(jobId)?.canaries ?? [];
+  }
+
+  /** Every task of a job (for the rare whole-job looks: failed, tainted, canaries not ready). */
+  *tasksOf(jobId: string): Iterable<TaskRow> {
+    const live = this.jobs.get(jobId);
+    if (!live) return;
+    for (const id of live.ids) yield this.rows.get(id)!;
+  }
+
+  /** Open tasks that want a replica and already have one or more (stalled candidates), oldest jobs first. */
+  *partlyServed(jobIds: Iterable<string>): Iterable<TaskRow> {
+    for (const jobId of jobIds) {
+      const live = this.jobs.get(jobId);
+      if (!live || live.job.status !== 'running') continue;
+      for (const id of live.partial) yield this.rows.get(id)!;
+    }
+  }
+
+  /** Pending tasks with replicas out or back. */
+  *withReplicas(): Iterable<TaskRow> {
+    for (const t of this.rows.values()) if (t.status === 'pending' && t.active > 0 && this.jobs.get(t.jobId)?.job.status === 'running') yield t;
+  }
+}
