@@ -4,18 +4,23 @@
  * and `/widget.js` (loadable by any page, even a cross-origin-isolated one). Mounted before the static
  * files, which serve the pages' assets.
  *
+ * onnxruntime-web's runtime files (its dist/ folder) are served here too, at ORT_PATH (shared/ort-path.ts), which
+ * names their version: browsers keep them a year without asking again.
+ *
  * widget.js carries a site token for the page that loaded it (server/auth/site-tokens.ts): the built loader holds
  * a placeholder that is replaced per request, so the script varies by the requesting page and is cached privately.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type Request, type Response } from 'express';
+import { ORT_PATH, ORT_VERSION } from '../../shared/ort-path.js';
 import { type SiteTokens, requestingSite } from '../auth/site-tokens.js';
 
 /** The text the built loader holds where its site token goes; client/widget/loader.ts spells it the same. */
 export const SITE_TOKEN_PLACEHOLDER = '__TABGRID_SITE_TOKEN__';
 
-/** onnxruntime-web compiles WebAssembly ('wasm-unsafe-eval') and imports its glue from /ort/ ('self'). */
+/** onnxruntime-web compiles WebAssembly ('wasm-unsafe-eval') and imports its glue from ORT_PATH ('self'). */
 const COMPUTE_CSP = [
   "default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "img-src 'self' data:",
   "style-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'none'",
@@ -65,10 +70,32 @@ export function assetHeaders(res: Response, file: string): void {
   if (/inference-worker-[\w-]+\.js$/.test(file)) res.set('cross-origin-embedder-policy', 'require-corp');
 }
 
+/**
+ * onnxruntime-web's dist/ folder, found the way Node finds the package, so it is the same whether the server runs
+ * from its sources (tsx) or from the build in dist/node/. (package.json is not in the package's "exports".)
+ */
+export function ortDist(): string {
+  return path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+}
+
+/** The version of the onnxruntime-web whose dist/ folder this is, from the package.json beside it. */
+function ortVersionIn(dir: string): string | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, '..', 'package.json'), 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/** For a path whose files never change: `public, max-age=31536000, immutable`. */
+const ONE_YEAR = { maxAge: '1y', immutable: true } as const;
+
 export interface PageDeps {
   clientDist: string;
   /** Signs the site token written into widget.js; without it the loader is served as built and credits no site. */
   siteTokens?: SiteTokens;
+  /** onnxruntime-web's dist/ folder (default: the installed package's, ortDist()). */
+  ortDir?: string;
 }
 
 export function pageRouter(deps: PageDeps): express.Router {
@@ -84,6 +111,13 @@ export function pageRouter(deps: PageDeps): express.Router {
     res.type(type).sendFile(full);
   };
 
+  // Cached for good only when the files are the version the path names: were onnxruntime-web upgraded without
+  // ORT_VERSION, browsers would otherwise keep the old version's glue beside the new one's .wasm for a year.
+  const ortDir = deps.ortDir ?? ortDist();
+  const ortCaching = ortVersionIn(ortDir) === ORT_VERSION ? ONE_YEAR : {};
+  r.use(ORT_PATH, express.static(ortDir, { ...ortCaching, index: false, fallthrough: false }));
+  // The unversioned path, for pages built before ORT_PATH named the version; revalidated on every load.
+  r.use('/ort', express.static(ortDir, { index: false, fallthrough: false }));
   r.get(['/', '/index.html'], (_req, res) => send(res, 'index.html', PAGE_HEADERS.volunteer));
   r.get(['/widget/frame', '/widget/frame.html'], (_req, res) => send(res, 'widget/frame.html', PAGE_HEADERS.widgetFrame));
   r.get(['/dashboard', '/dashboard/', '/dashboard/index.html'], (_req, res) => send(res, 'dashboard/index.html', PAGE_HEADERS.dashboard));
