@@ -1,23 +1,17 @@
 /**
- * Models and data for the benchmarks, built in code with onnx-proto (no download): an Identity model,
+ * Models and data for the benchmarks, built in code (no download): an Identity model,
  * whose right answer a fake worker returns at no cost, and a chain of dense layers whose run time is
  * set by its width and depth, for figures that need a model of known cost.
  */
-import onnxProto from 'onnx-proto';
 import { npyHeader, writeNpy } from '../../shared/npy.js';
+import { type GraphInit, type NodeInit, T, type TensorInit, encodeGraph, tensorInfo } from '../../test/helpers/onnx-build.js';
 
-const { onnx } = onnxProto;
-const T = onnx.TensorProto.DataType;
-
-function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType: T.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  };
+function valueInfo(name: string, dims: (number | string)[]) {
+  return tensorInfo(name, T.FLOAT, dims);
 }
 
-function encode(graph: onnxProto.onnx.IGraphProto): Uint8Array {
-  return onnx.ModelProto.encode({ irVersion: 7, producerName: 'tabgrid-bench', opsetImport: [{ domain: '', version: 13 }], graph }).finish();
+function encode(graph: GraphInit): Uint8Array {
+  return encodeGraph(graph, { irVersion: 7, opset: 13, producerName: 'tabgrid-bench' });
 }
 
 /** y = x, float32 [n, width]: the answer is the input, so a fake worker's result is right at no cost. */
@@ -31,7 +25,7 @@ export function identityModel(width: number): Uint8Array {
 }
 
 /** Deterministic values in [-a, a), so runs repeat. */
-function seeded(seed: number, n: number, a: number): Float32Array {
+function seeded(seed: number, n: number, a: number): Float32Array<ArrayBuffer> {
   const out = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
@@ -46,15 +40,15 @@ function seeded(seed: number, n: number, a: number): Float32Array {
  * weights scaled so the activations stay in range.
  */
 export function denseChainModel(width: number, layers: number): Uint8Array {
-  const node: onnxProto.onnx.INodeProto[] = [];
-  const initializer: onnxProto.onnx.ITensorProto[] = [];
+  const node: NodeInit[] = [];
+  const initializer: TensorInit[] = [];
   let prev = 'x';
   for (let i = 0; i < layers; i++) {
     const out = i === layers - 1 ? 'y' : `h${i}`;
     node.push({ opType: 'MatMul', input: [prev, `W${i}`], output: [`m${i}`] });
     node.push({ opType: 'Tanh', input: [`m${i}`], output: [out] });
     const w = seeded(100 + i, width * width, 1 / Math.sqrt(width));
-    initializer.push({ name: `W${i}`, dims: [width, width], dataType: T.FLOAT, rawData: new Uint8Array(w.buffer) });
+    initializer.push({ name: `W${i}`, dims: [BigInt(width), BigInt(width)], dataType: T.FLOAT, rawData: new Uint8Array(w.buffer) });
     prev = out;
   }
   return encode({ name: 'dense', node, initializer, input: [valueInfo('x', ['n', width])], output: [valueInfo('y', ['n', width])] });

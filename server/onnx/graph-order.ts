@@ -3,13 +3,10 @@
  * read (initializers and the outputs of Constant nodes) with their sizes. Constant nodes are weights,
  * not steps: they get no place in the order and are copied into every stage that reads them.
  */
-import onnxProto from 'onnx-proto';
+import {
+  type GraphProto, type ModelProto, type NodeProto, type SparseTensorProto, type TensorProto, TensorProto_DataLocation, TensorProto_DataType,
+} from 'onnx-buf';
 import { AppError } from '../../shared/errors.js';
-
-const { onnx } = onnxProto;
-type IGraph = onnxProto.onnx.IGraphProto;
-type INode = onnxProto.onnx.INodeProto;
-type ITensor = onnxProto.onnx.ITensorProto;
 
 /** A tensor whose value is in the model file: an initializer, a sparse initializer or a Constant node. */
 export interface Weight {
@@ -17,13 +14,13 @@ export interface Weight {
   bytes: number;
   elements: number;
   source:
-    | { kind: 'initializer'; tensor: ITensor }
-    | { kind: 'sparse'; tensor: onnxProto.onnx.ISparseTensorProto }
-    | { kind: 'constant'; node: INode };
+    | { kind: 'initializer'; tensor: TensorProto }
+    | { kind: 'sparse'; tensor: SparseTensorProto }
+    | { kind: 'constant'; node: NodeProto };
 }
 
 export interface ComputeNode {
-  node: INode;
+  node: NodeProto;
   /** Position in the file, for stable ordering and error messages. */
   fileIndex: number;
   /** Distinct tensors read, including outer-scope names read by If/Loop/Scan bodies. */
@@ -36,8 +33,8 @@ export interface ComputeNode {
 }
 
 export interface GraphAnalysis {
-  model: onnxProto.onnx.ModelProto;
-  graph: IGraph;
+  model: ModelProto;
+  graph: GraphProto;
   /** Compute nodes (every node but Constant) in topological order. */
   nodes: ComputeNode[];
   weights: Map<string, Weight>;
@@ -50,42 +47,42 @@ export interface GraphAnalysis {
 
 const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm', 'ConvInteger', 'MatMulInteger', 'QLinearConv', 'QLinearMatMul']);
 
-/** Bytes per element by ONNX elem type (4-bit types count half a byte). */
+/** Bytes per element by ONNX elem type (4-bit types count half a byte, 2-bit ones a quarter). */
 const ELEM_BYTES: Record<number, number> = {
   1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
-  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5,
+  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5, 24: 1, 25: 0.25, 26: 0.25,
 };
 
-function elementCount(dims: readonly (number | { toString(): string })[] | null | undefined): number {
+function elementCount(dims: readonly bigint[]): number {
   let n = 1;
-  for (const d of dims ?? []) n *= Number(d);
+  for (const d of dims) n *= Number(d);
   return n;
 }
 
-function tensorSize(t: ITensor): { bytes: number; elements: number } {
-  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+function tensorSize(t: TensorProto | undefined): { bytes: number; elements: number } {
+  if (!t) return { bytes: 0, elements: 0 };
+  if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
     throw new AppError('INVALID_MODEL', `weight ${t.name} is stored in an external data file; the partitioner needs every weight inside the model file`);
   }
   const elements = elementCount(t.dims);
-  if (t.rawData && t.rawData.length > 0) return { bytes: t.rawData.length, elements };
-  if (t.dataType === onnx.TensorProto.DataType.STRING) {
-    return { bytes: (t.stringData ?? []).reduce((s, b) => s + b.length, 0), elements };
+  if (t.rawData.length > 0) return { bytes: t.rawData.length, elements };
+  if (t.dataType === TensorProto_DataType.STRING) {
+    return { bytes: t.stringData.reduce((s, b) => s + b.length, 0), elements };
   }
-  return { bytes: Math.ceil(elements * (ELEM_BYTES[t.dataType ?? 1] ?? 4)), elements };
+  return { bytes: Math.ceil(elements * (ELEM_BYTES[t.dataType] ?? 4)), elements };
 }
 
-function constantSize(node: INode): { bytes: number; elements: number } {
+function constantSize(node: NodeProto): { bytes: number; elements: number } {
   let bytes = 0;
   let elements = 0;
-  for (const a of node.attribute ?? []) {
+  for (const a of node.attribute) {
     if (a.t) ({ bytes, elements } = tensorSize(a.t));
     else if (a.sparseTensor?.values) {
-      const v = tensorSize(a.sparseTensor.values);
-      bytes = v.bytes + tensorSize(a.sparseTensor.indices ?? {}).bytes;
+      bytes = tensorSize(a.sparseTensor.values).bytes + tensorSize(a.sparseTensor.indices).bytes;
       elements = elementCount(a.sparseTensor.dims);
-    } else if (a.floats?.length || a.ints?.length) {
-      elements = (a.floats?.length ?? 0) + (a.ints?.length ?? 0);
-      bytes = (a.floats?.length ?? 0) * 4 + (a.ints?.length ?? 0) * 8;
+    } else if (a.floats.length || a.ints.length) {
+      elements = a.floats.length + a.ints.length;
+      bytes = a.floats.length * 4 + a.ints.length * 8;
     } else if (a.name === 'value_float' || a.name === 'value_int') {
       elements = 1;
       bytes = a.name === 'value_float' ? 4 : 8;
@@ -95,44 +92,44 @@ function constantSize(node: INode): { bytes: number; elements: number } {
 }
 
 /** The graphs held by a node's attributes: If branches, Loop and Scan bodies. */
-export function subgraphsOf(node: INode): IGraph[] {
-  const out: IGraph[] = [];
-  for (const a of node.attribute ?? []) {
+export function subgraphsOf(node: NodeProto): GraphProto[] {
+  const out: GraphProto[] = [];
+  for (const a of node.attribute) {
     if (a.g) out.push(a.g);
-    for (const g of a.graphs ?? []) out.push(g);
+    out.push(...a.graphs);
   }
   return out;
 }
 
 /** Names a subgraph reads from enclosing scopes: used inside (at any depth) but not defined there. */
-export function outerScopeReads(g: IGraph): Set<string> {
+export function outerScopeReads(g: GraphProto): Set<string> {
   const defined = new Set<string>();
-  for (const v of g.input ?? []) defined.add(v.name ?? '');
-  for (const t of g.initializer ?? []) defined.add(t.name ?? '');
-  for (const s of g.sparseInitializer ?? []) defined.add(s.values?.name ?? '');
-  for (const n of g.node ?? []) for (const o of n.output ?? []) defined.add(o);
+  for (const v of g.input) defined.add(v.name);
+  for (const t of g.initializer) defined.add(t.name);
+  for (const s of g.sparseInitializer) defined.add(s.values?.name ?? '');
+  for (const n of g.node) for (const o of n.output) defined.add(o);
   const free = new Set<string>();
-  const use = (name: string | null | undefined) => { if (name && !defined.has(name)) free.add(name); };
-  for (const n of g.node ?? []) {
-    for (const i of n.input ?? []) use(i);
+  const use = (name: string) => { if (name && !defined.has(name)) free.add(name); };
+  for (const n of g.node) {
+    for (const i of n.input) use(i);
     for (const sub of subgraphsOf(n)) for (const f of outerScopeReads(sub)) use(f);
   }
-  for (const o of g.output ?? []) use(o.name);
+  for (const o of g.output) use(o.name);
   return free;
 }
 
-function collectWeights(graph: IGraph): Map<string, Weight> {
+function collectWeights(graph: GraphProto): Map<string, Weight> {
   const weights = new Map<string, Weight>();
-  for (const t of graph.initializer ?? []) {
-    weights.set(t.name ?? '', { name: t.name ?? '', ...tensorSize(t), source: { kind: 'initializer', tensor: t } });
+  for (const t of graph.initializer) {
+    weights.set(t.name, { name: t.name, ...tensorSize(t), source: { kind: 'initializer', tensor: t } });
   }
-  for (const s of graph.sparseInitializer ?? []) {
+  for (const s of graph.sparseInitializer) {
     const name = s.values?.name ?? '';
-    const bytes = tensorSize(s.values ?? {}).bytes + tensorSize(s.indices ?? {}).bytes;
+    const bytes = tensorSize(s.values).bytes + tensorSize(s.indices).bytes;
     weights.set(name, { name, bytes, elements: elementCount(s.dims), source: { kind: 'sparse', tensor: s } });
   }
-  for (const n of graph.node ?? []) {
-    if (n.opType !== 'Constant' || (n.domain ?? '') !== '' || n.output?.length !== 1) continue;
+  for (const n of graph.node) {
+    if (n.opType !== 'Constant' || n.domain !== '' || n.output.length !== 1) continue;
     weights.set(n.output[0], { name: n.output[0], ...constantSize(n), source: { kind: 'constant', node: n } });
   }
   return weights;
@@ -143,22 +140,22 @@ function collectWeights(graph: IGraph): Map<string, Weight> {
  * file that is already in order keeps its order. Refuses a graph with a cycle, a tensor written twice,
  * or a read of a tensor that nothing provides.
  */
-export function analyzeGraph(model: onnxProto.onnx.ModelProto): GraphAnalysis {
+export function analyzeGraph(model: ModelProto): GraphAnalysis {
   const graph = model.graph;
-  if (!graph || (graph.node?.length ?? 0) === 0) throw new AppError('INVALID_MODEL', 'the model has no graph nodes');
+  if (!graph || graph.node.length === 0) throw new AppError('INVALID_MODEL', 'the model has no graph nodes');
   const weights = collectWeights(graph);
-  const inputs = (graph.input ?? []).map((v) => v.name ?? '').filter((n) => !weights.has(n));
-  const outputs = (graph.output ?? []).map((v) => v.name ?? '');
+  const inputs = graph.input.map((v) => v.name).filter((n) => !weights.has(n));
+  const outputs = graph.output.map((v) => v.name);
   const available = new Set([...inputs, ...weights.keys()]);
 
   const pending: ComputeNode[] = [];
-  (graph.node ?? []).forEach((node, fileIndex) => {
-    const writes = (node.output ?? []).filter((o) => o);
+  graph.node.forEach((node, fileIndex) => {
+    const writes = node.output.filter((o) => o);
     if (writes.length === 1 && weights.get(writes[0])?.source.kind === 'constant') return;
-    const reads = new Set((node.input ?? []).filter((i) => i));
+    const reads = new Set(node.input.filter((i) => i));
     for (const sub of subgraphsOf(node)) for (const f of outerScopeReads(sub)) reads.add(f);
     const weightReads = [...reads].filter((r) => weights.has(r));
-    const macs = MAC_OPS.has(node.opType ?? '') ? Math.max(0, ...weightReads.map((w) => weights.get(w)!.elements)) : 0;
+    const macs = MAC_OPS.has(node.opType) ? Math.max(0, ...weightReads.map((w) => weights.get(w)!.elements)) : 0;
     pending.push({ node, fileIndex, reads: [...reads], writes, weightReads, macs });
   });
 

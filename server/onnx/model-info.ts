@@ -3,11 +3,10 @@
  * their dtypes and shapes (numbers for fixed dims, names for symbolic ones), and its opsets.
  * It describes; validate-model.ts judges.
  */
-import onnxProto from 'onnx-proto';
+import type { ValueInfoProto } from 'onnx-buf';
 import { AppError } from '../../shared/errors.js';
 import type { TensorSpec } from '../../shared/protocol.js';
-
-const { onnx } = onnxProto;
+import { decodeModel, dimOf, tensorTypeOf } from './onnx-codec.js';
 
 const ELEM_TYPES: Record<number, string> = {
   1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
@@ -21,35 +20,30 @@ export interface ModelInfo {
   nodes: number;
 }
 
-function specOf(v: onnxProto.onnx.IValueInfoProto): TensorSpec {
-  const tt = v.type?.tensorType;
+function specOf(v: ValueInfoProto): TensorSpec {
+  const tt = tensorTypeOf(v);
   if (!tt) throw new AppError('INVALID_MODEL', `value ${v.name} is not a tensor; only tensor inputs and outputs are supported`);
-  const elem = Number(tt.elemType ?? 0);
+  const elem = tt.elemType;
   // A fixed dimension is kept as written, zero and negative ones included, so validation can refuse them.
   const shape = (tt.shape?.dim ?? []).map((d, i) => {
-    if ((d as onnxProto.onnx.TensorShapeProto.Dimension).value === 'dimValue' && d.dimValue !== undefined && d.dimValue !== null) return Number(d.dimValue);
-    return d.dimParam || `d${i}`;
+    const dim = dimOf(d);
+    return typeof dim === 'number' ? dim : dim || `d${i}`;
   });
-  return { name: v.name ?? '', dtype: ELEM_TYPES[elem] ?? `elem${elem}`, shape };
+  return { name: v.name, dtype: ELEM_TYPES[elem] ?? `elem${elem}`, shape };
 }
 
 /** Parses ONNX bytes; a file that is not an ONNX model gets INVALID_MODEL with the reason. */
 export function readModelInfo(bytes: Uint8Array): ModelInfo {
-  let model: onnxProto.onnx.ModelProto;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (err) {
-    throw new AppError('INVALID_MODEL', `not an ONNX model: ${(err as Error).message}`, { cause: err });
-  }
+  const model = decodeModel(bytes);
   const graph = model.graph;
-  if (!graph || (graph.node?.length ?? 0) === 0) throw new AppError('INVALID_MODEL', 'not an ONNX model: it has no graph nodes');
-  const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
+  if (!graph || graph.node.length === 0) throw new AppError('INVALID_MODEL', 'not an ONNX model: it has no graph nodes');
+  const initNames = new Set(graph.initializer.map((t) => t.name));
   const opsets: Record<string, number> = {};
-  for (const o of model.opsetImport ?? []) opsets[o.domain || 'ai.onnx'] = Number(o.version);
+  for (const o of model.opsetImport) opsets[o.domain || 'ai.onnx'] = Number(o.version);
   return {
-    inputs: (graph.input ?? []).filter((i) => !initNames.has(i.name ?? '')).map(specOf),
-    outputs: (graph.output ?? []).map(specOf),
+    inputs: graph.input.filter((i) => !initNames.has(i.name)).map(specOf),
+    outputs: graph.output.map(specOf),
     opsets,
-    nodes: graph.node?.length ?? 0,
+    nodes: graph.node.length,
   };
 }

@@ -5,8 +5,8 @@ import type { BlobStore } from '../store/blob-store.js';
 import { sha256 } from '../store/blob-store.js';
 import type { ModelRow, Store } from '../store/store.js';
 import type { Clock } from '../scheduler/clock.js';
-import onnxProto from 'onnx-proto';
 import { analyzeGraph } from './graph-order.js';
+import { decodeModel } from './onnx-codec.js';
 import { checkInputDims, validateModel } from './validate-model.js';
 import { type PartitionResult, type PartitionSpec, checkPartition, partitionModel } from './partition.js';
 import { AppError } from '../../shared/errors.js';
@@ -17,7 +17,7 @@ import type { Tensor } from '../../shared/tensor.js';
 export function weightsOf(bytes: Uint8Array): { weightBytes: number; largestWeight: number } {
   let weightBytes = 0;
   let largestWeight = 0;
-  for (const w of analyzeGraph(onnxProto.onnx.ModelProto.decode(bytes)).weights.values()) {
+  for (const w of analyzeGraph(decodeModel(bytes)).weights.values()) {
     weightBytes += w.bytes;
     largestWeight = Math.max(largestWeight, w.bytes);
   }

@@ -4,14 +4,13 @@
  * the whole model's within tolerance.
  */
 import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { type CompareResult, type Tolerance, compareOutputs } from '../../shared/compare.js';
 import { AppError } from '../../shared/errors.js';
 import { DTYPES, type DType, type Tensor, alignedCopy } from '../../shared/tensor.js';
+import { decodeModel } from './onnx-codec.js';
 import type { PartitionResult } from './partition.js';
 import { SESSION_OPTIONS, dummyFeeds } from './tensor-probe.js';
 
-const { onnx } = onnxProto;
 type Feeds = Record<string, ort.Tensor>;
 
 const DEFAULT_TOLERANCE: Tolerance = { rtol: 1e-3, atol: 1e-4 };
@@ -53,7 +52,7 @@ export async function checkPartition(
   if (sampleInputs) {
     feeds = Object.fromEntries(sampleInputs.map((t) => [t.name, toOrt(t)]));
   } else {
-    const graph = onnx.ModelProto.decode(bytes).graph;
+    const graph = decodeModel(bytes).graph;
     const inits = new Set((graph?.initializer ?? []).map((t) => t.name));
     feeds = dummyFeeds((graph?.input ?? []).filter((v) => !inits.has(v.name)));
   }

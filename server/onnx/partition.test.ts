@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.js';
 import { shardCommand } from '../../cli/shard.js';
@@ -11,9 +10,8 @@ import {
 } from '../../test/helpers/graph-models.js';
 import { OCR_DET_MODEL, floatData } from '../../test/helpers/models.js';
 import { readModelInfo } from './model-info.js';
+import { decodeModel, encodeModel } from './onnx-codec.js';
 import { type PartitionOptions, type PartitionResult, checkPartition, partitionModel } from './partition.js';
-
-const { onnx } = onnxProto;
 
 const names = (specs: { name: string }[]) => specs.map((s) => s.name);
 
@@ -42,7 +40,7 @@ async function splitAndCheck(model: Uint8Array, opts: PartitionOptions, samples?
   return result;
 }
 
-const graphOf = (bytes: Uint8Array) => onnx.ModelProto.decode(bytes).graph!;
+const graphOf = (bytes: Uint8Array) => decodeModel(bytes).graph!;
 
 describe('partitionModel on small graphs', () => {
   it('splits a chain evenly by weight, into as many stages as it has compute nodes', async () => {
@@ -73,7 +71,7 @@ describe('partitionModel on small graphs', () => {
     }
     const cut = await partitionModel(model, { cuts: ['r1'] });
     expect(names(cut.stages[0].outputs)).toEqual(['x', 'r1']);
-    expect(graphOf(cut.stages[1].bytes).node!.map((n) => n.name)).toEqual(['f2', 'f2_act', 'res2', 'final']);
+    expect(graphOf(cut.stages[1].bytes).node.map((n) => n.name)).toEqual(['f2', 'f2_act', 'res2', 'final']);
   });
 
   it('carries an output produced early to the end, and copies shared weights and Constants to both sides', async () => {
@@ -88,9 +86,9 @@ describe('partitionModel on small graphs', () => {
     expect(names(second.outputs)).toEqual(['y', 'early']);
     const g1 = graphOf(first.bytes);
     const g2 = graphOf(second.bytes);
-    expect(g1.initializer!.map((t) => t.name)).toEqual(['W']);
-    expect(g2.initializer!.map((t) => t.name).sort()).toEqual(['V', 'W']);
-    for (const g of [g1, g2]) expect(g.node!.filter((n) => n.opType === 'Constant').map((n) => n.output![0])).toEqual(['k']);
+    expect(g1.initializer.map((t) => t.name)).toEqual(['W']);
+    expect(g2.initializer.map((t) => t.name).sort()).toEqual(['V', 'W']);
+    for (const g of [g1, g2]) expect(g.node.filter((n) => n.opType === 'Constant').map((n) => n.output[0])).toEqual(['k']);
     expect(first.weightBytes).toBe(64 + 16);
     expect(second.weightBytes).toBe(64 + 64 + 16);
     for (const stages of [2, 3, 4, 8]) await splitAndCheck(model, { stages });
@@ -110,7 +108,7 @@ describe('partitionModel on small graphs', () => {
     const result = await splitAndCheck(model, { cuts: ['cond'] }, plus);
     expect(await checkPartition(model, result, minus)).toEqual({ verdict: 'agree' });
     expect(names(result.stages[1].inputs)).toEqual(['h', 'cond']);
-    expect(graphOf(result.stages[1].bytes).initializer!.map((t) => t.name)).toEqual(['V', 'b']);
+    expect(graphOf(result.stages[1].bytes).initializer.map((t) => t.name)).toEqual(['V', 'b']);
     for (const stages of [2, 3, 5]) await splitAndCheck(model, { stages }, minus);
   });
 
@@ -137,9 +135,9 @@ describe('partitionModel on small graphs', () => {
   it('checkPartition notices stages that do not reproduce the model', async () => {
     const model = chainModel(4);
     const result = await partitionModel(model, { stages: 2 });
-    const last = onnx.ModelProto.decode(result.stages[1].bytes);
-    last.graph!.initializer![0].floatData = last.graph!.initializer![0].floatData!.map((v) => v + 0.5);
-    const tampered = { stages: [result.stages[0], { ...result.stages[1], bytes: onnx.ModelProto.encode(last).finish() }] };
+    const last = decodeModel(result.stages[1].bytes);
+    last.graph!.initializer[0].floatData = last.graph!.initializer[0].floatData.map((v) => v + 0.5);
+    const tampered = { stages: [result.stages[0], { ...result.stages[1], bytes: encodeModel(last) }] };
     expect(await checkPartition(model, tampered)).toMatchObject({ verdict: 'disagree', detail: expect.stringMatching(/^y: \d+ of \d+ values differ/) });
     expect(await checkPartition(model, { stages: [result.stages[1]] })).toMatchObject({ verdict: 'disagree', detail: expect.stringMatching(/stage 2 needs t1/) });
   });

@@ -9,11 +9,12 @@
  * model's declarations or, where it has none, from running it once (tensor-probe.ts).
  */
 import { createHash } from 'node:crypto';
-import onnxProto from 'onnx-proto';
-import { AppError } from '../../shared/errors.js';
+import { create } from '@bufbuild/protobuf';
+import { type GraphProto, type TypeProto, type ValueInfoProto, ValueInfoProtoSchema } from 'onnx-buf';
 import type { TensorSpec } from '../../shared/protocol.js';
 import { analyzeGraph } from './graph-order.js';
 import { readModelInfo } from './model-info.js';
+import { decodeModel, tensorTypeOf } from './onnx-codec.js';
 import { type PartitionSpec, crossingAt, planBoundaries } from './partition-plan.js';
 import { buildStageModel } from './stage-model.js';
 import { type ProbeDims, probeTensorTypes } from './tensor-probe.js';
@@ -21,9 +22,6 @@ import { type ProbeDims, probeTensorTypes } from './tensor-probe.js';
 export { checkPartition } from './partition-check.js';
 export type { PartitionSpec } from './partition-plan.js';
 export type { ProbeDims } from './tensor-probe.js';
-
-const { onnx } = onnxProto;
-type IType = onnxProto.onnx.ITypeProto;
 
 /**
  * `stages`: that many stages balanced by weight bytes. `cuts`: names of tensors (or nodes) after whose
@@ -48,22 +46,17 @@ export interface PartitionStage {
 
 export interface PartitionResult { stages: PartitionStage[] }
 
-function decode(bytes: Uint8Array): onnxProto.onnx.ModelProto {
-  try {
-    return onnx.ModelProto.decode(bytes);
-  } catch (err) {
-    throw new AppError('INVALID_MODEL', `not an ONNX model: ${(err as Error).message}`, { cause: err });
+/**
+ * Declarations usable for a tensor between stages: those that name the element type and give a shape
+ * (dims may be symbolic). The whole declaration travels, its doc string and metadata_props included.
+ */
+function declaredValues(graph: GraphProto): Map<string, ValueInfoProto> {
+  const values = new Map<string, ValueInfoProto>();
+  for (const v of [...graph.valueInfo, ...graph.output, ...graph.input]) {
+    const tt = tensorTypeOf(v);
+    if (v.name && tt?.elemType && tt.shape) values.set(v.name, v);
   }
-}
-
-/** A declared type is usable when it names the element type and gives a shape (dims may be symbolic). */
-function declaredTypes(graph: onnxProto.onnx.IGraphProto): Map<string, IType> {
-  const types = new Map<string, IType>();
-  for (const v of [...(graph.valueInfo ?? []), ...(graph.output ?? []), ...(graph.input ?? [])]) {
-    const tt = v.type?.tensorType;
-    if (v.name && tt?.elemType && tt.shape) types.set(v.name, v.type!);
-  }
-  return types;
+  return values;
 }
 
 /**
@@ -72,22 +65,22 @@ function declaredTypes(graph: onnxProto.onnx.IGraphProto): Map<string, IType> {
  * ONNX, a cycle, weights in external files, or one that does not run to reveal its intermediate types).
  */
 export async function partitionModel(bytes: Uint8Array, opts: PartitionOptions): Promise<PartitionResult> {
-  const model = decode(bytes);
+  const model = decodeModel(bytes);
   const a = analyzeGraph(model);
   const bounds = planBoundaries(a, 'cuts' in opts ? { cuts: opts.cuts } : { stages: opts.stages });
   const count = bounds.length - 1;
   const crossings = bounds.map((p, k) => (k === 0 || k === count ? [] : crossingAt(a, p)));
 
-  const declared = declaredTypes(a.graph);
+  const declared = declaredValues(a.graph);
   const unknown = [...new Set(crossings.flat())].filter((n) => !declared.has(n));
-  const probed = unknown.length > 0 ? await probeTensorTypes(model, unknown, opts.probeDims) : new Map<string, IType>();
-  const typeOf = (name: string) => declared.get(name) ?? probed.get(name)!;
+  const probed = unknown.length > 0 ? await probeTensorTypes(model, unknown, opts.probeDims) : new Map<string, TypeProto>();
+  const infoOf = (name: string) => declared.get(name) ?? create(ValueInfoProtoSchema, { name, type: probed.get(name)! });
 
   const stages: PartitionStage[] = [];
   for (let k = 0; k < count; k++) {
     const built = buildStageModel(a, {
       index: k + 1, count, from: bounds[k], to: bounds[k + 1], inputs: crossings[k], outputs: crossings[k + 1],
-    }, typeOf);
+    }, infoOf);
     const info = readModelInfo(built.bytes);
     stages.push({
       index: k + 1,

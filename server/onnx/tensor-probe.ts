@@ -5,13 +5,11 @@
  * that is the same in both runs is fixed; one that changes is symbolic, named after the input dim it
  * follows when exactly one does (so a batch axis stays `batch`), else `<tensor>_dim<i>`.
  */
+import { create } from '@bufbuild/protobuf';
+import { type ModelProto, type TypeProto, TypeProtoSchema, type ValueInfoProto, ValueInfoProtoSchema } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { AppError } from '../../shared/errors.js';
-
-const { onnx } = onnxProto;
-type IType = onnxProto.onnx.ITypeProto;
-type IValueInfo = onnxProto.onnx.IValueInfoProto;
+import { dimOf, encodeModel, tensorTypeOf } from './onnx-codec.js';
 
 /**
  * One thread: these runs are small, and a thread pool per short-lived session costs more than it
@@ -42,13 +40,13 @@ function unitValues(seed: number, n: number): number[] {
 
 interface DimSlot { key: string; axis: number; fixed?: number }
 
-function dimSlots(v: IValueInfo): DimSlot[] {
-  const tt = v.type?.tensorType;
+function dimSlots(v: ValueInfoProto): DimSlot[] {
+  const tt = tensorTypeOf(v);
   if (!tt) throw new AppError('INVALID_MODEL', `graph input ${v.name} is not a tensor; only tensor inputs are supported`);
   return (tt.shape?.dim ?? []).map((d, axis) => {
-    const value = Number(d.dimValue ?? 0);
-    if (value > 0) return { key: '', axis, fixed: value };
-    return { key: d.dimParam || `${v.name}[${axis}]`, axis };
+    const dim = dimOf(d);
+    if (typeof dim === 'number' && dim > 0) return { key: '', axis, fixed: dim };
+    return { key: (typeof dim === 'string' && dim) || `${v.name}[${axis}]`, axis };
   });
 }
 
@@ -62,12 +60,12 @@ function dimValue(slot: DimSlot, dims: ProbeDims, scale: number): number {
  * Dummy feeds for the graph's real inputs: deterministic values in [0, 1) for floats, zeros otherwise.
  * `scale` multiplies every symbolic dim (the second probe uses 2).
  */
-export function dummyFeeds(inputs: IValueInfo[], dims: ProbeDims = {}, scale = 1): Record<string, ort.Tensor> {
+export function dummyFeeds(inputs: ValueInfoProto[], dims: ProbeDims = {}, scale = 1): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   inputs.forEach((v, k) => {
     const shape = dimSlots(v).map((s) => dimValue(s, dims, scale));
     const n = shape.reduce((x, y) => x * y, 1);
-    const elem = Number(v.type?.tensorType?.elemType ?? 0);
+    const elem = tensorTypeOf(v)?.elemType ?? 0;
     const type = Object.keys(ORT_ELEM).find((t) => ORT_ELEM[t] === elem);
     const values = (): number[] => unitValues(k + 1, n);
     const data: Record<string, () => ArrayBufferView> = {
@@ -77,7 +75,7 @@ export function dummyFeeds(inputs: IValueInfo[], dims: ProbeDims = {}, scale = 1
       float16: () => new Uint16Array(n), int8: () => new Int8Array(n), uint8: () => new Uint8Array(n), bool: () => new Uint8Array(n),
     };
     if (!type || !data[type]) throw new AppError('INVALID_MODEL', `graph input ${v.name} has element type ${elem}, which the partitioner cannot feed`);
-    feeds[v.name ?? ''] = new ort.Tensor(type as 'float32', data[type]() as Float32Array, shape);
+    feeds[v.name] = new ort.Tensor(type as 'float32', data[type]() as Float32Array, shape);
   });
   return feeds;
 }
@@ -86,15 +84,14 @@ export function dummyFeeds(inputs: IValueInfo[], dims: ProbeDims = {}, scale = 1
  * Returns the tensor type of each named tensor, learnt by running the model on dummy inputs.
  * Throws INVALID_MODEL when the model cannot run on them, with onnxruntime's reason.
  */
-export async function probeTensorTypes(model: onnxProto.onnx.IModelProto, names: string[], dims: ProbeDims = {}): Promise<Map<string, IType>> {
+export async function probeTensorTypes(model: ModelProto, names: string[], dims: ProbeDims = {}): Promise<Map<string, TypeProto>> {
   const graph = model.graph!;
-  const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
-  const inputs = (graph.input ?? []).filter((v) => !initNames.has(v.name));
-  const declared = new Set((graph.output ?? []).map((v) => v.name));
-  const probe = onnx.ModelProto.encode({
-    ...model,
-    graph: { ...graph, output: [...(graph.output ?? []), ...names.filter((n) => !declared.has(n)).map((name) => ({ name }))] },
-  }).finish();
+  const initNames = new Set(graph.initializer.map((t) => t.name));
+  const inputs = graph.input.filter((v) => !initNames.has(v.name));
+  const declared = new Set(graph.output.map((v) => v.name));
+  const extra = names.filter((n) => !declared.has(n)).map((name) => create(ValueInfoProtoSchema, { name }));
+  // Shallow copies: the model as it is, but for the outputs it is asked for.
+  const probe = encodeModel({ ...model, graph: { ...graph, output: [...graph.output, ...extra] } });
 
   let session: ort.InferenceSession | undefined;
   try {
@@ -107,18 +104,18 @@ export async function probeTensorTypes(model: onnxProto.onnx.IModelProto, names:
     }
     const second = await session.run(dummyFeeds(inputs, dims, 2)).catch(() => null);
     const params = symbolicParams(inputs, dims);
-    const types = new Map<string, IType>();
+    const types = new Map<string, TypeProto>();
     for (const name of names) {
       const a = first[name];
       const b = second?.[name];
       const elemType = a && ORT_ELEM[a.type];
       if (!elemType) throw new AppError('INVALID_MODEL', `tensor ${name} is not a tensor onnxruntime returns (type ${a?.type ?? 'none'}), so it cannot travel between stages`);
       const dim = a.dims.map((d, i) => {
-        if (b && b.dims.length === a.dims.length && b.dims[i] === d) return { dimValue: d };
+        if (b && b.dims.length === a.dims.length && b.dims[i] === d) return { value: { case: 'dimValue' as const, value: BigInt(d) } };
         const matches = b ? params.filter((p) => p.first === d && p.second === b.dims[i]) : [];
-        return { dimParam: matches.length === 1 ? matches[0].name : `${name}_dim${i}` };
+        return { value: { case: 'dimParam' as const, value: matches.length === 1 ? matches[0].name : `${name}_dim${i}` } };
       });
-      types.set(name, { tensorType: { elemType, shape: { dim } } });
+      types.set(name, create(TypeProtoSchema, { value: { case: 'tensorType', value: { elemType, shape: { dim } } } }));
     }
     return types;
   } catch (err) {
@@ -129,14 +126,14 @@ export async function probeTensorTypes(model: onnxProto.onnx.IModelProto, names:
   }
 }
 
-function probeDimsUsed(inputs: IValueInfo[], dims: ProbeDims): ProbeDims {
+function probeDimsUsed(inputs: ValueInfoProto[], dims: ProbeDims): ProbeDims {
   const used: ProbeDims = {};
   for (const v of inputs) for (const s of dimSlots(v)) if (s.fixed === undefined) used[s.key] = dimValue(s, dims, 1);
   return used;
 }
 
 /** Named symbolic input dims and their values in the two probes. */
-function symbolicParams(inputs: IValueInfo[], dims: ProbeDims): { name: string; first: number; second: number }[] {
+function symbolicParams(inputs: ValueInfoProto[], dims: ProbeDims): { name: string; first: number; second: number }[] {
   const out = new Map<string, { name: string; first: number; second: number }>();
   for (const v of inputs) {
     for (const s of dimSlots(v)) {

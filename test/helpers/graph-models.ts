@@ -4,26 +4,24 @@
  * whose branches read outer-scope tensors, and graphs that must be refused. Inputs are float32 [N, 4]
  * unless said otherwise, with no value_info for intermediate tensors (as exporters usually write them).
  */
-import onnxProto from 'onnx-proto';
+import { create } from '@bufbuild/protobuf';
+import { AttributeProto_AttributeType as AttrType, ValueInfoProtoSchema } from 'onnx-buf';
+import { decodeModel, encodeModel } from '../../server/onnx/onnx-codec.js';
+import { type GraphInit as Graph, type NodeInit as Node, T, type TensorInit, type ValueInfoInit, encodeGraph, floatTensor, tensorInfo } from './onnx-build.js';
 import { seeded } from './models.js';
-
-const { onnx } = onnxProto;
-const T = onnx.TensorProto.DataType;
-type Node = onnxProto.onnx.INodeProto;
-type Graph = onnxProto.onnx.IGraphProto;
 
 const W = 4;
 
-function info(name: string, dims: (number | string)[] = ['n', W], elemType: number = T.FLOAT): onnxProto.onnx.IValueInfoProto {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } } };
+function info(name: string, dims: (number | string)[] = ['n', W], elemType: number = T.FLOAT): ValueInfoInit {
+  return tensorInfo(name, elemType, dims);
 }
 
-function matrix(name: string, seed: number, rows = W, cols = W): onnxProto.onnx.ITensorProto {
-  return { name, dims: [rows, cols], dataType: T.FLOAT, floatData: seeded(seed, rows * cols) };
+function matrix(name: string, seed: number, rows = W, cols = W): TensorInit {
+  return floatTensor(name, [rows, cols], seeded(seed, rows * cols));
 }
 
 function encode(graph: Graph, opset = 13): Uint8Array {
-  return onnx.ModelProto.encode({ irVersion: 8, producerName: 'tabgrid-tests', opsetImport: [{ domain: '', version: opset }], graph }).finish();
+  return encodeGraph(graph, { irVersion: 8, opset, producerName: 'tabgrid-tests' });
 }
 
 /** x -> (MatMul Wi, Tanh) x `layers` -> y; each layer's weight is its own initializer. */
@@ -88,7 +86,7 @@ export function sharedModel(): Uint8Array {
   return encode({
     name: 'shared',
     node: [
-      { name: 'k', opType: 'Constant', output: ['k'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [W], dataType: T.FLOAT, floatData: [0.5, -1, 2, 0.25] } }] },
+      { name: 'k', opType: 'Constant', output: ['k'], attribute: [{ name: 'value', type: AttrType.TENSOR, t: floatTensor('', [W], [0.5, -1, 2, 0.25]) }] },
       { name: 'first', opType: 'MatMul', input: ['x', 'W'], output: ['early'] },
       { name: 'shape', opType: 'Shape', input: ['early'], output: ['s'] },
       { name: 'scale', opType: 'Mul', input: ['early', 'k'], output: ['a'] },
@@ -133,19 +131,19 @@ export function ifModel(): Uint8Array {
     node: [
       { name: 'mm', opType: 'MatMul', input: ['x', 'W'], output: ['m'] },
       { name: 'act', opType: 'Tanh', input: ['m'], output: ['h'] },
-      { name: 'sum', opType: 'ReduceSum', input: ['h'], output: ['s'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
-      { name: 'zero', opType: 'Constant', output: ['zero'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [], dataType: T.FLOAT, floatData: [0] } }] },
+      { name: 'sum', opType: 'ReduceSum', input: ['h'], output: ['s'], attribute: [{ name: 'keepdims', type: AttrType.INT, i: 0n }] },
+      { name: 'zero', opType: 'Constant', output: ['zero'], attribute: [{ name: 'value', type: AttrType.TENSOR, t: floatTensor('', [], [0]) }] },
       { name: 'gt', opType: 'Greater', input: ['s', 'zero'], output: ['cond'] },
       {
         name: 'branch', opType: 'If', input: ['cond'], output: ['z'], attribute: [
-          { name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('then', 'MatMul', 'V') },
-          { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('else', 'Add', 'b') },
+          { name: 'then_branch', type: AttrType.GRAPH, g: branch('then', 'MatMul', 'V') },
+          { name: 'else_branch', type: AttrType.GRAPH, g: branch('else', 'Add', 'b') },
         ],
       },
-      { name: 'two', opType: 'Constant', output: ['two'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [], dataType: T.FLOAT, floatData: [2] } }] },
+      { name: 'two', opType: 'Constant', output: ['two'], attribute: [{ name: 'value', type: AttrType.TENSOR, t: floatTensor('', [], [2]) }] },
       { name: 'out', opType: 'Mul', input: ['z', 'two'], output: ['y'] },
     ],
-    initializer: [matrix('W', 11), matrix('V', 12), { name: 'b', dims: [W], dataType: T.FLOAT, floatData: seeded(13, W) }],
+    initializer: [matrix('W', 11), matrix('V', 12), floatTensor('b', [W], seeded(13, W))],
     input: [info('x')], output: [info('y')],
   });
 }
@@ -164,7 +162,7 @@ export function cycleModel(): Uint8Array {
 
 /** The chain model with value_info declared for every intermediate tensor, batch axis named `batch`. */
 export function declaredChainModel(): Uint8Array {
-  const m = onnx.ModelProto.decode(chainModel(3));
-  m.graph!.valueInfo = ['m0', 't0', 'm1', 't1', 'm2'].map((n) => onnx.ValueInfoProto.create(info(n, ['batch', W])));
-  return onnx.ModelProto.encode(m).finish();
+  const m = decodeModel(chainModel(3));
+  m.graph!.valueInfo = ['m0', 't0', 'm1', 't1', 'm2'].map((n) => create(ValueInfoProtoSchema, info(n, ['batch', W])));
+  return encodeModel(m);
 }

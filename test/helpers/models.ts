@@ -1,24 +1,8 @@
 /**
- * Small ONNX models built in code with onnx-proto, for tests: an MLP with a dynamic batch axis, a
- * two-input two-output model, an int64 model, and models that must be refused.
+ * Small ONNX models built in code, for tests: an MLP with a dynamic batch axis, a two-input two-output
+ * model, an int64 model, and models that must be refused.
  */
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-const T = onnx.TensorProto.DataType;
-
-type Dim = number | string;
-
-function valueInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  };
-}
-
-function floatInit(name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto {
-  return { name, dims, dataType: T.FLOAT, floatData: values };
-}
+import { type GraphInit, T, encodeGraph, floatTensor, int64Tensor, tensorInfo } from './onnx-build.js';
 
 /** Deterministic pseudo-random numbers in [-1, 1). */
 export function seeded(seed: number, n: number): number[] {
@@ -29,10 +13,8 @@ export function seeded(seed: number, n: number): number[] {
   });
 }
 
-function encode(graph: onnxProto.onnx.IGraphProto, opset = 13): Uint8Array {
-  return onnx.ModelProto.encode({
-    irVersion: 7, producerName: 'tabgrid-tests', opsetImport: [{ domain: '', version: opset }], graph,
-  }).finish();
+function encode(graph: GraphInit, opset = 13): Uint8Array {
+  return encodeGraph(graph, { irVersion: 7, opset, producerName: 'tabgrid-tests' });
 }
 
 /** y = relu(x W1 + b1) W2 + b2, x float32 [N, inDim] -> y float32 [N, outDim]. */
@@ -47,13 +29,13 @@ export function mlpModel(inDim = 4, hidden = 8, outDim = 3, seed = 1): Uint8Arra
       { opType: 'Add', input: ['h3', 'b2'], output: ['y'] },
     ],
     initializer: [
-      floatInit('W1', [inDim, hidden], seeded(seed, inDim * hidden)),
-      floatInit('b1', [hidden], seeded(seed + 1, hidden)),
-      floatInit('W2', [hidden, outDim], seeded(seed + 2, hidden * outDim)),
-      floatInit('b2', [outDim], seeded(seed + 3, outDim)),
+      floatTensor('W1', [inDim, hidden], seeded(seed, inDim * hidden)),
+      floatTensor('b1', [hidden], seeded(seed + 1, hidden)),
+      floatTensor('W2', [hidden, outDim], seeded(seed + 2, hidden * outDim)),
+      floatTensor('b2', [outDim], seeded(seed + 3, outDim)),
     ],
-    input: [valueInfo('x', T.FLOAT, ['batch', inDim])],
-    output: [valueInfo('y', T.FLOAT, ['batch', outDim])],
+    input: [tensorInfo('x', T.FLOAT, ['batch', inDim])],
+    output: [tensorInfo('y', T.FLOAT, ['batch', outDim])],
   });
 }
 
@@ -65,9 +47,9 @@ export function reshapeFailModel(width = 16): Uint8Array {
   return encode({
     name: 'bad-reshape',
     node: [{ opType: 'Reshape', input: ['x', 'shape'], output: ['y'] }],
-    initializer: [{ name: 'shape', dims: [2], dataType: T.INT64, int64Data: [3, -1] }],
-    input: [valueInfo('x', T.FLOAT, ['batch', width])],
-    output: [valueInfo('y', T.FLOAT, ['batch', 'w'])],
+    initializer: [int64Tensor('shape', [2], [3, -1])],
+    input: [tensorInfo('x', T.FLOAT, ['batch', width])],
+    output: [tensorInfo('y', T.FLOAT, ['batch', 'w'])],
   });
 }
 
@@ -79,8 +61,8 @@ export function twoInputModel(): Uint8Array {
       { opType: 'Add', input: ['a', 'b'], output: ['sum'] },
       { opType: 'Mul', input: ['a', 'b'], output: ['prod'] },
     ],
-    input: [valueInfo('a', T.FLOAT, ['n', 4]), valueInfo('b', T.FLOAT, ['n', 4])],
-    output: [valueInfo('sum', T.FLOAT, ['n', 4]), valueInfo('prod', T.FLOAT, ['n', 4])],
+    input: [tensorInfo('a', T.FLOAT, ['n', 4]), tensorInfo('b', T.FLOAT, ['n', 4])],
+    output: [tensorInfo('sum', T.FLOAT, ['n', 4]), tensorInfo('prod', T.FLOAT, ['n', 4])],
   });
 }
 
@@ -89,9 +71,9 @@ export function int64Model(): Uint8Array {
   return encode({
     name: 'int64',
     node: [{ opType: 'Mul', input: ['ids', 'three'], output: ['y'] }],
-    initializer: [{ name: 'three', dims: [], dataType: T.INT64, int64Data: [3] }],
-    input: [valueInfo('ids', T.INT64, ['n', 5])],
-    output: [valueInfo('y', T.INT64, ['n', 5])],
+    initializer: [int64Tensor('three', [], [3])],
+    input: [tensorInfo('ids', T.INT64, ['n', 5])],
+    output: [tensorInfo('y', T.INT64, ['n', 5])],
   });
 }
 
@@ -100,8 +82,8 @@ export function unknownOpModel(): Uint8Array {
   return encode({
     name: 'bad',
     node: [{ opType: 'NoSuchOperator', input: ['x'], output: ['y'] }],
-    input: [valueInfo('x', T.FLOAT, ['n', 2])],
-    output: [valueInfo('y', T.FLOAT, ['n', 2])],
+    input: [tensorInfo('x', T.FLOAT, ['n', 2])],
+    output: [tensorInfo('y', T.FLOAT, ['n', 2])],
   });
 }
 

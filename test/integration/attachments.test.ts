@@ -5,7 +5,6 @@
  * server, the job completes with the reference's outputs and the worker never reconnects. The server's parser
  * stays bounded: a result with more tensors than the protocol allows closes the connection.
  */
-import onnxProto from 'onnx-proto';
 import { type Socket, io } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
@@ -17,11 +16,10 @@ import { compareOutputs } from '../../shared/compare.js';
 import { writeNpy } from '../../shared/npy.js';
 import { MAX_OUTPUTS, MAX_SLOTS } from '../../shared/protocol.js';
 import { floatData } from '../helpers/models.js';
+import { T, encodeGraph, tensorInfo } from '../helpers/onnx-build.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { npyTensor, reference } from '../helpers/workers.js';
 
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INPUTS = ['a', 'b', 'c'];
 const OUTPUTS = 12;
 const ITEMS = 64;
@@ -29,18 +27,15 @@ const OPS = ['Add', 'Sub', 'Mul', 'Max', 'Min'];
 
 /** Inputs a, b, c float32 [n, 4]; output o<i> = OPS[i % 5](one pair of inputs), so each output differs. */
 function wideModel(): Uint8Array {
-  const info = (name: string) => ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'n' }, { dimValue: 4 }] } } } });
+  const info = (name: string) => tensorInfo(name, T.FLOAT, ['n', 4]);
   const pairs = [['a', 'b'], ['b', 'c'], ['c', 'a']];
   const outs = Array.from({ length: OUTPUTS }, (_, i) => `o${i}`);
-  return onnx.ModelProto.encode({
-    irVersion: 7, producerName: 'tabgrid-tests', opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name: 'wide',
-      node: outs.map((o, i) => ({ opType: OPS[i % OPS.length], input: pairs[Math.floor(i / OPS.length) % pairs.length], output: [o] })),
-      input: INPUTS.map(info),
-      output: outs.map(info),
-    },
-  }).finish();
+  return encodeGraph({
+    name: 'wide',
+    node: outs.map((o, i) => ({ opType: OPS[i % OPS.length], input: pairs[Math.floor(i / OPS.length) % pairs.length], output: [o] })),
+    input: INPUTS.map(info),
+    output: outs.map(info),
+  }, { irVersion: 7, opset: 13, producerName: 'tabgrid-tests' });
 }
 
 /** Binary leaves in a decoded packet's data: one attachment each on the wire. */

@@ -4,19 +4,22 @@
  * fixed dimension below 1 (they made jobs of batch -1 and no tasks that ran forever).
  */
 import path from 'node:path';
-import onnxProto from 'onnx-proto';
+import { create } from '@bufbuild/protobuf';
+import { ValueInfoProtoSchema } from 'onnx-buf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { npyHeader, writeNpy } from '../../shared/npy.js';
+import { decodeModel, encodeModel } from '../../server/onnx/onnx-codec.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { floatData, mlpModel } from '../helpers/models.js';
+import { T, tensorInfo } from '../helpers/onnx-build.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 
 /** The MLP with input x's dimensions declared as given: numbers fixed, names symbolic. */
 function mlpWithInputDims(dims: (number | string)[]): Uint8Array {
-  const model = onnxProto.onnx.ModelProto.decode(mlpModel());
-  model.graph!.input![0].type!.tensorType!.shape!.dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
-  return onnxProto.onnx.ModelProto.encode(model).finish();
+  const model = decodeModel(mlpModel());
+  model.graph!.input[0] = create(ValueInfoProtoSchema, tensorInfo('x', T.FLOAT, dims));
+  return encodeModel(model);
 }
 
 describe('job caps', () => {
