@@ -2,16 +2,19 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.js';
 import { shardCommand } from '../../cli/shard.js';
 import {
-  chainModel, cycleModel, declaredChainModel, diamondModel, ifModel, lateInputModel, sharedModel, skipModel,
+  chainModel, cycleModel, declaredChainModel, diamondModel, ifModel, ir10Model, ir10Reference, lateInputModel, sharedModel, skipModel,
 } from '../../test/helpers/graph-models.js';
+import { T } from '../../test/helpers/onnx-build.js';
 import { OCR_DET_MODEL, floatData } from '../../test/helpers/models.js';
 import { readModelInfo } from './model-info.js';
 import { decodeModel, encodeModel } from './onnx-codec.js';
 import { type PartitionOptions, type PartitionResult, checkPartition, partitionModel } from './partition.js';
+import { SESSION_OPTIONS } from './tensor-probe.js';
 
 const names = (specs: { name: string }[]) => specs.map((s) => s.name);
 
@@ -140,6 +143,58 @@ describe('partitionModel on small graphs', () => {
     const tampered = { stages: [result.stages[0], { ...result.stages[1], bytes: encodeModel(last) }] };
     expect(await checkPartition(model, tampered)).toMatchObject({ verdict: 'disagree', detail: expect.stringMatching(/^y: \d+ of \d+ values differ/) });
     expect(await checkPartition(model, { stages: [result.stages[1]] })).toMatchObject({ verdict: 'disagree', detail: expect.stringMatching(/stage 2 needs t1/) });
+  });
+});
+
+describe('partitionModel keeps what ONNX added after 1.10', () => {
+  const model = ir10Model();
+  const x = floats('x', [3, 4], 5, 2);
+  const meta = (key: string, value: string) => [expect.objectContaining({ key, value })];
+  const unknown = (m: { $unknown?: { no: number }[] }) => (m.$unknown ?? []).map((f) => f.no);
+
+  it('keeps 4- and 8-bit weights, metadata, device configurations, function overloads and later fields in the stages', async () => {
+    const result = await splitAndCheck(model, { cuts: ['h'] }, [x]);
+    const [first, second] = result.stages.map((s) => decodeModel(s.bytes));
+    for (const m of [first, second]) {
+      expect(m.irVersion).toBe(10n);
+      expect(m.metadataProps).toEqual(meta('license', 'MIT'));
+      expect(m.configuration).toEqual([expect.objectContaining({ name: 'pair', numDevices: 2, device: ['gpu0', 'gpu1'] })]);
+      expect(m.functions).toEqual([expect.objectContaining({ name: 'ScaleShift', overload: 'v2', metadataProps: meta('computes', '(a + b) * a') })]);
+      expect(m.functions[0].valueInfo.map((v) => v.name)).toEqual(['t']);
+      expect(m.graph!.metadataProps).toEqual(meta('graph', 'ir10'));
+      expect(unknown(m)).toEqual([98]);
+    }
+    const g1 = first.graph!;
+    const g2 = second.graph!;
+    expect(g1.node.map((n) => n.name)).toEqual(['dq', 'mul', 'act']);
+    expect(g1.node[0]).toMatchObject({ metadataProps: meta('weight', 'int4'), deviceConfigurations: [expect.objectContaining({ configurationId: 'pair' })] });
+    expect(g1.initializer.map((t) => [t.name, t.dataType, Array.from(t.rawData)])).toEqual([['Wq', T.INT4, [0xb3, 0x87]], ['s', T.FLOAT, []]]);
+    expect(g1.initializer[0].metadataProps).toEqual(meta('bits', '4'));
+    expect(g1.quantizationAnnotation.map((q) => q.tensorName)).toEqual(['Wq']);
+    expect(g1.input[0].metadataProps).toEqual(meta('unit', 'volt'));
+    expect(g1.output.map((v) => [v.name, v.metadataProps])).toEqual([['h', meta('crosses', 'the cut')]]);
+
+    expect(g2.node.map((n) => n.name)).toEqual(['f8', 'shift']);
+    expect(g2.node[1]).toMatchObject({ overload: 'v2', metadataProps: meta('stage', 'second') });
+    expect(unknown(g2.node[1])).toEqual([99]);
+    expect(g2.initializer.map((t) => [t.name, t.dataType, Array.from(t.rawData)])).toEqual([['F8', T.FLOAT8E4M3FN, [0x38, 0x30, 0x40, 0xb8]]]);
+    expect(g2.initializer[0].metadataProps).toEqual(meta('bits', '8'));
+    expect(g2.quantizationAnnotation).toEqual([]);
+    expect(g2.input.map((v) => [v.name, v.metadataProps])).toEqual([['h', meta('crosses', 'the cut')]]);
+    expect(g2.output[0].metadataProps).toEqual(meta('unit', 'watt'));
+  });
+
+  it('gives stages that run in onnxruntime one after the other and compute what the model says', async () => {
+    const result = await partitionModel(model, { stages: 2 });
+    const xs = new Float32Array(x.data.slice().buffer);
+    let feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', xs, x.dims) };
+    for (const stage of result.stages) {
+      const session = await ort.InferenceSession.create(stage.bytes, SESSION_OPTIONS);
+      feeds = await session.run(feeds);
+      await session.release();
+    }
+    const want = ir10Reference(xs);
+    Array.from(feeds.y.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(want[i], 5));
   });
 });
 

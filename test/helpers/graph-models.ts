@@ -1,19 +1,21 @@
 /**
  * Small ONNX graphs with awkward topology, built in code for the partitioner's tests: chains, diamonds,
  * skip connections, outputs produced early, weights shared across the graph, Constant nodes, an If
- * whose branches read outer-scope tensors, and graphs that must be refused. Inputs are float32 [N, 4]
+ * whose branches read outer-scope tensors, graphs that must be refused, and an IR 10 model that uses what
+ * ONNX added since 1.10. Inputs are float32 [N, 4]
  * unless said otherwise, with no value_info for intermediate tensors (as exporters usually write them).
  */
 import { create } from '@bufbuild/protobuf';
-import { AttributeProto_AttributeType as AttrType, ValueInfoProtoSchema } from 'onnx-buf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { AttributeProto_AttributeType as AttrType, ModelProtoSchema, NodeProtoSchema, ValueInfoProtoSchema } from 'onnx-buf';
 import { decodeModel, encodeModel } from '../../server/onnx/onnx-codec.js';
 import { type GraphInit as Graph, type NodeInit as Node, T, type TensorInit, type ValueInfoInit, encodeGraph, floatTensor, tensorInfo } from './onnx-build.js';
 import { seeded } from './models.js';
 
 const W = 4;
 
-function info(name: string, dims: (number | string)[] = ['n', W], elemType: number = T.FLOAT): ValueInfoInit {
-  return tensorInfo(name, elemType, dims);
+function info(name: string, dims: (number | string)[] = ['n', W], elemType: number = T.FLOAT, metadata: Record<string, string> = {}): ValueInfoInit {
+  return tensorInfo(name, elemType, dims, metadata);
 }
 
 function matrix(name: string, seed: number, rows = W, cols = W): TensorInit {
@@ -165,4 +167,72 @@ export function declaredChainModel(): Uint8Array {
   const m = decodeModel(chainModel(3));
   m.graph!.valueInfo = ['m0', 't0', 'm1', 't1', 'm2'].map((n) => create(ValueInfoProtoSchema, info(n, ['batch', W])));
   return encodeModel(m);
+}
+
+const meta = (key: string, value: string) => ({ key, value });
+/** Field data as a length-delimited string, for fields newer than the schema. */
+const laterField = (no: number, text: string) => ({ no, wireType: WireType.LengthDelimited, data: new BinaryWriter().string(text).finish() });
+const INT4_WEIGHTS = [3, -5, 7, -8];
+const FLOAT8_SHIFT = [1, 0.5, 2, -1];
+const INT4_SCALE = 0.125;
+
+/**
+ * An IR 10 model (opset 21) that uses what ONNX added after 1.10, for the partitioner to keep:
+ * h = Tanh(x * DequantizeLinear(Wq, s)) with Wq INT4 [4]; f = Cast(F8) with F8 FLOAT8E4M3FN [4];
+ * y = ScaleShift(h, f) = (h + f) * h, a model-local function with an overload, value_info and
+ * metadata_props. metadata_props on the model, the graph, nodes, initializers, inputs, outputs and the
+ * value_info of h; a device configuration on the model that two nodes name; a quantization annotation
+ * on Wq; and fields newer than ONNX 1.20 (numbers 98 on the model, 99 on node `shift`). Cut after h.
+ */
+export function ir10Model(): Uint8Array {
+  const packed = new Uint8Array(INT4_WEIGHTS.length / 2);
+  INT4_WEIGHTS.forEach((v, i) => { packed[i >> 1] |= (v & 0xf) << (i % 2 ? 4 : 0); });
+  const pair = [{ configurationId: 'pair', pipelineStage: 0 }];
+  const shift = create(NodeProtoSchema, {
+    name: 'shift', opType: 'ScaleShift', domain: 'tabgrid.test', overload: 'v2', input: ['h', 'f'], output: ['y'], metadataProps: [meta('stage', 'second')],
+  });
+  shift.$unknown = [laterField(99, 'node field from a later ONNX')];
+  const model = create(ModelProtoSchema, {
+    irVersion: 10n, producerName: 'tabgrid-tests',
+    opsetImport: [{ domain: '', version: 21n }, { domain: 'tabgrid.test', version: 1n }],
+    metadataProps: [meta('license', 'MIT')],
+    configuration: [{ name: 'pair', numDevices: 2, device: ['gpu0', 'gpu1'] }],
+    functions: [{
+      name: 'ScaleShift', domain: 'tabgrid.test', overload: 'v2', input: ['a', 'b'], output: ['c'], opsetImport: [{ domain: '', version: 21n }],
+      node: [{ opType: 'Add', input: ['a', 'b'], output: ['t'] }, { opType: 'Mul', input: ['t', 'a'], output: ['c'] }],
+      valueInfo: [info('t')],
+      metadataProps: [meta('computes', '(a + b) * a')],
+    }],
+    graph: {
+      name: 'ir10',
+      metadataProps: [meta('graph', 'ir10')],
+      node: [
+        { name: 'dq', opType: 'DequantizeLinear', input: ['Wq', 's'], output: ['W'], metadataProps: [meta('weight', 'int4')], deviceConfigurations: pair },
+        { name: 'mul', opType: 'Mul', input: ['x', 'W'], output: ['m'] },
+        { name: 'act', opType: 'Tanh', input: ['m'], output: ['h'], deviceConfigurations: pair },
+        { name: 'f8', opType: 'Cast', input: ['F8'], output: ['f'], attribute: [{ name: 'to', type: AttrType.INT, i: BigInt(T.FLOAT) }] },
+        shift,
+      ],
+      initializer: [
+        { name: 'Wq', dims: [BigInt(W)], dataType: T.INT4, rawData: packed, metadataProps: [meta('bits', '4')] },
+        floatTensor('s', [], [INT4_SCALE]),
+        // 1, 0.5, 2 and -1 in FLOAT8E4M3FN.
+        { name: 'F8', dims: [BigInt(W)], dataType: T.FLOAT8E4M3FN, rawData: new Uint8Array([0x38, 0x30, 0x40, 0xb8]), metadataProps: [meta('bits', '8')] },
+      ],
+      input: [info('x', ['n', W], T.FLOAT, { unit: 'volt' })],
+      output: [info('y', ['n', W], T.FLOAT, { unit: 'watt' })],
+      valueInfo: [info('h', ['n', W], T.FLOAT, { crosses: 'the cut' })],
+      quantizationAnnotation: [{ tensorName: 'Wq', quantParameterTensorNames: [meta('SCALE_TENSOR', 's')] }],
+    },
+  });
+  model.$unknown = [laterField(98, 'model field from a later ONNX')];
+  return encodeModel(model);
+}
+
+/** What ir10Model computes, in plain arithmetic: x is [n, 4], row-major. */
+export function ir10Reference(x: Float32Array): number[] {
+  return Array.from(x, (v, i) => {
+    const h = Math.tanh(v * INT4_WEIGHTS[i % W] * INT4_SCALE);
+    return (h + FLOAT8_SHIFT[i % W]) * h;
+  });
 }

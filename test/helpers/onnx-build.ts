@@ -22,8 +22,13 @@ export function shapeOf(dims: readonly (number | string)[]) {
   };
 }
 
-export function tensorInfo(name: string, elemType: number, dims: readonly (number | string)[]): ValueInfoInit {
-  return { name, type: { value: { case: 'tensorType', value: { elemType, shape: shapeOf(dims) } } } };
+/** A tensor's declaration, with metadata_props when given. */
+export function tensorInfo(name: string, elemType: number, dims: readonly (number | string)[], metadata: Record<string, string> = {}): ValueInfoInit {
+  return {
+    name,
+    type: { value: { case: 'tensorType', value: { elemType, shape: shapeOf(dims) } } },
+    metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+  };
 }
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorInit {
