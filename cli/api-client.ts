@@ -5,6 +5,25 @@ import type { CreateJobRequest, JobView } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
 import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, ModelView, RerunResult } from '../shared/rest-types.js';
 
+/** A request body pulled from `chunks` one at a time, as the connection takes them. */
+function pullStream(chunks: AsyncIterable<Uint8Array>, onError: (err: unknown) => void): ReadableStream<Uint8Array> {
+  const it = chunks[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (err) {
+        onError(err);
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+}
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -20,21 +39,28 @@ export class ApiClient {
     this.base = server.replace(/\/+$/, '');
   }
 
-  private async call(method: string, path: string, body?: Uint8Array | object): Promise<Response> {
+  private async call(method: string, path: string, body?: Uint8Array | AsyncIterable<Uint8Array> | object): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
-    let payload: string | Uint8Array | undefined;
+    let payload: string | Uint8Array | ReadableStream<Uint8Array> | undefined;
+    // An error raised while making a streamed body (a value that cannot be converted, a corrupt image) is the
+    // one to report; fetch would only say that it failed.
+    let bodyError: unknown;
     if (body instanceof Uint8Array) {
       headers['content-type'] = 'application/octet-stream';
       payload = body;
+    } else if (body && Symbol.asyncIterator in body) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = pullStream(body, (err) => { bodyError = err; });
     } else if (body) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers, body: payload as never });
+      res = await fetch(`${this.base}${path}`, { method, headers, body: payload as never, ...(payload instanceof ReadableStream ? { duplex: 'half' } : {}) });
     } catch (err) {
+      if (bodyError !== undefined) throw bodyError;
       throw new ApiError(0, 'UNREACHABLE', `cannot reach the TabGrid server at ${this.base}: ${(err as Error).cause ?? (err as Error).message}`);
     }
     if (!res.ok) {
@@ -49,7 +75,8 @@ export class ApiClient {
     return (await this.call('POST', '/api/v1/models', bytes)).json() as Promise<ModelView>;
   }
 
-  async uploadDataset(npy: Uint8Array): Promise<DatasetView> {
+  /** Uploads a .npy file; an async iterable is sent as it is pulled, so a big file need not be in memory. */
+  async uploadDataset(npy: Uint8Array | AsyncIterable<Uint8Array>): Promise<DatasetView> {
     return (await this.call('POST', '/api/v1/datasets', npy)).json() as Promise<DatasetView>;
   }
 

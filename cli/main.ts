@@ -4,11 +4,12 @@
  * the cursor, recolour the terminal or reorder what the researcher reads.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { AppError } from '../shared/errors.js';
 import { safeText } from '../shared/safe-text.js';
 import { ApiClient, ApiError } from './api-client.js';
 import { describeJob as describe, keyTable } from './describe.js';
+import { downloadResults } from './results.js';
 import { follow, submit } from './submit.js';
 
 const num = (v: string) => {
@@ -69,7 +70,7 @@ program.command('serve')
 withConn(program.command('submit'))
   .description('submit a batch job: a model and its inputs')
   .argument('<model>', 'ONNX model file')
-  .requiredOption('--inputs <path>', '.npy file (first axis = items), or a folder of <input-name>.npy')
+  .requiredOption('--inputs <path>', '.npy file (first axis = items), a folder of <input-name>.npy, or a folder of PNG/JPEG images; float64, Fortran-order and int32 arrays are converted to what the model takes')
   .option('--batch <n>', 'items per task (default 16)', int)
   .option('--replicas <n>', 'replicas per task that must agree (default 2)', int)
   .option('--rtol <r>', 'relative tolerance (default 1e-3)', num)
@@ -80,12 +81,19 @@ withConn(program.command('submit'))
   .option('--no-adaptive', 'never accept a task on fewer than --replicas replicas, even from trusted volunteers')
   .option('--name <name>', 'job name')
   .option('--detach', 'print the job id and return at once')
+  .option('--out <dir>', 'download the results into DIR once the job completes (and write DIR/inputs-manifest.json for images)')
+  .option('--resize <WxH>', 'images: resize to WIDTHxHEIGHT, bilinear (default: the model input\'s fixed size)')
+  .option('--layout <nchw|nhwc>', 'images: channels first or last (default: guessed from where the model has 1, 3 or 4)')
+  .option('--scale <s>', 'images: multiply pixels (0..255) by s first, e.g. 1/255 (default 1)')
+  .option('--mean <m>', 'images: subtract per channel after --scale, e.g. 0.485,0.456,0.406 (default 0)')
+  .option('--std <s>', 'images: divide per channel after --mean, e.g. 0.229,0.224,0.225 (default 1)')
   .action(async (model: string, o) => {
     const api = client(o);
     const job = await submit(api, model, o, say);
     if (o.detach) { process.stdout.write(`${job.id}\n`); return; }
     const end = await follow(api, job.id);
     say(describe(end));
+    if (end.status === 'completed' && o.out) for (const file of await downloadResults(api, end, o.out)) say(`wrote ${file}`);
     process.stdout.write(`${job.id}\n`);
     if (end.status !== 'completed') process.exitCode = 1;
   });
@@ -136,20 +144,14 @@ withConn(program.command('rerun'))
   });
 
 withConn(program.command('results'))
-  .description('download a completed job\'s outputs as DIR/<output>.npy')
+  .description('download a completed job\'s outputs as DIR/<output>.npy (and DIR/inputs-manifest.json when ./<job>.inputs-manifest.json is here)')
   .argument('<job>')
   .requiredOption('--out <dir>', 'folder to write into')
   .action(async (id: string, o) => {
     const api = client(o);
     const job = await api.getJob(id);
     if (job.status !== 'completed') throw new ApiError(409, 'CONFLICT', `job ${id} is ${job.status}; results are ready when it is completed`);
-    fs.mkdirSync(o.out, { recursive: true });
-    for (const out of job.outputs) {
-      const bytes = await api.result(id, out.name);
-      const file = path.join(o.out, `${out.name.replace(/[^\w.-]/g, '_')}.npy`);
-      fs.writeFileSync(file, bytes);
-      process.stdout.write(`${file}\n`);
-    }
+    for (const file of await downloadResults(api, job, o.out)) process.stdout.write(`${file}\n`);
   });
 
 const keys = program.command('keys').description('list, create and revoke API keys (needs an admin key)');
@@ -218,6 +220,10 @@ try {
 } catch (err) {
   if (err instanceof ApiError) {
     say(`tabgrid: ${safeText(err.message)}${err.code && err.status ? ` (${err.code})` : ''}`);
+    process.exitCode = 1;
+  } else if (err instanceof AppError) {
+    // Refused here, before or while sending: nothing the server said.
+    say(`tabgrid: ${safeText(err.message)}`);
     process.exitCode = 1;
   } else throw err;
 }

@@ -1,14 +1,19 @@
 /**
- * `tabgrid submit`: uploads a model and its inputs (.npy, or a folder of .npy named after the model's
- * inputs), creates the job, then follows it with a progress bar or prints its id (--detach).
+ * `tabgrid submit`: uploads a model and its inputs (.npy, a folder of .npy named after the model's inputs, or
+ * a folder of images), creates the job, then follows it with a progress bar or prints its id (--detach).
+ * Inputs stream to the server converted to what the model takes (see npy-input.ts and image-input.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { JobView } from '../shared/protocol.js';
-import { type ApiClient, ApiError } from './api-client.js';
+import type { ApiClient } from './api-client.js';
+import { type ImageFlags, parseImageOptions } from './image-options.js';
+import { writeManifest } from './image-input.js';
+import { inputSources } from './input-sources.js';
 import { ProgressBar } from './progress.js';
+import { MANIFEST_NAME, pendingManifestPath } from './results.js';
 
-export interface SubmitOptions {
+export interface SubmitOptions extends ImageFlags {
   inputs: string;
   batch?: number;
   replicas?: number;
@@ -20,37 +25,22 @@ export interface SubmitOptions {
   cuts?: string;
   canaryRate?: number;
   adaptive?: boolean;
-}
-
-/** Resolves input name -> .npy path for the model's declared inputs. */
-function inputFiles(inputs: string, modelInputs: string[]): Record<string, string> {
-  if (!fs.existsSync(inputs)) throw new ApiError(0, 'NOT_FOUND', `inputs not found: ${inputs}`);
-  if (fs.statSync(inputs).isDirectory()) {
-    const files: Record<string, string> = {};
-    for (const name of modelInputs) {
-      const file = path.join(inputs, `${name}.npy`);
-      if (!fs.existsSync(file)) {
-        throw new ApiError(0, 'SHAPE_MISMATCH', `${inputs} has no ${name}.npy; the model's inputs are: ${modelInputs.join(', ')} (one .npy each)`);
-      }
-      files[name] = file;
-    }
-    return files;
-  }
-  if (modelInputs.length !== 1) {
-    throw new ApiError(0, 'SHAPE_MISMATCH', `the model has ${modelInputs.length} inputs (${modelInputs.join(', ')}): pass a folder with one .npy per input`);
-  }
-  return { [modelInputs[0]]: inputs };
+  /** Folder for the results (and the manifest of image inputs). */
+  out?: string;
 }
 
 export async function submit(api: ApiClient, modelPath: string, opts: SubmitOptions, log: (s: string) => void): Promise<JobView> {
+  const imageOptions = parseImageOptions({ resize: opts.resize, layout: opts.layout, mean: opts.mean, std: opts.std, scale: opts.scale });
   const model = await api.uploadModel(fs.readFileSync(modelPath));
   log(`model ${model.hash.slice(0, 12)}… inputs ${model.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(',')}]`).join(', ')}`);
-  const files = inputFiles(opts.inputs, model.inputs.map((i) => i.name));
+  const sources = inputSources(opts.inputs, model.inputs, imageOptions);
+  if (sources.images?.ignoredNote) log(sources.images.ignoredNote);
   const inputs: Record<string, string> = {};
-  for (const [name, file] of Object.entries(files)) {
-    const ds = await api.uploadDataset(fs.readFileSync(file));
-    inputs[name] = ds.hash;
-    log(`input ${name}: ${ds.dtype}[${ds.shape.join(',')}] from ${file}`);
+  for (const input of sources.inputs) {
+    if (input.note) log(input.note);
+    const ds = await api.uploadDataset(input.body());
+    inputs[input.input] = ds.hash;
+    log(`input ${input.input}: ${ds.dtype}[${ds.shape.join(',')}] from ${input.source}`);
   }
   const job = await api.createJob({
     model: model.hash, inputs, name: opts.name ?? path.basename(modelPath),
@@ -60,6 +50,11 @@ export async function submit(api: ApiClient, modelPath: string, opts: SubmitOpti
   });
   const stages = job.stages.length > 1 ? ` over ${job.stages.length} pipeline stages` : '';
   log(`job ${job.id}: ${job.items} items in ${job.tasks.total} tasks of ${job.batchSize}${stages}, ${job.replicas} replicas each`);
+  if (sources.images) {
+    const file = writeManifest(opts.out ? path.join(opts.out, MANIFEST_NAME) : pendingManifestPath(job.id), { job: job.id, ...sources.images.manifest });
+    const later = opts.out ? '' : ` (\`tabgrid results ${job.id} --out DIR\` run here copies it to DIR/${MANIFEST_NAME})`;
+    log(`inputs manifest (the file behind each item): ${file}${later}`);
+  }
   return job;
 }
 
