@@ -6,7 +6,8 @@
  * onnxruntime-web's default ESM entry (`ort.bundle.min.mjs`) inlines its emscripten glue with a literal
  * `new URL('ort-wasm-simd-threaded.jsep.wasm', import.meta.url)`, which Vite would copy into assets/ (28 MB).
  * The `onnxruntime-web-use-extern-wasm` export condition selects `ort.min.mjs` instead, which loads the glue
- * and the .wasm at run time from `ort.env.wasm.wasmPaths`; the server serves onnxruntime-web's dist/ at /ort/.
+ * and the .wasm at run time from `ort.env.wasm.wasmPaths`; the server serves onnxruntime-web's dist/ at ORT_PATH
+ * (shared/ort-path.ts: /ort/<version>/).
  *
  * widget.js runs as a classic script on other people's pages, so it is built on its own as one IIFE with a
  * fixed name (no hash, no chunks, no module syntax, no top-level names).
@@ -51,7 +52,7 @@ export default defineConfig({
   },
   plugins: [widgetLoader()],
   // The inference worker (client/runtime/inference-worker.ts) is a module worker: onnxruntime-web imports its
-  // WebAssembly glue from /ort/ at run time, which needs ES module syntax.
+  // WebAssembly glue from ORT_PATH at run time, which needs ES module syntax.
   worker: { format: 'es' },
   server: {
     proxy: {
