@@ -46,7 +46,7 @@ function dimSlots(v: ValueInfoProto): DimSlot[] {
   return (tt.shape?.dim ?? []).map((d, axis) => {
     const dim = dimOf(d);
     if (typeof dim === 'number' && dim > 0) return { key: '', axis, fixed: dim };
-    return { key: (typeof dim === 'string' && dim) || `${v.name}[${axis}]`, axis };
+    return { key: typeof dim === 'string' && dim !== '' ? dim : `${v.name}[${axis}]`, axis };
   });
 }
 
