@@ -30,9 +30,15 @@ export function pickFaster(trials: readonly Trial[], gpuLabel?: string): Backend
   const ok = trials.filter((t): t is { backend: Backend; ms: number } => 'ms' in t);
   if (ok.length === 0) return null;
   const [best] = [...ok].sort((a, b) => a.ms - b.ms);
-  const on = (b: Backend) => (b === Backend.webgpu && gpuLabel ? ` on ${gpuLabel}` : '');
-  const others = trials.filter((t) => t !== best).map((t) =>
-    'ms' in t ? `${t.backend} ${formatMs(t.ms)}${on(t.backend)}` : `${t.backend} failed${on(t.backend)} (${t.error})`);
-  const reason = `${best.backend}: ${formatMs(best.ms)}${on(best.backend)}` + (others.length ? ` vs ${others.join(', ')}` : '');
+  const others = formatTrials(trials.filter((t) => t !== best), gpuLabel);
+  const reason = `${best.backend}: ${formatMs(best.ms)}${on(best.backend, gpuLabel)}` + (others ? ` vs ${others}` : '');
   return { backend: best.backend, reason };
+}
+
+const on = (b: Backend, gpuLabel?: string) => (b === Backend.webgpu && gpuLabel ? ` on ${gpuLabel}` : '');
+
+/** "wasm 41 ms, webgpu failed on software adapter swiftshader (unsupported op)". */
+export function formatTrials(trials: readonly Trial[], gpuLabel?: string): string {
+  return trials.map((t) =>
+    'ms' in t ? `${t.backend} ${formatMs(t.ms)}${on(t.backend, gpuLabel)}` : `${t.backend} failed${on(t.backend, gpuLabel)} (${t.error})`).join(', ');
 }

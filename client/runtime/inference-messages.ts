@@ -5,7 +5,8 @@
  */
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { RunOutcome } from '../net/work-loop.js';
-import type { Backend, BackendChoice } from './backend-choice.js';
+import type { Backend, BackendChoice, Trial } from './backend-choice.js';
+import type { TrialRequest } from './ort-runner.js';
 
 export interface InferenceSetup {
   available: Backend[];
@@ -25,7 +26,13 @@ export type ToWorker =
   | { type: 'hold' }
   /** Run a task sent earlier as a prefetch (its inputs are already in the worker). */
   | { type: 'claim'; id: number; replicaId: string }
-  | { type: 'lose-device'; id: number };
+  | { type: 'lose-device'; id: number }
+  /** The volunteer opted in: load the WebAssembly runtime now, before the first task. */
+  | { type: 'warm-up' }
+  /** To a trial worker: time these backends on this model (see TimeBackends). */
+  | { type: 'time-backends'; id: number; request: TrialRequest }
+  /** To the task worker: how the trial it asked for went. */
+  | { type: 'trial-result'; id: number; trials: Trial[] };
 
 /** The ArrayBuffer that `d` is all of (so moving it to the other thread moves nothing else), or null. */
 export function ownedBuffer(d: unknown): ArrayBuffer | null {
@@ -46,4 +53,8 @@ export type FromWorker =
   | { type: 'choice'; modelHash: string; choice: BackendChoice }
   | { type: 'activity'; message: string | null }
   | { type: 'device-lost'; message: string }
-  | { type: 'problem'; message: string };
+  | { type: 'problem'; message: string }
+  /** The task worker asks the page for a trial worker to time backends beside its tasks. */
+  | { type: 'need-trial'; id: number; request: TrialRequest }
+  /** A trial worker's answer to `time-backends`. */
+  | { type: 'timed'; id: number; trials: Trial[] };

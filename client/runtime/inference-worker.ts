@@ -1,13 +1,15 @@
 /**
  * The inference worker: runs tasks with an OrtRunner off the page's main thread (see inference-messages.ts).
- * Outputs go back as transferred buffers, not copies.
+ * Outputs go back as transferred buffers, not copies. A second instance, started by the page for a while, is
+ * the trial worker: it times backends on a model with a runtime of its own while the first runs tasks.
  */
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { RunOutcome } from '../net/work-loop.js';
 import { GPU_DEBRIS_WAIT_MS, rejectionText } from './gpu-debris.js';
+import type { Trial } from './backend-choice.js';
 import { type FromWorker, type ToWorker, ownedBuffer } from './inference-messages.js';
-import { OrtRunner } from './ort-runner.js';
+import { OrtRunner, type TrialRequest } from './ort-runner.js';
 
 interface WorkerScope {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
@@ -40,6 +42,18 @@ let nextUp: string | null = null;
 let autoStart = false;
 /** Started ahead of its claim (at most one), by replica id. */
 const early = new Map<string, Promise<RunOutcome>>();
+/** Trials asked of the page and not yet answered, by id. */
+const trials = new Map<number, (trials: Trial[]) => void>();
+let nextTrial = 1;
+
+/** Has the page time backends in a trial worker, beside this worker's tasks. */
+function askForTrial(request: TrialRequest): Promise<Trial[]> {
+  const id = nextTrial++;
+  return new Promise((resolve) => {
+    trials.set(id, resolve);
+    scope.postMessage({ type: 'need-trial', id, request });
+  });
+}
 
 function start(p: Pending): Promise<RunOutcome> {
   const run = tail.then(() => {
@@ -76,7 +90,19 @@ async function handle(m: ToWorker): Promise<void> {
         onChoice: (modelHash, choice) => scope.postMessage({ type: 'choice', modelHash, choice }),
         onActivity: (message) => scope.postMessage({ type: 'activity', message }),
         onDeviceLost: (message) => scope.postMessage({ type: 'device-lost', message }),
+        timeBackends: askForTrial,
       });
+      return;
+    case 'warm-up':
+      await runner?.warmUp();
+      return;
+    case 'time-backends':
+      if (!runner) throw new Error('the inference worker was not set up');
+      scope.postMessage({ type: 'timed', id: m.id, trials: await runner.timeBackends(m.request) });
+      return;
+    case 'trial-result':
+      trials.get(m.id)?.(m.trials);
+      trials.delete(m.id);
       return;
     case 'run':
       // A task run instead of the one started early: the page dropped that one (cancelled, released).

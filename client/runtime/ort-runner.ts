@@ -1,14 +1,26 @@
 /**
  * Runs tasks with onnxruntime-web: one InferenceSession per (model, backend), model bytes from the
- * model cache, and a backend per model chosen by timing both on the model's first task.
+ * model cache, and a backend per model chosen by timing both. A model's first tasks run on WASM at once while
+ * WebGPU is timed beside them (in a trial worker, see TimeBackends); the model moves to WebGPU if it was faster.
  */
 import * as ort from 'onnxruntime-web';
-import type { TaskAssignment } from '../../shared/protocol.js';
+import { ORT_PATH } from '../../shared/ort-path.js';
+import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { RunOutcome, Runner } from '../net/work-loop.js';
-import { Backend, type BackendChoice, type Trial, pickFaster } from './backend-choice.js';
+import { Backend, type BackendChoice, type Trial, formatTrials, pickFaster } from './backend-choice.js';
 import { fetchModelBytes } from './model-cache.js';
 import { fromOrtOutputs, toFeeds } from './ort-tensors.js';
+import { WARM_UP_MODEL } from './warm-up-model.js';
+
+/** What a trial times: a model's bytes, one task's inputs, and the backends to time on them. */
+export interface TrialRequest { modelHash: string; model: Uint8Array; inputs: WireTensor[]; backends: Backend[] }
+
+/**
+ * Times backends on a model apart from the runner's own tasks (each a warm-up and a timed run) and says how each
+ * did. The page's runner hands this to a second inference worker, so the timing never holds a task.
+ */
+export type TimeBackends = (request: TrialRequest) => Promise<Trial[]>;
 
 export interface OrtRunnerOptions {
   /** Backends this browser can use; wasm always, webgpu when an adapter was found. */
@@ -17,8 +29,13 @@ export interface OrtRunnerOptions {
   forced?: Backend;
   /** Names the WebGPU adapter in reasons, e.g. "software adapter swiftshader". */
   gpuLabel?: string;
-  /** Where onnxruntime-web's .mjs/.wasm files are served (default `/ort/`). */
+  /** Where onnxruntime-web's .mjs/.wasm files are served (default ORT_PATH on this page's origin). */
   wasmPaths?: string;
+  /**
+   * Times the backends on a model's first task beside the tasks. Without it the runner times them itself,
+   * between its tasks: the first task still goes first, but the next waits for the timing.
+   */
+  timeBackends?: TimeBackends;
   /** Told when a model's backend is settled (or changed after a failure). */
   onChoice?: (modelHash: string, choice: BackendChoice) => void;
   /** Told what the runner is doing when it is not just running ("timing webgpu"). */
@@ -57,6 +74,13 @@ export class OrtRunner implements Runner {
   /** Settles when the device is lost, so a WebGPU run in flight ends then rather than hang. */
   private readonly lost: Promise<never>;
   private markLost: (message: string) => void = () => {};
+  /** Every onnxruntime call runs here, one at a time: runs of two sessions must not interleave in one runtime. */
+  private lane: Promise<unknown> = Promise.resolve();
+  /** Models on WASM for now while their backends are timed, with the timing under way. */
+  private readonly trials = new Map<string, Promise<void>>();
+  private warming: Promise<void> | null = null;
+  /** Model bytes while a model's backends are timed: its first task and its timing share one download. */
+  private readonly downloads = new Map<string, Promise<Uint8Array>>();
 
   constructor(private readonly opts: OrtRunnerOptions) {
     this.available = opts.available;
@@ -64,7 +88,25 @@ export class OrtRunner implements Runner {
       this.markLost = (message) => reject(new Error(`the WebGPU device was lost (${message})`));
     });
     this.lost.catch(() => {});
-    configureOrt(opts.wasmPaths ?? new URL('/ort/', globalThis.location?.href).href);
+    configureOrt(opts.wasmPaths ?? new URL(ORT_PATH, globalThis.location?.href).href);
+  }
+
+  /**
+   * The volunteer opted in: fetches, compiles and starts the WebAssembly runtime now (a session for a tiny
+   * model), while the connection is made and the first task comes, instead of after the task's model arrived.
+   * A failure here is left for the first task to meet and report.
+   */
+  warmUp(): Promise<void> {
+    this.warming ??= this.exclusive(async () => {
+      const session = await ort.InferenceSession.create(WARM_UP_MODEL, { executionProviders: [Backend.wasm], logSeverityLevel: 3 });
+      await session.release();
+    }).catch(() => {});
+    return this.warming;
+  }
+
+  /** Resolves once the backends of every model timed so far are settled (for tests and the trial's caller). */
+  async settled(): Promise<void> {
+    while (this.trials.size > 0) await Promise.all(this.trials.values());
   }
 
   /** Set once the WebGPU device was lost; the page then runs on WASM (or not at all when WebGPU was forced). */
@@ -88,20 +130,27 @@ export class OrtRunner implements Runner {
       throw new Error(`the WebGPU device was lost (${this.gpuLost}) and ?backend=webgpu allows nothing else; reload the page`);
     }
     const feeds = toFeeds(task.inputs);
-    let backend = this.choices.get(task.modelHash);
-    if (!backend) {
-      const first = await this.choose(task, modelUrl, feeds);
-      if (first.timed) return { outputs: first.timed.outputs, runMs: first.timed.ms, backend: first.backend };
-      backend = first.backend;
-    }
+    const known = this.choices.get(task.modelHash);
+    const backend = known ?? this.choose(task);
+    const timeAfter = !known && !this.opts.forced && this.available.includes(Backend.webgpu);
+    // The first task and the timing share one download of the model.
+    if (timeAfter) this.downloads.set(task.modelHash, fetchModel(this.opts, modelUrl));
+    const running = this.exclusive(() => this.runOn(backend, task, modelUrl, feeds));
+    if (timeAfter) this.timeAfter(task, running);
     try {
-      return await this.runOn(backend, task, modelUrl, feeds);
+      return await running;
     } catch (err) {
+      // WASM failed while WebGPU is still being timed: the timing may yet find WebGPU able to run the model.
+      const timing = this.trials.get(task.modelHash);
+      if (backend === Backend.wasm && timing) {
+        await timing;
+        if (this.choices.get(task.modelHash) === Backend.webgpu) return this.exclusive(() => this.runOn(Backend.webgpu, task, modelUrl, feeds));
+      }
       // A GPU can be lost mid-session (driver reset, tab in the background too long). If WASM then
       // succeeds the model moves to WASM; if WASM fails too, the task itself is at fault and its error stands.
       // A lost device is the page's to handle (it hands the task back), not a reason to rerun it here.
       if (backend !== Backend.webgpu || this.opts.forced || this.gpuLost || !this.available.includes(Backend.wasm)) throw err;
-      const outcome = await this.runOn(Backend.wasm, task, modelUrl, feeds);
+      const outcome = await this.exclusive(() => this.runOn(Backend.wasm, task, modelUrl, feeds));
       this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: webgpu failed on a task (${errorText(err)}), switched` });
       void this.dropSession(task.modelHash, Backend.webgpu);
       return outcome;
@@ -109,56 +158,96 @@ export class OrtRunner implements Runner {
   }
 
   private async runOn(backend: Backend, task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>): Promise<RunOutcome> {
-    const session = await this.session(task.modelHash, backend, () => fetchModel(this.opts, modelUrl));
+    const session = await this.session(task.modelHash, backend, () => this.downloads.get(task.modelHash) ?? fetchModel(this.opts, modelUrl));
     const run = timedRun(session, feeds);
     const { outputs, ms } = await (backend === Backend.webgpu ? Promise.race([run, this.lost]) : run);
     return { outputs, runMs: ms, backend };
   }
 
   /**
-   * Settles a model's backend. When both are available and none is forced, runs the task on each
-   * (one warm-up, one timed run) and keeps the faster; its timed outputs answer this task.
+   * A model's first task: its backend when forced or when WASM is all there is; otherwise WASM for now, while
+   * the backends are timed beside the tasks (see timeAfter).
    */
-  private async choose(task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>):
-    Promise<{ backend: Backend; timed?: Timed }> {
+  private choose(task: TaskAssignment): Backend {
     const { forced } = this.opts;
-    const available = this.available;
     if (forced) {
-      if (!available.includes(forced)) throw new Error(`backend ${forced} was asked for but is not available here`);
+      if (!this.available.includes(forced)) throw new Error(`backend ${forced} was asked for but is not available here`);
       this.settle(task.modelHash, { backend: forced, reason: `${forced}: forced by ?backend=${forced}` });
-      return { backend: forced };
+      return forced;
     }
-    if (!available.includes(Backend.webgpu)) {
+    if (!this.available.includes(Backend.webgpu)) {
       const why = this.gpuLost ? `the WebGPU device was lost (${this.gpuLost})` : 'WebGPU is not available in this browser';
       this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: ${why}` });
-      return { backend: Backend.wasm };
+      return Backend.wasm;
     }
+    this.settle(task.modelHash, { backend: Backend.wasm, reason: 'wasm for now: webgpu is being timed beside the first tasks' });
+    return Backend.wasm;
+  }
 
-    const bytes = await fetchModel(this.opts, modelUrl);
-    const trials: Trial[] = [];
-    const results = new Map<Backend, Timed>();
-    for (const backend of [Backend.wasm, Backend.webgpu]) {
-      this.opts.onActivity?.(`timing ${backend} on the first task of this model`);
+  /**
+   * Times the backends on the first task's inputs once that task has run (its result goes first, and the
+   * timing's own runtime and shader compilation do not compete with it), in a trial worker when there is one,
+   * else on this runner between tasks; then settles the model's backend on what was faster.
+   */
+  private timeAfter(task: TaskAssignment, first: Promise<unknown>): void {
+    const timing = (async () => {
+      await first.catch(() => {});
+      this.opts.onActivity?.('timing webgpu and wasm on the first task of this model');
+      let trials: Trial[];
       try {
-        const session = await this.session(task.modelHash, backend, () => Promise.resolve(bytes));
-        await session.run(feeds); // warm-up: shader compilation and allocations happen here
-        const timed = await timedRun(session, feeds);
-        results.set(backend, timed);
-        trials.push({ backend, ms: timed.ms });
+        const model = await (this.downloads.get(task.modelHash) ?? Promise.reject(new Error('the model was not kept for the timing')));
+        const request: TrialRequest = { modelHash: task.modelHash, model, inputs: task.inputs, backends: [Backend.wasm, Backend.webgpu] };
+        trials = this.opts.timeBackends ? await this.opts.timeBackends(request) : await this.exclusive(() => this.timeBackends(request));
+      } catch (err) {
+        trials = [{ backend: Backend.webgpu, error: errorText(err) }];
+      } finally {
+        this.downloads.delete(task.modelHash);
+      }
+      if (this.gpuLost) {
+        this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: the WebGPU device was lost (${this.gpuLost})` });
+        return;
+      }
+      const choice = pickFaster(trials, this.opts.gpuLabel);
+      if (!choice) {
+        this.settle(task.modelHash, { backend: Backend.wasm, reason: `wasm: the timing failed (${formatTrials(trials, this.opts.gpuLabel)}), staying` });
+        return;
+      }
+      this.settle(task.modelHash, choice);
+      if (choice.backend === Backend.webgpu) void this.exclusive(() => this.dropSession(task.modelHash, Backend.wasm));
+    })().finally(() => {
+      this.trials.delete(task.modelHash);
+      if (this.trials.size === 0) this.opts.onActivity?.(null);
+    });
+    this.trials.set(task.modelHash, timing);
+  }
+
+  /**
+   * Times each backend on a model (a warm-up run, where shaders compile and buffers are allocated, then a timed
+   * run) in sessions of its own, released after. What a trial worker runs; a runner without one runs it itself.
+   */
+  async timeBackends(request: TrialRequest): Promise<Trial[]> {
+    const feeds = toFeeds(request.inputs);
+    const trials: Trial[] = [];
+    for (const backend of request.backends) {
+      let session: ort.InferenceSession | null = null;
+      try {
+        session = await ort.InferenceSession.create(request.model, { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+        await session.run(feeds);
+        trials.push({ backend, ms: (await timedRun(session, feeds)).ms });
       } catch (err) {
         trials.push({ backend, error: errorText(err) });
-        void this.dropSession(task.modelHash, backend);
+      } finally {
+        await session?.release().catch(() => {});
       }
     }
-    this.opts.onActivity?.(null);
+    return trials;
+  }
 
-    const choice = pickFaster(trials, this.opts.gpuLabel);
-    if (!choice) {
-      throw new Error(`model failed on every backend: ${trials.map((t) => `${t.backend}: ${'error' in t ? t.error : ''}`).join('; ')}`);
-    }
-    this.settle(task.modelHash, choice);
-    for (const b of results.keys()) if (b !== choice.backend) void this.dropSession(task.modelHash, b);
-    return { backend: choice.backend, timed: results.get(choice.backend) };
+  /** Runs `fn` once every onnxruntime call queued before it has ended. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lane.then(fn);
+    this.lane = run.catch(() => {});
+    return run;
   }
 
   private settle(modelHash: string, choice: BackendChoice): void {

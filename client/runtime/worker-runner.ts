@@ -1,13 +1,15 @@
 /**
  * The page's Runner: hands each task to the inference worker (inference-worker.ts) and waits for its
  * outputs, so session.run never holds the main thread and the socket's traffic flows while a task runs.
+ * When that worker asks for the backends of a new model to be timed, a second instance of it (the trial
+ * worker) does so with a runtime of its own, beside the tasks, and is ended after.
  * Where a worker cannot be started, the page runs onnxruntime itself (OrtRunner, loaded only then).
  */
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { RunOutcome, Runner } from '../net/work-loop.js';
-import type { BackendChoice } from './backend-choice.js';
+import { Backend, type BackendChoice, type Trial } from './backend-choice.js';
 import { type FromWorker, type InferenceSetup, type ToWorker, inputBuffers } from './inference-messages.js';
-import type { OrtRunner } from './ort-runner.js';
+import type { OrtRunner, TrialRequest } from './ort-runner.js';
 
 export interface PageRunnerEvents {
   onChoice?: (modelHash: string, choice: BackendChoice) => void;
@@ -20,6 +22,8 @@ export interface PageRunnerEvents {
 /** What the page needs of its runner beyond running tasks. */
 export interface PageRunner extends Runner {
   readonly deviceLost: string | null;
+  /** The volunteer opted in: load the runtime now rather than when the first task's model has arrived. */
+  warmUp(): void;
   loseDeviceForTest(): Promise<boolean>;
 }
 
@@ -83,6 +87,11 @@ export class WorkerRunner implements PageRunner {
     this.send({ type: 'hold' });
   }
 
+  warmUp(): void {
+    if (this.local) void this.local.then((r) => r.warmUp());
+    else this.send({ type: 'warm-up' });
+  }
+
   loseDeviceForTest(): Promise<boolean> {
     if (this.local) return this.local.then((r) => r.loseDeviceForTest());
     return this.ask<boolean>((id) => ({ type: 'lose-device', id }));
@@ -111,6 +120,10 @@ export class WorkerRunner implements PageRunner {
         this.lost = m.message;
         return this.events.onDeviceLost?.(m.message);
       case 'problem': return this.events.onProblem?.(m.message);
+      case 'need-trial':
+        void timeInTrialWorker(this.setup, m.request).then((trials) => this.send({ type: 'trial-result', id: m.id, trials }));
+        return;
+      case 'timed': return; // only a trial worker says this, to its own listener
     }
   }
 
@@ -135,4 +148,32 @@ export class WorkerRunner implements PageRunner {
       onDeviceLost: (message) => { this.lost = message; this.events.onDeviceLost?.(message); },
     }));
   }
+}
+
+/**
+ * Times backends in a trial worker: another inference worker with a runtime of its own, so the timing (seconds
+ * on a software adapter, where WebGPU's shaders compile slowly) runs beside the tasks instead of before them.
+ * Never rejects: a worker that cannot start or fails is reported as a failed trial, and the model stays on WASM.
+ */
+function timeInTrialWorker(setup: InferenceSetup, request: TrialRequest): Promise<Trial[]> {
+  return new Promise((resolve) => {
+    let worker: Worker;
+    const failed = (why: string) => resolve(request.backends.filter((b) => b !== Backend.wasm).map((backend) => ({ backend, error: why })));
+    try {
+      worker = new Worker(new URL('./inference-worker.ts', import.meta.url), { type: 'module', name: 'tabgrid-backend-trial' });
+    } catch (err) {
+      failed(`no trial worker (${err instanceof Error ? err.message : String(err)})`);
+      return;
+    }
+    const end = (trials: Trial[]) => { worker.terminate(); resolve(trials); };
+    worker.addEventListener('message', (e: MessageEvent<FromWorker>) => { if (e.data.type === 'timed') end(e.data.trials); });
+    worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      worker.terminate();
+      failed(`the trial worker failed (${e.message || 'it could not load'})`);
+    });
+    const send = (m: ToWorker) => worker.postMessage(m);
+    send({ type: 'init', setup: { ...setup, forced: undefined } });
+    send({ type: 'time-backends', id: 1, request });
+  });
 }

@@ -3,6 +3,7 @@
  * loop, the remembered choice and settings, the reasons to pause (hidden tab, low battery, a lost GPU)
  * and the volunteer's standing from the server. The pages only draw `snapshot()` and forward clicks.
  */
+import { ORT_PATH } from '../../shared/ort-path.js';
 import type { VolunteerStats } from '../../shared/protocol.js';
 import { type LoopStatus, WorkLoop } from '../net/work-loop.js';
 import { Backend } from '../runtime/backend-choice.js';
@@ -80,7 +81,7 @@ export class Donation {
       this.errors.add(this.blocked);
     }
     // onnxruntime runs in a worker: a task never holds this page's main thread (and with it the socket).
-    this.runner = new WorkerRunner({ available, forced, gpuLabel: gpu.label, wasmPaths: new URL('/ort/', opts.serverUrl).href }, {
+    this.runner = new WorkerRunner({ available, forced, gpuLabel: gpu.label, wasmPaths: new URL(ORT_PATH, opts.serverUrl).href }, {
       onChoice: (_model, choice) => { this.backendReason = choice.reason; opts.onChange(); },
       onActivity: (message) => { this.activity = message; opts.onChange(); },
       onDeviceLost: (message) => this.onDeviceLost(message),
@@ -130,6 +131,9 @@ export class Donation {
     this.started = true;
     const { consent } = this.opts;
     if (consent.get().consentAt === null) consent.remember(consent.get());
+    // The runtime (some megabytes of WebAssembly to fetch and compile) loads while the socket connects and the
+    // first task comes, not after that task's model has arrived.
+    this.runner.warmUp();
     this.loop.start();
     this.statsTimer = setInterval(() => void this.refreshStats(), STATS_EVERY_MS);
     this.opts.onChange();
