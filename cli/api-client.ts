@@ -4,25 +4,13 @@
 import type { CreateJobRequest, JobView } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
 import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, ModelView, RerunResult } from '../shared/rest-types.js';
+import { BodyError, streamUpload } from './stream-upload.js';
 
-/** A request body pulled from `chunks` one at a time, as the connection takes them. */
-function pullStream(chunks: AsyncIterable<Uint8Array>, onError: (err: unknown) => void): ReadableStream<Uint8Array> {
-  const it = chunks[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await it.next();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (err) {
-        onError(err);
-        controller.error(err);
-      }
-    },
-    async cancel() {
-      await it.return?.();
-    },
-  });
+/** The server's error answer as an ApiError: its code and message when it sent them, the HTTP status when not. */
+function httpError(status: number, text: string, what: string): ApiError {
+  let error: WireError | undefined;
+  try { error = (JSON.parse(text) as { error?: WireError }).error; } catch { /* not JSON */ }
+  return new ApiError(status, error?.code ?? 'HTTP_ERROR', error?.message ?? `${what}: HTTP ${status}`);
 }
 
 export class ApiError extends Error {
@@ -42,33 +30,44 @@ export class ApiClient {
   private async call(method: string, path: string, body?: Uint8Array | AsyncIterable<Uint8Array> | object): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
-    let payload: string | Uint8Array | ReadableStream<Uint8Array> | undefined;
-    // An error raised while making a streamed body (a value that cannot be converted, a corrupt image) is the
-    // one to report; fetch would only say that it failed.
-    let bodyError: unknown;
+    if (body && Symbol.asyncIterator in body) return this.stream(method, path, headers, body as AsyncIterable<Uint8Array>);
+    let payload: string | Uint8Array | undefined;
     if (body instanceof Uint8Array) {
       headers['content-type'] = 'application/octet-stream';
       payload = body;
-    } else if (body && Symbol.asyncIterator in body) {
-      headers['content-type'] = 'application/octet-stream';
-      payload = pullStream(body, (err) => { bodyError = err; });
     } else if (body) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers, body: payload as never, ...(payload instanceof ReadableStream ? { duplex: 'half' } : {}) });
+      res = await fetch(`${this.base}${path}`, { method, headers, body: payload as never });
     } catch (err) {
-      if (bodyError !== undefined) throw bodyError;
-      throw new ApiError(0, 'UNREACHABLE', `cannot reach the TabGrid server at ${this.base}: ${(err as Error).cause ?? (err as Error).message}`);
+      throw this.unreachable(err);
     }
-    if (!res.ok) {
-      let error: WireError | undefined;
-      try { error = ((await res.json()) as { error?: WireError }).error; } catch { /* not JSON */ }
-      throw new ApiError(res.status, error?.code ?? 'HTTP_ERROR', error?.message ?? `${method} ${path}: HTTP ${res.status}`);
-    }
+    if (!res.ok) throw httpError(res.status, await res.text().catch(() => ''), `${method} ${path}`);
     return res;
+  }
+
+  /**
+   * Sends a body as it is made. An error raised while making it (a value that cannot be converted, a corrupt
+   * image) is the one reported, and the server keeps nothing of the cut request.
+   */
+  private async stream(method: string, path: string, headers: Record<string, string>, chunks: AsyncIterable<Uint8Array>): Promise<Response> {
+    headers['content-type'] = 'application/octet-stream';
+    let answer;
+    try {
+      answer = await streamUpload(method, `${this.base}${path}`, headers, chunks);
+    } catch (err) {
+      if (err instanceof BodyError) throw err.error;
+      throw this.unreachable(err);
+    }
+    if (answer.status < 200 || answer.status >= 300) throw httpError(answer.status, answer.text, `${method} ${path}`);
+    return new Response(answer.text, { status: answer.status, headers: { 'content-type': 'application/json' } });
+  }
+
+  private unreachable(err: unknown): ApiError {
+    return new ApiError(0, 'UNREACHABLE', `cannot reach the TabGrid server at ${this.base}: ${(err as Error).cause ?? (err as Error).message}`);
   }
 
   async uploadModel(bytes: Uint8Array): Promise<ModelView> {

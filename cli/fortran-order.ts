@@ -5,8 +5,8 @@
  * element (i, r) sits at (i + n * r), r being the Fortran index of the element within its item. A chunk of items
  * [a, b) is gathered in one pass over the file that takes elements a..b-1 of every run of n; the chunk is
  * bounded by `budgetBytes`, so a file larger than the budget takes several passes (the file is read
- * size / budget times, from the page cache after the first). Memory: one chunk (at least one item) plus a
- * read block of a few MiB.
+ * size / budget times, from the page cache after the first). Memory: one chunk buffer (the budget, or one item
+ * when an item is larger), reused from pass to pass, plus a read block of a few MiB.
  */
 import fs from 'node:fs';
 import { AppError } from '../shared/errors.js';
@@ -52,7 +52,8 @@ function scatter(src: Uint8Array, srcByte: number, dst: Uint8Array, dstElem: num
 
 /**
  * Yields the array's data in C order, in chunks of whole items of at most `budgetBytes` (one item at least).
- * The array's shape is its logical shape, as in the .npy header.
+ * The array's shape is its logical shape, as in the .npy header. Each chunk is a view of one buffer that the
+ * next pass overwrites: copy what must outlive the next step of the iteration.
  */
 export function* fortranToC(array: ArrayOnDisk, budgetBytes = FORTRAN_BUDGET_BYTES): Generator<Uint8Array> {
   const size = itemSize(array.dtype);
@@ -63,11 +64,12 @@ export function* fortranToC(array: ArrayOnDisk, budgetBytes = FORTRAN_BUDGET_BYT
   const cStride = rest.map((_, j) => elementCount(rest.slice(j + 1)));
   const itemsPerChunk = Math.max(1, Math.min(n, Math.floor(budgetBytes / (per * size))));
   const runBytes = n * size;
+  const buffer = new Uint8Array(itemsPerChunk * per * size);
   const fd = fs.openSync(array.file, 'r');
   try {
     for (let a = 0; a < n; a += itemsPerChunk) {
       const len = Math.min(itemsPerChunk, n - a);
-      const out = new Uint8Array(len * per * size);
+      const out = buffer.subarray(0, len * per * size);
       const idx = new Array<number>(rest.length).fill(0);
       let c = 0; // C index within the item of the run being read
       const advance = () => {

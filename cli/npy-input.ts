@@ -49,13 +49,19 @@ async function* asIs(file: string): AsyncGenerator<Uint8Array> {
   for await (const chunk of fs.createReadStream(file, { highWaterMark: CHUNK_BYTES })) yield chunk as Buffer;
 }
 
-/** The C-order data of the file, in chunks of whole elements. */
+/**
+ * The C-order data of the file, in chunks of whole elements of at most CHUNK_BYTES; a chunk may be a view of a
+ * buffer that the next step overwrites.
+ */
 function* cOrderData(head: NpyFileHeader, budget: number): Generator<Uint8Array> {
+  const size = itemSize(head.dtype);
   if (head.fortran && !sameInBothOrders(head.shape)) {
-    yield* fortranToC(head, budget);
+    const step = Math.floor(CHUNK_BYTES / size) * size;
+    for (const pass of fortranToC(head, budget)) {
+      for (let at = 0; at < pass.byteLength; at += step) yield pass.subarray(at, at + step);
+    }
     return;
   }
-  const size = itemSize(head.dtype);
   const total = elementCount(head.shape) * size;
   const step = Math.floor(CHUNK_BYTES / size) * size;
   const fd = fs.openSync(head.file, 'r');
@@ -82,7 +88,8 @@ async function* converted(head: NpyFileHeader, input: string, cast: Cast | null,
   const from = cast ? castSizes(cast).from : 1;
   let firstElement = 0;
   for (const chunk of cOrderData(head, budget)) {
-    if (!cast) { yield chunk; continue; }
+    // The upload may still hold a chunk when the next is made: each one sent is a copy of its own.
+    if (!cast) { yield chunk.slice(); continue; }
     yield castChunk(cast, chunk, { input, firstElement, itemElements });
     firstElement += chunk.byteLength / from;
   }
