@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { AppError } from '../shared/errors.js';
 import type { JobView } from '../shared/protocol.js';
 import type { ApiClient } from './api-client.js';
 import { type ImageFlags, parseImageOptions } from './image-options.js';
@@ -31,6 +32,7 @@ export interface SubmitOptions extends ImageFlags {
 
 export async function submit(api: ApiClient, modelPath: string, opts: SubmitOptions, log: (s: string) => void): Promise<JobView> {
   const imageOptions = parseImageOptions({ resize: opts.resize, layout: opts.layout, mean: opts.mean, std: opts.std, scale: opts.scale });
+  if (!fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) throw new AppError('NOT_FOUND', `model not found: ${modelPath}`);
   const model = await api.uploadModel(fs.readFileSync(modelPath));
   log(`model ${model.hash.slice(0, 12)}… inputs ${model.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(',')}]`).join(', ')}`);
   const sources = inputSources(opts.inputs, model.inputs, imageOptions);
