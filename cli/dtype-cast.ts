@@ -21,13 +21,18 @@ const REASON: Record<Cast, string> = {
   [Cast.f64ToF32]: " (numpy's default dtype)",
   [Cast.f32ToF64]: '',
   [Cast.i32ToI64]: ' (token ids)',
-  [Cast.i64ToI32]: ' (checked: every value fits)',
+  [Cast.i64ToI32]: ' (each value checked to fit)',
 };
 
 /** The conversion from `from` to a model's `to`, or null when there is none (same dtype, or none we make). */
 export function castFor(from: DType, to: string): Cast | null {
   const key = `${from}->${to}`;
   return (Object.values(Cast) as string[]).includes(key) ? (key as Cast) : null;
+}
+
+/** The dtype a conversion makes. */
+export function castTarget(cast: Cast): DType {
+  return cast.split('->')[1] as DType;
 }
 
 export function describeCast(cast: Cast): string {

@@ -80,7 +80,7 @@ describe('npyInput', () => {
 
   it('narrows int64 to int32 when every value fits', async () => {
     const got = await upload(save(writeNpy('int64', [2, 2], bytesOf(BigInt64Array.from([1n, -2n, 3n, 2147483647n])))), { name: 't', dtype: 'int32', shape: ['n', 2] });
-    expect(got.note).toBe('input t: int64 -> int32 (checked: every value fits)');
+    expect(got.note).toBe('input t: int64 -> int32 (each value checked to fit)');
     expect(got.bytes).toEqual(writeNpy('int32', [2, 2], bytesOf(Int32Array.from([1, -2, 3, 2147483647]))));
   });
 

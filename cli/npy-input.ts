@@ -4,10 +4,11 @@
  * A file that needs nothing is sent byte for byte as it is.
  */
 import fs from 'node:fs';
+import { AppError } from '../shared/errors.js';
 import type { TensorSpec } from '../shared/protocol.js';
 import { npyHeader } from '../shared/npy.js';
 import { elementCount, itemSize } from '../shared/tensor.js';
-import { type Cast, castChunk, castFor, castSizes, describeCast } from './dtype-cast.js';
+import { type Cast, castChunk, castFor, castSizes, castTarget, describeCast } from './dtype-cast.js';
 import { FORTRAN_BUDGET_BYTES, fortranToC, sameInBothOrders } from './fortran-order.js';
 import { type NpyFileHeader, readNpyFileHeader } from './npy-file-header.js';
 
@@ -55,15 +56,14 @@ async function* asIs(file: string): AsyncGenerator<Uint8Array> {
  */
 function* cOrderData(head: NpyFileHeader, budget: number): Generator<Uint8Array> {
   const size = itemSize(head.dtype);
+  const step = Math.floor(CHUNK_BYTES / size) * size;
   if (head.fortran && !sameInBothOrders(head.shape)) {
-    const step = Math.floor(CHUNK_BYTES / size) * size;
     for (const pass of fortranToC(head, budget)) {
       for (let at = 0; at < pass.byteLength; at += step) yield pass.subarray(at, at + step);
     }
     return;
   }
   const total = elementCount(head.shape) * size;
-  const step = Math.floor(CHUNK_BYTES / size) * size;
   const fd = fs.openSync(head.file, 'r');
   try {
     for (let at = 0; at < total; at += step) {
@@ -71,7 +71,7 @@ function* cOrderData(head: NpyFileHeader, budget: number): Generator<Uint8Array>
       let got = 0;
       while (got < chunk.byteLength) {
         const n = fs.readSync(fd, chunk, got, chunk.byteLength - got, head.dataOffset + at + got);
-        if (n === 0) throw new Error(`${head.file}: the file ended early`);
+        if (n === 0) throw new AppError('INVALID_PAYLOAD', `${head.file}: the file ended early (truncated .npy data)`);
         got += n;
       }
       yield chunk;
@@ -82,7 +82,7 @@ function* cOrderData(head: NpyFileHeader, budget: number): Generator<Uint8Array>
 }
 
 async function* converted(head: NpyFileHeader, input: string, cast: Cast | null, budget: number): AsyncGenerator<Uint8Array> {
-  const dtype = cast ? (cast.split('->')[1] as NpyFileHeader['dtype']) : head.dtype;
+  const dtype = cast ? castTarget(cast) : head.dtype;
   yield npyHeader(dtype, head.shape);
   const itemElements = elementCount(head.shape.slice(1));
   const from = cast ? castSizes(cast).from : 1;
