@@ -279,7 +279,7 @@ describe('volunteer page (Chromium, real server)', () => {
     await api.cancelJob(next.job.id);
   }, 180_000);
 
-  it('computes nothing before Start; Start measures the backends and runs the task; Stop disconnects', async () => {
+  it('computes nothing before Start; Start runs the task on wasm at once and times the backends beside it; Stop disconnects', async () => {
     // Earlier tests' pages are closed; once the server has seen them go, every worker that joins is this test's.
     await expect.poll(() => server.app.workers.size, { timeout: 15_000 }).toBe(0);
     const workers = watchWorkers();
@@ -307,11 +307,19 @@ describe('volunteer page (Chromium, real server)', () => {
     const done = await waitForJob(job.id, p, 150_000);
     await expectMatchesReference(done, dims, input);
 
-    const status = await p.page.evaluate(() => window.tabgrid!.status());
-    expect(status.tasksDone).toBe(1);
+    const first = await p.page.evaluate(() => window.tabgrid!.status());
+    expect(first.tasksDone).toBe(1);
+    // The first task did not wait for WebGPU's timing: it ran on wasm.
+    expect(first.backend).toBe('wasm');
+    // The runtime was fetched once the volunteer clicked (before, nothing was: checked above).
+    expect(p.requests.filter((u) => u.includes('/ort/') && u.endsWith('.wasm')).length).toBeGreaterThan(0);
     const device = await p.page.evaluate(() => window.tabgrid!.device());
     if (device.available) {
-      // Both backends were timed on the first task, and the reason names both.
+      // Both backends were timed beside the first task (in a trial worker), and the reason names both.
+      await p.page.waitForFunction(() => / vs /.test(window.tabgrid!.status().backendReason ?? ''), undefined, { timeout: 120_000 });
+    }
+    const status = await p.page.evaluate(() => window.tabgrid!.status());
+    if (device.available) {
       expect(status.backendReason).toMatch(/^(wasm|webgpu): [\d,.]+ ms.* vs (wasm|webgpu) /);
       // A software adapter is far slower than WASM (see BROWSER-FACTS.md); a real GPU may win.
       if (device.adapter?.isFallbackAdapter) expect(status.backend).toBe('wasm');

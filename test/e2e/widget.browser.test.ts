@@ -27,7 +27,7 @@ import { launchChromium, watchProblems } from '../helpers/browser.js';
 import { ensureClientBuilt } from '../helpers/build-client.js';
 import { floatData, mlpModel } from '../helpers/models.js';
 import { startTestServer } from '../helpers/server.js';
-import { npyTensor, reference } from '../helpers/workers.js';
+import { npyTensor, reference, startWorkers } from '../helpers/workers.js';
 
 declare global {
   interface Window { tabgrid?: TabgridPage }
@@ -88,6 +88,7 @@ describe('widget on a third-party page (Chromium)', () => {
   let page: Page;
   let frame: Frame;
   let problems: string[];
+  const requests: string[] = [];
   /** Chromium logs a refused requestStorageAccess() as console errors; the refusal is expected here. */
   const storageRefusals: string[] = [];
   const model = mlpModel(IN, HIDDEN, OUT, 7);
@@ -125,6 +126,7 @@ describe('widget on a third-party page (Chromium)', () => {
     page.on('console', (msg) => {
       if (msg.type() === 'error' && msg.text().startsWith('requestStorageAccess:')) storageRefusals.push(msg.location().url);
     });
+    page.on('request', (req) => requests.push(req.url()));
     page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`); });
   }, 120_000);
 
@@ -144,13 +146,31 @@ describe('widget on a third-party page (Chromium)', () => {
     expect(new SiteTokens({ dataDir: server.dataDir, clock: systemClock }).verify(token ?? undefined)).toBe(hostUrl);
     expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
 
+    // The frame has drawn its offer: start-up ran (a remembered opt-in would have started the work by now).
+    await frame.waitForSelector('#opt-in:enabled', { timeout: 15_000 });
+    // A job made while the card sits unclicked is there to take: a headless worker computes all of it, and the
+    // frame never said hello (the only worker that joined is the headless one) and took none of its replicas.
+    const joined: string[] = [];
+    const onJoin = (id: string) => { joined.push(server.app.workers.get(id)?.kind ?? 'unknown'); };
+    server.app.events.on('worker:joined', onJoin);
     const { job: idleJob } = await job(2, 11);
-    await page.waitForTimeout(1_000);
+    const headless = startWorkers(server.url, 1, 1);
+    try {
+      expect((await api.waitJob(idleJob.id, undefined, 100)).status).toBe('completed');
+    } finally {
+      await headless.stop();
+      server.app.events.off('worker:joined', onJoin);
+    }
+    expect(joined).toEqual(['node']);
+    const res = await fetch(`${server.url}/api/v1/jobs/${idleJob.id}/replicas`, { headers: { authorization: `Bearer ${server.apiKey}` } });
+    const { replicas } = await res.json() as { replicas: { workerId: string }[] };
+    expect(replicas.length).toBeGreaterThan(0);
+    expect(new Set(replicas.map((r) => r.workerId)).size).toBe(1);
     expect(await status()).toMatchObject({ started: false, connected: false, state: 'idle', tasksDone: 0, site: hostUrl });
-    expect((await api.getJob(idleJob.id)).replicasIssued).toBe(0);
+    // Nor did it connect, fetch a model or load the runtime (that starts with the click).
+    expect(requests.filter((u) => u.includes('/socket.io/') || u.includes('/models/') || u.includes('/ort/'))).toEqual([]);
     expect(await frame.isVisible('#opt-in')).toBe(true);
     expect(await frame.textContent('#offer-throttle')).toBe(`${THROTTLE}%`);
-    await api.cancelJob(idleJob.id);
   });
 
   it('opts in with one click, computes a throttled job with correct outputs, and credits the volunteer and the site', async () => {
