@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -33,8 +32,16 @@ import { serverParser } from './api/socket-parser.js';
 import { attachDashboardSocket } from './api/dashboard-socket.js';
 import { assetHeaders, pageRouter } from './api/page-routes.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
+export const ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const CLIENT_DIST = path.join(ROOT, 'dist', 'client');
+
+function packageRoot(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'package.json'))) return d;
+    if (path.dirname(d) === d) throw new Error(`no package.json in ${dir} or above`);
+  }
+}
 
 export interface AppDeps { store: Store; blobs: BlobStore; clock: Clock; log: Logger; config: Config }
 
@@ -93,8 +100,6 @@ export function createApp(deps: AppDeps): App {
   const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, log: log.child({ mod: 'sockets' }) });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
   app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns }));
-  const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
-  app.use('/ort', express.static(ortDir, { maxAge: '7d', fallthrough: false }));
   app.use(pageRouter({ clientDist: CLIENT_DIST, siteTokens }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html', setHeaders: assetHeaders }));
   app.get('/', (_req, res) => {

@@ -2,26 +2,43 @@
  * The scheduler's working state in memory, with the store as its durable log. It wraps a Store and answers
  * what every lease and result asks (the open tasks of running jobs and their counts, leases, who ran what,
  * volunteers' standing, the replicas of open tasks and their outputs) from memory (live-tasks.ts,
- * live-replicas.ts); it writes the rows that changed once per unit of work, inside the caller's transaction
- * (the per-turn group commit of api/tick-batch.ts), so an acknowledged result is committed. Leases are never
- * written: they lapse on a restart anyway, and on start the memory is rebuilt from the store.
+ * live-replicas.ts); the rows that changed are written once, when the outermost transaction ends (the per-turn
+ * group commit of api/tick-batch.ts), so an acknowledged result is committed. Leases are never written: they
+ * lapse on a restart anyway, and on start the memory is rebuilt from the store.
  *
- * A unit that throws is undone in memory (an undo log) as the store undoes its savepoint. Reads the memory
- * cannot answer (researchers' queries, ended jobs, settled tasks) go to the store after the pending rows are
- * written, so they see what the scheduler sees.
+ * A unit that throws is undone in memory (unit-log.ts). Reads the memory cannot answer (researchers' queries,
+ * ended jobs, settled tasks) go to the store after the pending rows are written, so they see what the
+ * scheduler sees.
  */
 import type { JobStatus } from '../../shared/protocol.js';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, SiteRow, StageCounts, Store,
-  TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerPatch, VolunteerRow,
+  Savepoint, TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerPatch, VolunteerRow,
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
 import { LiveTasks } from './live-tasks.js';
+import { UnitLog } from './unit-log.js';
 
 /** Volunteers' records kept in memory before the ones not being written are let go. */
 const VOLUNTEER_LIMIT = 100_000;
 
 const byLeaseTime = (a: ReplicaRow, b: ReplicaRow) => a.leasedAt - b.leasedAt;
+
+/** What a task's row keeps across a restart (`active` is rebuilt from the replicas returned). */
+const DURABLE_TASK_COLUMNS = new Set<keyof TaskPatch>(['status', 'wanted', 'failures', 'error', 'doneAt', 'ready', 'readyAt', 'tainted']);
+
+/** Counts of settled tasks per stage in `tasks` (a job created with some already settled). */
+function settledCounts(tasks: TaskRow[]): StageCounts[] {
+  const by = new Map<number, StageCounts>();
+  for (const t of tasks) {
+    if (t.status === 'pending') continue;
+    const c = by.get(t.stage) ?? { stage: t.stage, total: 0, done: 0, failed: 0, pending: 0, running: 0 };
+    c.total++;
+    if (t.status === 'done') c.done++; else c.failed++;
+    by.set(t.stage, c);
+  }
+  return [...by.values()];
+}
 
 export class LiveStore implements Store {
   private readonly tasks = new LiveTasks();
@@ -31,16 +48,17 @@ export class LiveStore implements Store {
   private weights: Map<string, number> | null = null;
   /** Replicas the store has a row for (a lease gets one when it ends). */
   private readonly persisted = new Set<string>();
-  private readonly dirtyTasks = new Set<string>();
-  private readonly dirtyReplicas = new Set<string>();
-  private readonly dirtyVolunteers = new Set<string>();
   /** Replicas that may leave memory once this transaction has committed. */
   private readonly leaving = new Set<string>();
-  private depth = 0;
-  private undo: (() => void)[] = [];
+  /** Tasks settled in this transaction: they leave memory once it has committed. */
+  private readonly settling = new Set<string>();
+  /** The columns of each task changed since it was last written (a lease's count is never written). */
+  private readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
+  private readonly log: UnitLog;
 
   /** Rebuilds the working state of running jobs from `inner`; leases left in it from an older TabGrid are released. */
   constructor(private readonly inner: Store) {
+    this.log = new UnitLog({ store: inner, writeRow: (key) => this.writeRow(key), committed: () => this.committed(), abandoned: () => { this.leaving.clear(); this.settling.clear(); } });
     inner.transaction(() => {
       for (const r of inner.allLeased()) inner.updateReplica(r.id, { status: 'released' });
       for (const job of inner.listJobs()) if (job.status === 'running') this.goLive(job);
@@ -58,71 +76,60 @@ export class LiveStore implements Store {
       if (r.status === 'returned') returned.set(r.taskId, (returned.get(r.taskId) ?? 0) + 1);
     }
     // `active` counts leases too, and none survive a restart: it is what came back.
-    this.tasks.load(job, this.inner.tasksOfJob(job.id).map((t) => (t.status === 'pending' ? { ...t, active: returned.get(t.id) ?? 0 } : t)));
+    const open = this.inner.recoveryTasks(job.id).map((t) => (t.status === 'pending' ? { ...t, active: returned.get(t.id) ?? 0 } : t));
+    this.tasks.load(job, open, this.inner.stageCounts(job.id));
   }
 
   private noteUndo(fn: () => void): void {
-    if (this.depth > 0) this.undo.push(fn);
+    this.log.noteUndo(fn);
   }
 
   transaction<T>(fn: () => T): T {
-    this.flush();
-    const mark = this.undo.length;
-    this.depth++;
-    try {
-      const out = this.inner.transaction(() => {
-        const r = fn();
-        this.flush();
-        return r;
-      });
-      if (this.depth === 1) this.committed();
-      return out;
-    } catch (err) {
-      for (let i = this.undo.length - 1; i >= mark; i--) this.undo[i]!();
-      this.undo.length = mark;
-      this.dirtyTasks.clear(); this.dirtyReplicas.clear(); this.dirtyVolunteers.clear();
-      if (this.depth === 1) this.leaving.clear();
-      throw err;
-    } finally {
-      this.depth--;
-      if (this.depth === 0) this.undo = [];
-    }
+    return this.log.run(fn);
   }
 
-  /** Writes the rows changed since the last write. */
+  savepoint(): Savepoint {
+    return this.inner.savepoint();
+  }
+
   private flush(): void {
-    const { inner } = this;
-    for (const id of this.dirtyReplicas) {
+    this.log.flush();
+  }
+
+  /** Writes one changed row (`t:`, `r:` or `v:` and its id) as memory holds it. */
+  private writeRow(key: string): void {
+    const id = key.slice(2);
+    if (key[0] === 'r') {
       const r = this.replicas.get(id);
-      if (!r) continue;
+      if (!r) return;
       if (this.persisted.has(id)) {
-        inner.updateReplica(id, { status: r.status, backend: r.backend, runMs: r.runMs, error: r.error, returnedAt: r.returnedAt, workerClass: r.workerClass });
+        this.inner.updateReplica(id, { status: r.status, backend: r.backend, runMs: r.runMs, error: r.error, returnedAt: r.returnedAt, workerClass: r.workerClass });
       } else if (r.status !== 'leased') {
-        inner.insertReplica(r);
+        this.inner.insertReplica(r);
         this.persisted.add(id);
         this.noteUndo(() => this.persisted.delete(id));
       }
-    }
-    this.dirtyReplicas.clear();
-    for (const id of this.dirtyTasks) {
+    } else if (key[0] === 't') {
       const t = this.tasks.get(id);
-      if (t) {
-        inner.updateTask(id, {
-          status: t.status, wanted: t.wanted, active: t.active, failures: t.failures, error: t.error, doneAt: t.doneAt, ready: t.ready, readyAt: t.readyAt, tainted: t.tainted,
-        });
-      }
+      if (!t) return;
+      // The columns changed, or all of them when a rolled-back write is written again.
+      const keys = this.taskChanges.get(id) ?? DURABLE_TASK_COLUMNS;
+      this.taskChanges.delete(id);
+      const patch: Record<string, unknown> = {};
+      for (const k of keys) patch[k] = t[k];
+      this.inner.updateTask(id, patch as TaskPatch);
+    } else {
+      const v = this.volunteers.get(id);
+      if (!v) return;
+      const { id: _, createdAt: __, ...rest } = v;
+      this.inner.updateVolunteer(id, rest);
     }
-    this.dirtyTasks.clear();
-    for (const id of this.dirtyVolunteers) {
-      const { id: _, createdAt: __, ...rest } = this.volunteers.get(id)!;
-      inner.updateVolunteer(id, rest);
-    }
-    this.dirtyVolunteers.clear();
-    if (this.depth === 0) this.committed();
   }
 
   /** After a commit: what the store now holds and the scheduler no longer needs leaves memory. */
   private committed(): void {
+    for (const id of this.settling) this.tasks.evict(id);
+    this.settling.clear();
     for (const jobId of [...this.tasks.jobIds()]) {
       if (this.jobs.get(jobId)?.status === 'running') continue;
       for (const taskId of this.tasks.drop(jobId)) for (const r of this.replicas.ofTask(taskId)) this.leaving.add(r.id);
@@ -140,27 +147,27 @@ export class LiveStore implements Store {
   }
 
   close(): void {
-    this.flush();
+    this.transaction(() => {});
     this.inner.close();
   }
 
   // API keys, models and data sets: the store's, as they are.
 
-  insertApiKey(row: ApiKeyRow): void { this.inner.insertApiKey(row); this.weights = null; }
+  insertApiKey(row: ApiKeyRow): void { this.log.write(() => this.inner.insertApiKey(row)); this.weights = null; }
   findApiKey(keyHash: string): ApiKeyRow | undefined { return this.inner.findApiKey(keyHash); }
   listApiKeys(): ApiKeyRow[] { return this.inner.listApiKeys(); }
-  setApiKeyWeight(id: string, weight: number): boolean { this.weights = null; return this.inner.setApiKeyWeight(id, weight); }
-  revokeApiKey(id: string, at: number): boolean { return this.inner.revokeApiKey(id, at); }
+  setApiKeyWeight(id: string, weight: number): boolean { this.weights = null; return this.log.write(() => this.inner.setApiKeyWeight(id, weight)); }
+  revokeApiKey(id: string, at: number): boolean { return this.log.write(() => this.inner.revokeApiKey(id, at)); }
   countApiKeys(): number { return this.inner.countApiKeys(); }
-  putModel(row: ModelRow): void { this.inner.putModel(row); }
+  putModel(row: ModelRow): void { this.log.write(() => this.inner.putModel(row)); }
   getModel(hash: string): ModelRow | undefined { return this.inner.getModel(hash); }
-  putDataset(row: DatasetRow): void { this.inner.putDataset(row); }
+  putDataset(row: DatasetRow): void { this.log.write(() => this.inner.putDataset(row)); }
   getDataset(hash: string): DatasetRow | undefined { return this.inner.getDataset(hash); }
 
   // Volunteers: the records being used are kept and written back; rankings are the store's.
 
   volunteerFor(tokenHash: string, newId: string, now: number): { id: string; created: boolean } {
-    return this.inner.volunteerFor(tokenHash, newId, now);
+    return this.log.write(() => this.inner.volunteerFor(tokenHash, newId, now));
   }
 
   getVolunteer(id: string): VolunteerRow | undefined {
@@ -179,24 +186,23 @@ export class LiveStore implements Store {
     for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
     this.volunteers.set(id, next);
     this.noteUndo(() => this.volunteers.set(id, prev));
-    this.dirtyVolunteers.add(id);
-    if (this.depth === 0) this.flush();
+    this.log.touch(`v:${id}`);
   }
 
   listVolunteers(): VolunteerRow[] { this.flush(); return this.inner.listVolunteers(); }
   topVolunteers(limit: number): VolunteerRow[] { this.flush(); return this.inner.topVolunteers(limit); }
   volunteerRank(id: string): number { this.flush(); return this.inner.volunteerRank(id); }
   topTeams(limit: number): TeamRow[] { this.flush(); return this.inner.topTeams(limit); }
-  creditSite(origin: string, credit: number, now: number): void { this.inner.creditSite(origin, credit, now); }
-  topSites(limit: number): SiteRow[] { return this.inner.topSites(limit); }
+  creditSite(origin: string, credit: number, now: number): void { this.log.defer(() => this.inner.creditSite(origin, credit, now)); }
+  topSites(limit: number): SiteRow[] { this.flush(); return this.inner.topSites(limit); }
 
   // Jobs.
 
   createJob(job: JobRow, tasks: TaskRow[]): void {
-    this.inner.createJob(job, tasks);
+    this.log.write(() => this.inner.createJob(job, tasks));
     this.jobs.set(job.id, job);
     if (job.status !== 'running') return;
-    this.tasks.load(job, tasks);
+    this.tasks.load(job, tasks.filter((t) => t.status === 'pending' || t.canary), settledCounts(tasks));
     this.noteUndo(() => { this.tasks.drop(job.id); this.jobs.delete(job.id); });
   }
 
@@ -224,8 +230,7 @@ export class LiveStore implements Store {
   }
 
   setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {
-    this.flush();
-    this.inner.setJobStatus(id, status, at, error);
+    this.log.write(() => this.inner.setJobStatus(id, status, at, error));
     const prev = this.getJob(id);
     if (!prev) return;
     const next: JobRow = { ...prev, status, finishedAt: status === 'running' ? null : at, error };
@@ -259,22 +264,24 @@ export class LiveStore implements Store {
   canaryCount(jobId: string): number { return this.inner.canaryCount(jobId); }
 
   failedTasks(jobId: string): TaskRow[] {
-    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.failedTasks(jobId); }
-    return [...this.tasks.tasksOf(jobId)].filter((t) => t.status === 'failed').sort((a, b) => a.batch - b.batch);
+    if (this.tasks.taskCounts(jobId)?.failed === 0) return [];
+    this.flush();
+    return this.inner.failedTasks(jobId);
   }
 
   taintedCount(jobId: string): number {
-    return this.tasks.tainted(jobId) ?? (this.flush(), this.inner.taintedCount(jobId));
+    this.flush();
+    return this.inner.taintedCount(jobId);
   }
 
   taintedTasks(jobId: string): TaskRow[] {
-    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.taintedTasks(jobId); }
-    return [...this.tasks.tasksOf(jobId)].filter((t) => t.tainted);
+    this.flush();
+    return this.current(this.inner.taintedTasks(jobId));
   }
 
-  tasksOfJob(jobId: string): TaskRow[] {
-    if (!this.tasks.has(jobId)) { this.flush(); return this.inner.tasksOfJob(jobId); }
-    return [...this.tasks.tasksOf(jobId)];
+  recoveryTasks(jobId: string): TaskRow[] {
+    this.flush();
+    return this.inner.recoveryTasks(jobId);
   }
 
   recoveryReplicas(jobId: string): ReplicaRow[] {
@@ -371,16 +378,33 @@ export class LiveStore implements Store {
   }
 
   updateTask(id: string, patch: TaskPatch): void {
-    const prev = this.tasks.get(id);
-    if (!prev) { this.flush(); this.inner.updateTask(id, patch); return; }
-    const next = { ...prev };
-    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
-    if (prev.status !== 'pending' && next.status === 'pending') this.reloadReplicas(id);
-    this.tasks.set(next);
-    this.noteUndo(() => this.tasks.set(prev));
-    this.dirtyTasks.add(id);
-    if (next.status !== 'pending') for (const r of this.replicas.ofTask(id)) this.leaving.add(r.id);
-    if (this.depth === 0) this.flush();
+    let prev = this.tasks.get(id);
+    const adopted = !prev;
+    if (!prev) {
+      // A settled task of a running job (it left memory) comes back; any other goes to the store as it is.
+      const stored = this.inner.getTask(id);
+      if (!stored || !this.tasks.has(stored.jobId)) { this.log.write(() => this.inner.updateTask(id, patch)); return; }
+      prev = stored;
+    }
+    const before = prev;
+    const next = { ...before };
+    let changes = this.taskChanges.get(id);
+    for (const [k, v] of Object.entries(patch) as [keyof TaskPatch, unknown][]) {
+      if (v === undefined || next[k] === v) continue;
+      (next as Record<string, unknown>)[k] = v;
+      if (k !== 'active') (changes ??= new Set()).add(k);
+    }
+    if (before.status !== 'pending' && next.status === 'pending') this.reloadReplicas(id);
+    this.tasks.set(next, before);
+    this.noteUndo(() => { this.tasks.set(before, next); if (adopted) this.tasks.evict(id); });
+    if (next.status !== 'pending') {
+      this.settling.add(id);
+      for (const r of this.replicas.ofTask(id)) this.leaving.add(r.id);
+    }
+    if (changes) {
+      this.taskChanges.set(id, changes);
+      this.log.touch(`t:${id}`);
+    }
   }
 
   /** A settled task opened again: its replicas come back into memory, so who ran it still counts. */
@@ -394,11 +418,10 @@ export class LiveStore implements Store {
     }
   }
 
-  clearTaskResult(id: string): void { this.inner.clearTaskResult(id); }
-  taskResult(id: string): Uint8Array | undefined { return this.inner.taskResult(id); }
-  setTaskResult(id: string, result: Uint8Array): void { this.inner.setTaskResult(id, result); }
-
-  setTaskResultOf(id: string, replicaId: string): void { this.inner.setTaskResultOf(id, replicaId); }
+  clearTaskResult(id: string): void { this.log.defer(() => this.inner.clearTaskResult(id)); }
+  taskResult(id: string): Uint8Array | undefined { this.flush(); return this.inner.taskResult(id); }
+  setTaskResult(id: string, result: Uint8Array): void { this.log.defer(() => this.inner.setTaskResult(id, result)); }
+  setTaskResultOf(id: string, replicaId: string): void { this.log.defer(() => this.inner.setTaskResultOf(id, replicaId)); }
 
   taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
     this.flush();
@@ -410,8 +433,7 @@ export class LiveStore implements Store {
   insertReplica(row: ReplicaRow): void {
     this.replicas.set(row.id, row);
     this.noteUndo(() => this.replicas.set(row.id, undefined));
-    if (row.status !== 'leased') this.dirtyReplicas.add(row.id);
-    if (this.depth === 0) this.flush();
+    if (row.status !== 'leased') this.log.touch(`r:${row.id}`);
   }
 
   getReplica(id: string): ReplicaRow | undefined {
@@ -420,14 +442,13 @@ export class LiveStore implements Store {
 
   updateReplica(id: string, patch: ReplicaPatch): void {
     const prev = this.replicas.get(id);
-    if (!prev) { this.flush(); this.inner.updateReplica(id, patch); return; }
+    if (!prev) { this.log.write(() => this.inner.updateReplica(id, patch)); return; }
     const next = { ...prev };
     for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
     this.replicas.set(id, next);
     this.noteUndo(() => this.replicas.set(id, prev));
-    this.dirtyReplicas.add(id);
     this.leaving.add(id);
-    if (this.depth === 0) this.flush();
+    this.log.touch(`r:${id}`);
   }
 
   /** Outputs are written at once (a returned replica is part of the durable log) and kept while their task is open. */
@@ -435,7 +456,7 @@ export class LiveStore implements Store {
     const prev = this.replicas.outputsOf(id);
     this.replicas.setOutputs(id, outputs);
     this.noteUndo(() => this.replicas.setOutputs(id, prev));
-    this.inner.setReplicaOutputs(id, outputs);
+    this.log.defer(() => this.inner.setReplicaOutputs(id, outputs));
   }
 
   replicaOutputs(id: string): Uint8Array | undefined {
@@ -479,6 +500,6 @@ export class LiveStore implements Store {
     return rows.sort(byLeaseTime);
   }
 
-  recordClassPair(a: string, b: string, agree: boolean): void { this.inner.recordClassPair(a, b, agree); }
-  classPairs(): ClassPairRow[] { return this.inner.classPairs(); }
+  recordClassPair(a: string, b: string, agree: boolean): void { this.log.defer(() => this.inner.recordClassPair(a, b, agree)); }
+  classPairs(): ClassPairRow[] { this.flush(); return this.inner.classPairs(); }
 }

@@ -1,7 +1,8 @@
 /**
- * The tasks of running jobs, in memory: each task's row, the tasks of each stage that want another replica in
- * the order they are handed out, and each stage's counts. A lease, a result or a count reads this instead of
- * the store, at a cost that does not grow with the job's size or the number of workers.
+ * The open tasks of running jobs, in memory: each open (or known-answer) task's row, the tasks of each stage that
+ * want another replica in the order they are handed out, and each stage's counts. A lease, a result or a count
+ * reads this instead of the store, at a cost that does not grow with the job's size or the number of workers.
+ * A settled task leaves memory (`evict`) once the store has it; its counts stay.
  *
  * A stage's queue is its tasks in batch order with a head that moves past the ones handed out; a task that
  * wants a replica again (a lease lapsed, replicas disagreed) goes to the stage's retry set, which is looked at
@@ -27,11 +28,10 @@ interface LiveJob {
   job: JobRow;
   /** Stages, last first (later stages finish batches that earlier ones started). */
   stages: StageQueue[];
-  /** Every task id, in batch order within each stage. */
-  ids: string[];
+  /** Ids of the tasks in memory. */
+  ids: Set<string>;
   /** Tasks that want a replica and have one or more out or back (candidates for a stall). */
   partial: Set<string>;
-  tainted: number;
   /** Done known-answer tasks (probes for newcomers). */
   canaries: string[];
 }
@@ -73,34 +73,48 @@ export class LiveTasks {
     return this.rows.size;
   }
 
-  /** Takes a running job's tasks in (in batch order within each stage). */
-  load(job: JobRow, tasks: Iterable<TaskRow>): void {
+  /**
+   * Takes a running job in: its open and known-answer tasks (in batch order within each stage), and the counts of
+   * each stage's tasks settled (done or failed) as the store has them.
+   */
+  load(job: JobRow, tasks: Iterable<TaskRow>, settled: StageCounts[]): void {
     const stages = job.stageModels.map((model, stage): StageQueue => ({
       stage, model, order: [], head: 0, inOrder: new Set(), retry: new Set(), counts: emptyCounts(stage),
     }));
-    const live: LiveJob = { job, stages, ids: [], partial: new Set(), tainted: 0, canaries: [] };
+    for (const c of settled) {
+      const q = stages[c.stage];
+      if (q) { q.counts.total = c.done + c.failed; q.counts.done = c.done; q.counts.failed = c.failed; }
+    }
+    const live: LiveJob = { job, stages, ids: new Set(), partial: new Set(), canaries: [] };
     this.jobs.set(job.id, live);
     const sorted = [...tasks].sort((a, b) => a.stage - b.stage || a.batch - b.batch);
     for (const t of sorted) {
       const q = stages[t.stage]!;
       this.rows.set(t.id, t);
-      live.ids.push(t.id);
-      count(q.counts, t, 1);
+      live.ids.add(t.id);
+      if (t.status === 'pending') count(q.counts, t, 1);
       if (wanting(t) && t.active > 0) live.partial.add(t.id);
-      if (t.tainted) live.tainted++;
       if (t.canary && t.status === 'done') live.canaries.push(t.id);
       if (wanting(t)) { q.order.push(t.id); q.inOrder.add(t.id); }
     }
     stages.reverse();
   }
 
-  /** Lets a job's tasks go (it ended); returns their ids. */
+  /** Lets a job's tasks go (it ended); returns the ids of those that were in memory. */
   drop(jobId: string): string[] {
     const live = this.jobs.get(jobId);
     if (!live) return [];
     this.jobs.delete(jobId);
     for (const id of live.ids) this.rows.delete(id);
-    return live.ids;
+    return [...live.ids];
+  }
+
+  /** A settled task leaves memory (the store has it); it stays counted. Known-answer tasks stay (they are probes). */
+  evict(id: string): void {
+    const t = this.rows.get(id);
+    if (!t || t.status === 'pending' || t.canary) return;
+    this.rows.delete(id);
+    this.jobs.get(t.jobId)?.ids.delete(id);
   }
 
   updateJob(job: JobRow): void {
@@ -112,16 +126,18 @@ export class LiveTasks {
     return this.rows.get(id);
   }
 
-  /** Replaces a task's row (of a live job), keeping queues and counts in step. */
-  set(next: TaskRow): void {
+  /**
+   * Replaces a task's row (of a live job), keeping queues and counts in step. A settled task that left memory
+   * comes back with `prev`, its row as the store has it (a task opened again).
+   */
+  set(next: TaskRow, prev: TaskRow | undefined = this.rows.get(next.id)): void {
     const live = this.jobs.get(next.jobId);
-    const prev = this.rows.get(next.id);
     if (!live || !prev) return;
     this.rows.set(next.id, next);
+    live.ids.add(next.id);
     const q = live.stages.find((s) => s.stage === next.stage)!;
     count(q.counts, prev, -1);
     count(q.counts, next, 1);
-    live.tainted += (next.tainted ? 1 : 0) - (prev.tainted ? 1 : 0);
     if (next.canary && next.status === 'done' && prev.status !== 'done') live.canaries.push(next.id);
     if (wanting(next) && !wanting(prev) && !q.inOrder.has(next.id)) q.retry.add(next.id);
     if (wanting(next) && next.active > 0) live.partial.add(next.id); else live.partial.delete(next.id);
@@ -174,20 +190,16 @@ export class LiveTasks {
     return live && [...live.stages].reverse().filter((q) => q.counts.total > 0).map((q) => ({ ...q.counts }));
   }
 
-  tainted(jobId: string): number | undefined {
-    return this.jobs.get(jobId)?.tainted;
-  }
-
   /** Done known-answer tasks of running jobs, job by job. */
   doneCanaries(jobId: string): readonly string[] {
     return this.jobs.get(jobId)?.canaries ?? [];
   }
 
-  /** Every task of a job (for the rare whole-job looks: failed, tainted, canaries not ready). */
+  /** A job's tasks in memory: open and known-answer ones. */
   *tasksOf(jobId: string): Iterable<TaskRow> {
     const live = this.jobs.get(jobId);
     if (!live) return;
-    for (const id of live.ids) yield this.rows.get(id)!;
+    for (const id of live.ids) { const t = this.rows.get(id); if (t) yield t; }
   }
 
   /** Open tasks that want a replica and already have one or more (stalled candidates), oldest jobs first. */

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
-  RunningJobRow, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
+  RunningJobRow, Savepoint, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
@@ -13,6 +13,7 @@ import {
   replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
+import { assignableTasks, probeTasks } from './sqlite-pick.js';
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -26,6 +27,7 @@ export class SqliteStore implements Store {
   private readonly tasks = new RowCache<TaskRow>(100_000);
   private readonly replicas = new RowCache<ReplicaRow>(100_000);
   private readonly volunteers = new RowCache<VolunteerRow>(50_000);
+  private savepoints = 0;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -69,6 +71,19 @@ export class SqliteStore implements Store {
       this.clearCaches();
       throw err;
     }
+  }
+
+  savepoint(): Savepoint {
+    const name = `live_${++this.savepoints}`;
+    this.db.exec(`SAVEPOINT ${name}`);
+    return {
+      release: () => this.db.exec(`RELEASE ${name}`),
+      rollback: () => {
+        this.db.exec(`ROLLBACK TO ${name}`);
+        this.db.exec(`RELEASE ${name}`);
+        this.clearCaches();
+      },
+    };
   }
 
   private clearCaches(): void {
@@ -259,8 +274,9 @@ export class SqliteStore implements Store {
     return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND tainted = 1').get(jobId) as { n: number }).n;
   }
 
-  tasksOfJob(jobId: string): TaskRow[] {
-    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? ORDER BY stage, batch`).all(jobId) as Row[]).map(taskFromRow);
+  recoveryTasks(jobId: string): TaskRow[] {
+    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND (status = 'pending' OR canary = 1) ORDER BY stage, batch`).all(jobId) as Row[])
+      .map(taskFromRow);
   }
 
   recoveryReplicas(jobId: string): ReplicaRow[] {
@@ -273,37 +289,7 @@ export class SqliteStore implements Store {
   }
 
   assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
-    // One running job at a time, in priority order: within a job the tasks_open index gives the tasks that
-    // want a replica in order, so the query stops at `limit`. Model filters are written into the statement
-    // only when present (one prepared statement per shape): an empty filter costs nothing.
-    const list = (ms: string[]) => ms.map(() => '?').join(', ');
-    const conds: string[] = [];
-    const args: unknown[] = [];
-    if (filter.models) { conds.push(`t.model IN (${list(filter.models)})`); args.push(...filter.models); }
-    if (filter.excludeModels?.length) { conds.push(`t.model NOT IN (${list(filter.excludeModels)})`); args.push(...filter.excludeModels); }
-    if (filter.deferModels?.length) {
-      conds.push(`(t.model NOT IN (${list(filter.deferModels)}) OR t.ready_at <= ?)`);
-      args.push(...filter.deferModels, filter.readySince ?? 0);
-    }
-    if (filter.models?.length === 0) return [];
-    // The limit is written into the statement: SQLite stops at a literal LIMIT several times sooner than at a bound one.
-    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
-    if (n === 0) return [];
-    const pick = this.q(`SELECT ${t(TASK_COLS)} FROM tasks t INDEXED BY tasks_open
-      WHERE t.job_id = ? AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted
-        ${conds.map((c) => `AND ${c}`).join(' ')}
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = ?
-                        AND r.status IN ('leased', 'returned', 'failed', 'invalid'))
-      ORDER BY t.stage DESC, t.batch LIMIT ${n}`);
-    const out: TaskRow[] = [];
-    const jobs = filter.jobs ?? (this.q(`SELECT id FROM jobs WHERE status = 'running' ORDER BY priority DESC, created_at, id`).all() as { id: string }[]).map((j) => j.id);
-    for (const id of jobs) {
-      for (const r of pick.all(id, ...args, volunteerId) as Row[]) {
-        out.push(this.tasks.set(r.id as string, taskFromRow(r)));
-        if (out.length >= n) return out;
-      }
-    }
-    return out;
+    return assignableTasks((sql) => this.q(sql), volunteerId, limit, filter).map((r) => this.tasks.set(r.id, r));
   }
 
   hasUnfinishedTasks(jobId: string): boolean {
@@ -311,30 +297,7 @@ export class SqliteStore implements Store {
   }
 
   probeTasks(volunteerId: string, limit: number): TaskRow[] {
-    // Running jobs in random order, and in each the canaries from a random batch on (wrapping around), through
-    // the canaries' own index: a random pick without reading and sorting every canary of every job.
-    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
-    if (n === 0) return [];
-    const jobs = this.q(`SELECT id, items, batch_size FROM jobs WHERE status = 'running'`).all() as { id: string; items: number; batch_size: number }[];
-    for (let i = jobs.length - 1; i > 0; i--) {
-      const k = Math.floor(Math.random() * (i + 1));
-      [jobs[i], jobs[k]] = [jobs[k]!, jobs[i]!];
-    }
-    const pick = (from: string) => this.q(`SELECT ${t(TASK_COLS)} FROM tasks t INDEXED BY tasks_canary_pick
-      WHERE t.job_id = ? AND t.canary = 1 AND t.status = 'done' AND t.batch ${from} ?
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND +r.volunteer_id = ?)
-      ORDER BY t.batch LIMIT ${n}`);
-    const out: TaskRow[] = [];
-    for (const job of jobs) {
-      const start = Math.floor(Math.random() * Math.ceil(job.items / job.batch_size));
-      for (const rows of [pick('>='), pick('<')]) {
-        for (const r of rows.all(job.id, start, volunteerId) as Row[]) {
-          out.push(taskFromRow(r));
-          if (out.length >= n) return out;
-        }
-      }
-    }
-    return out;
+    return probeTasks((sql) => this.q(sql), volunteerId, limit);
   }
 
   unreadyCanaries(): TaskRow[] {

@@ -185,8 +185,13 @@ export interface TaskFilter {
 /** What fair share needs to know of a running job. */
 export interface RunningJobRow { id: string; owner: string; priority: number; createdAt: number; weight: number }
 
+/** A savepoint opened inside a transaction: released (kept) or rolled back to, once. */
+export interface Savepoint { release(): void; rollback(): void }
+
 export interface Store {
   transaction<T>(fn: () => T): T;
+  /** Opens a savepoint inside the current transaction (for a caller that undoes its own memory as well). */
+  savepoint(): Savepoint;
   close(): void;
 
   insertApiKey(row: ApiKeyRow): void;
@@ -232,8 +237,8 @@ export interface Store {
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
-  /** Every task of a job, by stage and batch (recovery: the scheduler's memory is rebuilt from these). */
-  tasksOfJob(jobId: string): TaskRow[];
+  /** A job's open and known-answer tasks, by stage and batch (recovery: the scheduler's memory is rebuilt from these). */
+  recoveryTasks(jobId: string): TaskRow[];
   /** The replicas of a job's open and known-answer tasks, oldest first (recovery). */
   recoveryReplicas(jobId: string): ReplicaRow[];
   /** Tasks of the job marked tainted. */
