@@ -24,7 +24,7 @@ import {
 import type { SiteTokens } from '../auth/site-tokens.js';
 import type { AppEvents } from '../events.js';
 import { asBytes } from '../../shared/tensor.js';
-import { ResultRefused, type Scheduler } from '../scheduler/scheduler.js';
+import { ResultRefused, type Scheduler, type WorkerInfo } from '../scheduler/scheduler.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Store } from '../store/store.js';
 import { type SocketGuardConfig, SocketGuards } from './socket-guards.js';
@@ -32,25 +32,13 @@ import { Refusal, TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
 
 export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
+export type { WorkerInfo };
 type WorkerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
-
-export interface WorkerInfo {
-  workerId: string;
-  volunteerId: string;
-  kind: 'browser' | 'node';
-  backends: string[];
-  adapter?: Record<string, unknown>;
-  /** The embedding site credited for its work, from a valid site token; null without one. */
-  site: string | null;
-  /** The network origin it connected from (see origin.ts). */
-  origin: string;
-  connectedAt: number;
-}
 
 /** A connected worker as the admin's views show it (REST and the dashboard feed). */
 export const workerView = (w: WorkerInfo): WorkerView => ({
   workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends, adapter: w.adapter as AdapterInfo | undefined,
-  site: w.site, origin: w.origin, connectedAt: w.connectedAt,
+  site: w.site, origin: w.origin ?? '', connectedAt: w.connectedAt,
 });
 
 export interface WorkerSocketDeps {
@@ -64,7 +52,7 @@ export interface WorkerSocketDeps {
   siteTokens: SiteTokens;
 }
 
-/** Wires the worker events; returns the live worker table (for status pages). */
+/** Wires the worker events; returns the live worker table (the scheduler's, for status pages). */
 export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerInfo> {
   const { io, scheduler, store, clock, log, events, siteTokens } = deps;
   const statsOf = (volunteerId: string): VolunteerStats => {
@@ -74,7 +62,6 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       quarantined: v.quarantinedAt !== null, rank: store.volunteerRank(volunteerId),
     };
   };
-  const workers = new Map<string, WorkerInfo>();
   const socketOf = new Map<string, WorkerSocket>();
   const batch = new TickBatch(store, log);
   const guards = new SocketGuards({ io, config: deps.config, clock, log });
@@ -112,11 +99,9 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       workerId = `w-${randomBytes(6).toString('hex')}`;
       const site = siteTokens.verify(hello.siteToken);
       const origin = guards.originOf(socket);
-      workers.set(workerId, {
-        workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, origin, connectedAt: clock.now(),
-      });
       socketOf.set(workerId, socket);
       scheduler.connect(workerId, volunteer.id, {
+        kind: hello.kind, backends: hello.backends, adapter: hello.adapter,
         adapterClass: `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site, origin, cached: hello.cached, limits: hello.limits,
       });
       guards.greeted(socket);
@@ -126,7 +111,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     });
 
     const volunteerOf = () => {
-      const w = workers.get(registered());
+      const w = scheduler.workerTable.get(registered());
       if (!w) throw new AppError('UNAUTHORIZED', 'this connection has closed');
       return w.volunteerId;
     };
@@ -176,7 +161,6 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     socket.on('disconnect', () => {
       if (!workerId) return;
       const id = workerId;
-      workers.delete(id);
       socketOf.delete(id);
       events.emit('worker:left', id);
       // In turn with the events before it: a result that arrived just before the socket closed still counts.
@@ -195,5 +179,5 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     jobChanged: (jobId) => events.emit('job:changed', jobId),
     volunteerQuarantined: (volunteerId) => events.emit('volunteer:quarantined', volunteerId),
   });
-  return workers;
+  return scheduler.workerTable;
 }

@@ -19,7 +19,7 @@ import { type Effects, Settler, noEffects } from './settle.js';
 import { Stragglers } from './stragglers.js';
 import { TaskPicker, type WorkerEntry, type WorkerProfile } from './task-picker.js';
 
-export type { WorkerProfile } from './task-picker.js';
+export type { WorkerEntry, WorkerInfo, WorkerProfile } from './task-picker.js';
 export { ResultRefused, type ResultMeta, type SchedulerConfig, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
 
 /** Consecutive idle workers that find nothing before a dispatch stops looking. */
@@ -89,7 +89,8 @@ export class Scheduler {
   /** A worker said hello. */
   connect(workerId: string, volunteerId: string, profile: WorkerProfile = {}): void {
     const w: WorkerEntry = {
-      volunteerId, demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null, origin: profile.origin ?? null,
+      workerId, volunteerId, kind: profile.kind ?? 'node', backends: profile.backends ?? [], adapter: profile.adapter, connectedAt: this.deps.clock.now(),
+      demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null, origin: profile.origin ?? null,
       held: new Set(profile.cached ?? []), limits: profile.limits ?? {},
     };
     const before = this.workers.get(workerId);
@@ -123,6 +124,11 @@ export class Scheduler {
 
   get connectedWorkers(): number {
     return this.workers.size;
+  }
+
+  /** The connected workers (the one table of them), by worker id: for reading; only the scheduler changes it. */
+  get workerTable(): Map<string, WorkerEntry> {
+    return this.workers;
   }
 
   /** Leases up to `slots` tasks now; the rest is remembered as demand and filled when work appears. */

@@ -7,13 +7,29 @@ import { AppError } from '../../shared/errors.js';
 import type { JobRow, ModelRow, Store, TaskRow } from '../store/store.js';
 import type { Clock } from './clock.js';
 
-/** What a worker told us about itself in its hello. */
+/** A connected worker as the views show it (REST and the dashboard feed, for admins). */
+export interface WorkerInfo {
+  workerId: string;
+  volunteerId: string;
+  kind: 'browser' | 'node';
+  backends: string[];
+  adapter?: Record<string, unknown>;
+  /** The embedding site credited for its work, from a valid site token; null without one. */
+  site: string | null;
+  /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones; null in tests. */
+  origin: string | null;
+  connectedAt: number;
+}
+
+/** What a worker told us about itself in its hello (and where it connected from). */
 export interface WorkerProfile {
+  kind?: 'browser' | 'node';
+  backends?: string[];
+  adapter?: Record<string, unknown>;
   /** Its GPU's vendor|architecture. */
   adapterClass?: string;
   /** Origin of the page embedding the widget it runs in (from a site token the server signed, not the worker's word). */
   site?: string | null;
-  /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones. */
   origin?: string;
   /** Models (shards) it already holds. */
   cached?: string[];
@@ -21,14 +37,10 @@ export interface WorkerProfile {
   limits?: Record<string, number>;
 }
 
-/** A connected worker, as the scheduler keeps it. */
-export interface WorkerEntry {
-  volunteerId: string;
+/** A connected worker: the one table of workers (the scheduler keeps it; the socket layer and views read it). */
+export interface WorkerEntry extends WorkerInfo {
   demand: number;
   adapterClass: string;
-  site: string | null;
-  /** Its network origin; null for workers of tests that connect without one. */
-  origin: string | null;
   /** Models it holds (reported, or handed to it since). */
   held: Set<string>;
   limits: Record<string, number>;
