@@ -1,8 +1,10 @@
 /**
  * The researchers' dashboard feed: socket.io namespace `/dashboard` on the app's server. The API key comes
  * in the handshake's `auth`; a bad or missing key is refused before the connection opens. The feed follows
- * the app's event bus and coalesces: a job that changes a thousand times a second is pushed at most once
- * per `flushMs`, the worker list once per `workersMs`, and throughput is sampled every `sampleMs`.
+ * the app's event bus (job created, leased, settled, cancelled: the scheduler reports each) and coalesces: a
+ * job that changes a thousand times a second is pushed at most once per `flushMs`, the worker list once per
+ * `workersMs`, and throughput is sampled every `sampleMs`. It never polls the store for jobs, and what it keeps
+ * is bounded: the running jobs, the `keepFinished` most recently finished, and `keepSamples` samples.
  */
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
@@ -27,9 +29,11 @@ export interface DashboardTiming {
   verifyMs: number;
   /** Samples kept for a dashboard that connects later. */
   keepSamples: number;
+  /** Finished jobs the feed keeps following (views, samples, verification); older ones are let go. */
+  keepFinished: number;
 }
 
-export const DEFAULT_DASHBOARD_TIMING: DashboardTiming = { flushMs: 500, workersMs: 1000, sampleMs: 2000, verifyMs: 3000, keepSamples: 300 };
+export const DEFAULT_DASHBOARD_TIMING: DashboardTiming = { flushMs: 500, workersMs: 1000, sampleMs: 2000, verifyMs: 3000, keepSamples: 300, keepFinished: 100 };
 
 export interface DashboardDeps {
   io: TabGridIo;
@@ -37,7 +41,7 @@ export interface DashboardDeps {
   keys: ApiKeys;
   store: Store;
   events: AppEvents;
-  workers: Map<string, WorkerInfo>;
+  workers: ReadonlyMap<string, WorkerInfo>;
   clock: Clock;
   log: Logger;
   timing?: Partial<DashboardTiming>;
@@ -88,12 +92,17 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
   const done = new Map<string, number>();
   const owners = new Map<string, string>();
   const running = new Set<string>();
+  /** Finished jobs still followed, oldest first. */
+  const finished = new Set<string>();
   const samples: ThroughputSample[] = [];
   /** Each job's count in the samples so far: a finished job appears once more, then no longer. */
   const sampled = new Map<string, number>();
   const changed = new Set<string>();
   /** What was last pushed per job, so an unchanged view is not pushed again. */
   const pushed = new Map<string, string>();
+  /** Verification figures of finished jobs (they no longer change) and of running ones since they last changed. */
+  const verified = new Map<string, JobVerification>();
+  const verifyStale = new Set<string>();
   let flushTimer: NodeJS.Timeout | null = null;
   let workersTimer: NodeJS.Timeout | null = null;
   let verification: VerificationView | null = null;
@@ -102,10 +111,24 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
 
   const visibleTo = (key: ApiKeyRow) => (jobId: string) => key.admin || owners.get(jobId) === key.id;
 
+  const forget = (id: string) => {
+    for (const m of [done, owners, sampled, pushed, verified]) m.delete(id);
+    for (const set of [running, finished, verifyStale, changed]) set.delete(id);
+  };
+
   const track = (id: string, view: JobView, owner: string) => {
+    if (!owners.has(id) || done.get(id) !== view.tasks.done || running.has(id) !== (view.status === 'running')) verifyStale.add(id);
     owners.set(id, owner);
     done.set(id, view.tasks.done);
-    if (view.status === 'running') running.add(id); else running.delete(id);
+    if (view.status === 'running') {
+      running.add(id);
+      finished.delete(id);
+      return;
+    }
+    running.delete(id);
+    finished.delete(id);
+    finished.add(id);
+    while (finished.size > timing.keepFinished) forget(finished.values().next().value!);
   };
 
   const computeVerification = (): VerificationView => {
@@ -115,7 +138,11 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     const agree = classes.reduce((a, c) => a + c.agree, 0);
     const disagree = classes.reduce((a, c) => a + c.disagree, 0);
     const perJob: Record<string, JobVerification> = {};
-    for (const id of owners.keys()) perJob[id] = jobVerification(store.replicasOfJob(id));
+    for (const id of owners.keys()) {
+      if (verifyStale.has(id) || !verified.has(id)) verified.set(id, jobVerification(store.replicasOfJob(id)));
+      perJob[id] = verified.get(id)!;
+    }
+    verifyStale.clear();
     return { agreement: agree + disagree ? agree / (agree + disagree) : null, classes, jobs: perJob };
   };
 
@@ -187,19 +214,7 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     workersTimer.unref();
   };
 
-  /**
-   * Job creation and leasing do not go through the event bus, so while anyone watches, running and unseen
-   * jobs are looked at once per sample too (an unchanged view is not pushed).
-   */
-  const poll = () => {
-    if (nsp.sockets.size === 0) return;
-    for (const row of jobs.list('', true)) if (row.status === 'running' || !owners.has(row.id)) changed.add(row.id);
-    if (flushTimer) clearTimeout(flushTimer);
-    flushJobs();
-  };
-
   const sample = () => {
-    try { poll(); } catch (err) { log.error({ err }, 'dashboard poll failed'); }
     if (running.size === 0 && nsp.sockets.size === 0) return;
     const s: ThroughputSample = { at: clock.now(), done: {} };
     for (const [id, n] of done) {
@@ -235,8 +250,10 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     const key = socket.data.key;
     void socket.join(key.admin ? ADMIN_ROOM : ownerRoom(key.id));
     try {
+      // Its running jobs and the most recent others (newest first), not every job it ever ran.
       const rows = jobs.list(key.id, key.admin);
-      const views = rows.map((row) => {
+      const recent = rows.filter((row, i) => row.status === 'running' || i < timing.keepFinished);
+      const views = recent.map((row) => {
         const view = jobs.view(row);
         track(row.id, view, row.owner);
         return view;
