@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
+import type { EventSink, SettleEventMap } from '../events.js';
 import type { JobRow, Store, TaskRow } from '../store/store.js';
 import type { ReputationPolicy } from '../verify/reputation.js';
 import type { Clock } from './clock.js';
@@ -54,6 +55,8 @@ export interface SchedulerDeps {
   taskInputs(job: JobRow, task: TaskRow): WireTensor[];
   /** Random numbers in [0, 1), injectable for tests. */
   random?: () => number;
+  /** Told of each verification outcome as it is decided (the metrics count them). */
+  observer?: EventSink<SettleEventMap>;
 }
 
 export interface ResultMeta { backend: string; runMs: number }

@@ -45,7 +45,7 @@ export class Scheduler {
     this.stragglers = new Stragglers(deps.config.stragglers);
     this.settler = new Settler({
       store: deps.store, clock: deps.clock, log: deps.log, reputation: deps.config.reputation ?? DEFAULT_REPUTATION, maxFailures: deps.config.maxFailures,
-      vouchersOnline: () => this.vouchersOnline,
+      vouchersOnline: () => this.vouchersOnline, observer: deps.observer,
     });
     this.random = deps.random ?? Math.random;
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });

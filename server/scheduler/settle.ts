@@ -5,12 +5,14 @@
  * Also what the server's own runs decide: a task the volunteers could not settle, and audits of accepted results
  * (a refuted one quarantines everyone who agreed with it and reopens or marks what they helped accept).
  * Runs inside the caller's transaction; collects the workers to notify for the caller to send after commit.
+ * Reports each outcome to an optional observer (the metrics count them) as it is decided.
  */
 import type { Logger } from 'pino';
 import { compareOutputs } from '../../shared/compare.js';
 import { packTensors, unpackTensors } from '../../shared/tensor-pack.js';
 import { safeText } from '../../shared/safe-text.js';
 import type { Tensor } from '../../shared/tensor.js';
+import type { EventSink, SettleEventMap } from '../events.js';
 import { type JobRow, type ReplicaRow, type Store, type TaskRow, type VolunteerRow, taskId } from '../store/store.js';
 import { type Outcome, type ReputationPolicy, applyOutcome, isVetted, isYoung, undoInvalid } from '../verify/reputation.js';
 import { decide } from '../verify/verifier.js';
@@ -47,7 +49,13 @@ export class Settler {
     store: Store; clock: Clock; log: Logger; reputation: ReputationPolicy; maxFailures: number;
     /** Whether a vetted volunteer is connected (one who could vouch for newcomers' replicas). */
     vouchersOnline?: () => boolean;
+    /** Told of each outcome as it is decided (server/events.ts SettleEventMap). */
+    observer?: EventSink<SettleEventMap>;
   }) {}
+
+  private report<K extends keyof SettleEventMap>(event: K, ...args: SettleEventMap[K]): void {
+    this.deps.observer?.emit(event, ...args);
+  }
 
   volunteer(id: string): VolunteerRow {
     return this.deps.store.getVolunteer(id) ?? { id, createdAt: 0, ...FRESH };
@@ -165,7 +173,9 @@ export class Settler {
       if (!ok) store.updateReplica(r.id, { status: 'invalid', error: REFUTED });
       else if (r.error === DISAGREED) store.updateReplica(r.id, { error: null });
     }
+    this.report('task:accepted', returned.length, 'server');
     for (const { r, ok } of returned) {
+      this.report('result:judged', ok ? 'accepted' : 'disagreed', 1);
       if (ok) this.outcome(r.volunteerId, 'valid', items, fx, r.site);
       else this.outcome(r.volunteerId, 'canary-fail', 0, fx);
     }
@@ -181,6 +191,7 @@ export class Settler {
     if (!task || !job || task.status !== 'pending' || job.status !== 'running') return;
     const reason = `the server's own run failed too: ${safeText(error.trim(), 500)}`;
     store.updateTask(task.id, { status: 'failed', error: reason });
+    this.report('task:settled', 'failed', task.canary);
     store.setJobStatus(job.id, 'failed', clock.now(), `batch ${task.batch}: ${reason}`);
     this.withdraw(store.leasedInJob(job.id), fx);
     log.warn({ jobId: job.id, taskId: task.id, reason }, 'task failed on the server too; job failed');
@@ -199,6 +210,7 @@ export class Settler {
     const expected = task?.status === 'done' ? store.taskResult(task.id) : undefined;
     if (!task || !job || !expected) return true;
     const verdict = compareOutputs(outputs, unpackTensors(expected), job);
+    this.report('audit:judged', verdict.verdict !== 'agree');
     if (verdict.verdict === 'agree') return true;
     const behind = store.replicasOfTask(task.id, 'returned').filter((r) => r.error === null);
     log.warn({ taskId: task.id, volunteers: behind.map((r) => r.volunteerId), detail: verdict.detail }, 'audit refuted an accepted result');
@@ -236,6 +248,7 @@ export class Settler {
     if (!expected) return false;
     const verdict = compareOutputs(outputs, unpackTensors(expected), job);
     const ok = verdict.verdict === 'agree';
+    this.report('result:judged', ok ? 'accepted' : 'disagreed', 1);
     store.updateReplica(replica.id, { status: 'returned', error: ok ? null : `wrong answer: ${verdict.verdict === 'disagree' ? verdict.detail : ''}` });
     const items = task.itemEnd - task.itemStart;
     this.outcome(replica.volunteerId, task.canary ? (ok ? 'canary-pass' : 'canary-fail') : ok ? 'valid' : 'invalid', items, fx, replica.site);
@@ -290,6 +303,9 @@ export class Settler {
         if (inFlight > 0) this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
         const items = task.itemEnd - task.itemStart;
         const now = clock.now();
+        this.report('task:accepted', counted.length, 'quorum');
+        this.report('result:judged', 'accepted', d.agreeing.length);
+        if (d.disagreeing.length > 0) this.report('result:judged', 'disagreed', d.disagreeing.length);
         fx.accepted.push({ task: current, young: d.agreeing.some((id) => isYoung(this.volunteer(byId.get(id)!.volunteerId), now, this.deps.reputation)) });
         for (const id of d.agreeing) this.outcome(byId.get(id)!.volunteerId, 'valid', items, fx, byId.get(id)!.site);
         for (const id of d.disagreeing) {
@@ -303,6 +319,7 @@ export class Settler {
   /** Takes a leased replica out of play; `reason` non-null counts it as a failure of its task. */
   dropReplica(r: ReplicaRow, status: 'expired' | 'released', reason: string | null, fx: Effects): void {
     const { store } = this.deps;
+    if (status === 'expired') this.report('lease:expired');
     const task = store.getTask(r.taskId);
     const job = store.getJob(r.jobId);
     if (!task || !job || task.status !== 'pending') {
@@ -331,6 +348,8 @@ export class Settler {
     // Reasons carry strangers' text (an error report, an output's name): escaped before anyone reads them.
     reason = safeText(reason, 600);
     store.updateReplica(r.id, { status, error: reason });
+    if (status === 'invalid') this.report('result:judged', 'refused', 1);
+    else if (status === 'failed') this.report('replica:errored');
     if (task.status !== 'pending') return;
     const failures = task.failures + 1;
     const active = task.active - (wasActive ? 1 : 0);
@@ -344,6 +363,7 @@ export class Settler {
   /** A task is verified: the next stage of its batch becomes ready, or the job may be complete. Returns whether new work appeared. */
   taskDone(task: TaskRow): boolean {
     const { store, clock } = this.deps;
+    this.report('task:settled', 'done', task.canary);
     const job = store.getJob(task.jobId)!;
     if (task.stage < job.stageModels.length - 1) {
       store.updateTask(taskId(job.id, task.stage + 1, task.batch), { ready: true, readyAt: clock.now() });
