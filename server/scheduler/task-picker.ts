@@ -44,6 +44,8 @@ export interface WorkerEntry extends WorkerInfo {
   /** Models it holds (reported, or handed to it since). */
   held: Set<string>;
   limits: Record<string, number>;
+  /** The models too big for it, as of the picker's `modelsSeen` count (so a lease does not re-check every model). */
+  tooBig?: { seen: number; hashes: string[] };
 }
 
 export class TaskPicker {
@@ -103,7 +105,10 @@ export class TaskPicker {
   candidates(w: WorkerEntry, slots: number, jobs: string[]): TaskRow[] {
     const { store, clock, shardAffinityMs } = this.deps;
     if (slots <= 0) return [];
-    const tooBig = [...this.models.values()].filter((m) => !fits(w, m)).map((m) => m.hash);
+    if (w.tooBig?.seen !== this.models.size) {
+      w.tooBig = { seen: this.models.size, hashes: [...this.models.values()].filter((m) => !fits(w, m)).map((m) => m.hash) };
+    }
+    const tooBig = w.tooBig.hashes;
     const mine = [...w.held].filter((h) => !tooBig.includes(h));
     const first = mine.length > 0 ? store.assignableTasks(w.volunteerId, slots, { models: mine, jobs }) : [];
     if (first.length >= slots) return first;
