@@ -139,6 +139,13 @@ export class LiveReplicas {
     return this.leasedIn(this.leasesByOrigin, origin);
   }
 
+  /** Every replica of a job in memory (a scan: for a job's deletion, which is rare). */
+  ofJob(jobId: string): ReplicaRow[] {
+    const out: ReplicaRow[] = [];
+    for (const r of this.rows.values()) if (r.jobId === jobId) out.push(r);
+    return out;
+  }
+
   /** Task ids with replicas in memory. */
   taskIds(): IterableIterator<string> {
     return this.byTask.keys();

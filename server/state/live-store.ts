@@ -12,7 +12,7 @@
  */
 import type { JobStatus } from '../../shared/protocol.js';
 import type {
-  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, SiteRow, StageCounts, Store,
+  ApiKeyRow, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, SiteRow, StageCounts, Store,
   Savepoint, TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerPatch, VolunteerRow,
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
@@ -499,6 +499,38 @@ export class LiveStore implements Store {
     for (const r of this.replicas.leasedInJob(jobId)) if (!this.persisted.has(r.id)) rows.push(r);
     return rows.sort(byLeaseTime);
   }
+
+  // Retention: the store's, after what is pending; a deleted job is forgotten here too.
+
+  /**
+   * Deletes a job and forgets it: its tasks, its replicas (leases included: cancel a running job first, so its
+   * workers are told) and their outputs leave memory. A unit of its own: a delete is not undone in memory.
+   */
+  deleteJob(id: string): boolean {
+    if (this.log.inTransaction) throw new Error('deleteJob is a unit of its own: call it outside a transaction');
+    this.flush();
+    const deleted = this.inner.deleteJob(id);
+    for (const taskId of this.tasks.drop(id)) {
+      this.taskChanges.delete(taskId);
+      this.settling.delete(taskId);
+    }
+    for (const r of this.replicas.ofJob(id)) {
+      this.replicas.set(r.id, undefined);
+      this.persisted.delete(r.id);
+      this.leaving.delete(r.id);
+    }
+    this.jobs.delete(id);
+    return deleted;
+  }
+
+  jobsToPrune(): string[] { this.flush(); return this.inner.jobsToPrune(); }
+  pruneReplicaOutputs(jobId: string): number { return this.log.write(() => this.inner.pruneReplicaOutputs(jobId)); }
+  jobsFinishedBefore(at: number): string[] { this.flush(); return this.inner.jobsFinishedBefore(at); }
+  jobBytes(jobId: string): JobBytes { this.flush(); return this.inner.jobBytes(jobId); }
+  blobUsers(hashes: string[]): Map<string, number> { this.flush(); return this.inner.blobUsers(hashes); }
+  markUnusedBlobs(now: number): void { this.log.write(() => this.inner.markUnusedBlobs(now)); }
+  removeUnusedBlobs(since: number): RemovedBlobs { return this.log.write(() => this.inner.removeUnusedBlobs(since)); }
+  compact(): void { if (!this.log.inTransaction) this.inner.compact(); }
 
   recordClassPair(a: string, b: string, agree: boolean): void { this.log.defer(() => this.inner.recordClassPair(a, b, agree)); }
   classPairs(): ClassPairRow[] { this.flush(); return this.inner.classPairs(); }

@@ -9,9 +9,10 @@ CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, key_hash TEXT UNIQUE N
   admin INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER,
   weight REAL NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, inputs TEXT NOT NULL,
-  outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL);
+  outputs TEXT NOT NULL, opsets TEXT NOT NULL, weight_bytes INTEGER NOT NULL, largest_weight INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  unused_since INTEGER);
 CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL,
-  data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
+  data_offset INTEGER NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, unused_since INTEGER);
 CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, name TEXT, team TEXT,
   valid INTEGER NOT NULL DEFAULT 0, invalid INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
   streak INTEGER NOT NULL DEFAULT 0, canary_passed INTEGER NOT NULL DEFAULT 0, canary_failed INTEGER NOT NULL DEFAULT 0,
@@ -20,7 +21,8 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name 
   stage_models TEXT NOT NULL,
   inputs TEXT NOT NULL, items INTEGER NOT NULL, batch_size INTEGER NOT NULL, replicas INTEGER NOT NULL,
   max_replicas INTEGER NOT NULL, rtol REAL NOT NULL, atol REAL NOT NULL, priority INTEGER NOT NULL,
-  adaptive INTEGER NOT NULL, canary_rate REAL NOT NULL, status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
+  adaptive INTEGER NOT NULL, canary_rate REAL NOT NULL, status TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER,
+  keep_replica_outputs INTEGER NOT NULL DEFAULT 0, outputs_pruned INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, priority, created_at);
 CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, stage INTEGER NOT NULL,
   model TEXT NOT NULL, batch INTEGER NOT NULL,
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS class_pairs (a TEXT NOT NULL, b TEXT NOT NULL, agree 
   disagree INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
 `;
 /** Bumped with each schema change; a database from a newer TabGrid is refused rather than misread. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /**
  * Upgrades a schema-1 database before SCHEMA runs: tensors move out of `replicas.outputs` and `tasks.result`
@@ -90,6 +92,18 @@ ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
 /** Upgrades a schema-3 database: each API key's weight in the fair share between researchers. */
 export const MIGRATE_3_TO_4 = `
 ALTER TABLE api_keys ADD COLUMN weight REAL NOT NULL DEFAULT 1;
+`;
+
+/**
+ * Upgrades a schema-4 database: a job may keep its replicas' outputs (they are dropped once it ends otherwise), and
+ * which ended jobs have had them dropped; models and data sets no job refers to carry the time they were first seen
+ * so (removed after a grace period). Jobs that ended before the upgrade have their outputs dropped on the first sweep.
+ */
+export const MIGRATE_4_TO_5 = `
+ALTER TABLE jobs ADD COLUMN keep_replica_outputs INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN outputs_pruned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN unused_since INTEGER;
+ALTER TABLE datasets ADD COLUMN unused_since INTEGER;
 `;
 
 export type Row = Record<string, unknown>;
@@ -121,6 +135,7 @@ export const jobFromRow = (r: Row): JobRow => ({
   error: (r.error as string | null) ?? null,
   createdAt: r.created_at as number,
   finishedAt: (r.finished_at as number | null) ?? null,
+  keepReplicaOutputs: r.keep_replica_outputs === 1,
 });
 
 export const taskFromRow = (r: Row): TaskRow => ({

@@ -1,19 +1,21 @@
 /**
- * The embedded store: SQLite through better-sqlite3 in WAL mode, one file in the data folder.
+ * The embedded store: SQLite through better-sqlite3 in WAL mode, one file in the data folder (sqlite-open.ts).
  * Statements are prepared once; JSON columns hold small structured values (specs, shapes).
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type {
-  ApiKeyRow, ClassPairRow, DatasetRow, JobRow, ModelRow, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
+  ApiKeyRow, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
   RunningJobRow, Savepoint, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, REPLICA_COLS, type Row, SCHEMA, SCHEMA_VERSION, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow,
+  REPLICA_COLS, type Row, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow,
   replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
+import { openDatabase } from './sqlite-open.js';
 import { assignableTasks, probeTasks } from './sqlite-pick.js';
+import * as retention from './sqlite-retention.js';
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -30,22 +32,11 @@ export class SqliteStore implements Store {
   private savepoints = 0;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    // The hot rows and indexes (open tasks, live replicas) stay in memory: SQLite's default cache is 2 MiB.
-    this.db.pragma('cache_size = -32768');
-    // Each scheduler step is a savepoint inside the turn's transaction; its undo copies stay in memory, not a temp file.
-    this.db.pragma('temp_store = MEMORY');
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new Error(`the database at ${path} is from a newer TabGrid (schema ${version}); upgrade TabGrid`);
-    if (version === 1) this.db.transaction(() => this.db.exec(MIGRATE_1_TO_2))();
-    if (version === 1 || version === 2) this.db.transaction(() => this.db.exec(MIGRATE_2_TO_3))();
-    if (version >= 1 && version <= 3) this.db.transaction(() => this.db.exec(MIGRATE_3_TO_4))();
-    this.db.exec(SCHEMA);
-    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.db = openDatabase(path);
   }
+
+  /** The prepared-statement cache, for the SQL kept in other files. */
+  private readonly sql = (text: string) => this.q(text);
 
   private q(sql: string): Database.Statement {
     let s = this.stmts.get(sql);
@@ -201,10 +192,13 @@ export class SqliteStore implements Store {
   createJob(job: JobRow, tasks: TaskRow[]): void {
     this.transaction(() => {
       this.q(`INSERT INTO jobs (id, owner, name, model, stage_models, inputs, items, batch_size, replicas, max_replicas, rtol, atol,
-        priority, adaptive, canary_rate, status, error, created_at, finished_at) VALUES (@id, @owner, @name, @model, @stageModels, @inputs,
-        @items, @batchSize, @replicas, @maxReplicas, @rtol, @atol, @priority, @adaptive, @canaryRate, @status, @error,
-        @createdAt, @finishedAt)`)
-        .run({ ...job, inputs: JSON.stringify(job.inputs), stageModels: JSON.stringify(job.stageModels), adaptive: job.adaptive ? 1 : 0 });
+        priority, adaptive, canary_rate, status, error, created_at, finished_at, keep_replica_outputs) VALUES (@id, @owner, @name, @model,
+        @stageModels, @inputs, @items, @batchSize, @replicas, @maxReplicas, @rtol, @atol, @priority, @adaptive, @canaryRate, @status, @error,
+        @createdAt, @finishedAt, @keep)`)
+        .run({
+          ...job, inputs: JSON.stringify(job.inputs), stageModels: JSON.stringify(job.stageModels), adaptive: job.adaptive ? 1 : 0,
+          keepReplicaOutputs: undefined, keep: job.keepReplicaOutputs ? 1 : 0,
+        });
       const ins = this.q(`INSERT INTO tasks (${TASK_COLS}) VALUES (@id, @jobId, @stage, @model, @batch, @itemStart, @itemEnd, @status,
         @canary, @ready, @readyAt, @wanted, @active, @failures, @error, @doneAt, @tainted)`);
       for (const task of tasks) ins.run({ ...task, canary: task.canary ? 1 : 0, ready: task.ready ? 1 : 0, tainted: task.tainted ? 1 : 0 });
@@ -230,7 +224,8 @@ export class SqliteStore implements Store {
 
   setJobStatus(id: string, status: JobStatus, at: number, error: string | null = null): void {
     const finishedAt = status === 'running' ? null : at;
-    this.q('UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?').run(status, finishedAt, error, id);
+    // A job that ends (again, after a rerun) has outputs to prune again.
+    this.q('UPDATE jobs SET status = ?, finished_at = ?, error = ?, outputs_pruned = 0 WHERE id = ?').run(status, finishedAt, error, id);
     this.jobs.patch(id, { status, finishedAt, error });
   }
 
@@ -439,6 +434,22 @@ export class SqliteStore implements Store {
   replicasOfJob(jobId: string): ReplicaRow[] {
     return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE job_id = ? ORDER BY leased_at, rowid`).all(jobId) as Row[]).map(replicaFromRow);
   }
+
+  deleteJob(id: string): boolean {
+    const deleted = this.transaction(() => retention.deleteJob(this.sql, id));
+    // Its tasks and replicas may be cached under ids not known here: a delete is rare, the caches refill.
+    this.clearCaches();
+    return deleted;
+  }
+
+  jobsToPrune(): string[] { return retention.jobsToPrune(this.sql); }
+  pruneReplicaOutputs(jobId: string): number { return retention.pruneReplicaOutputs(this.sql, jobId); }
+  jobsFinishedBefore(at: number): string[] { return retention.jobsFinishedBefore(this.sql, at); }
+  jobBytes(jobId: string): JobBytes { return retention.jobBytes(this.sql, jobId); }
+  blobUsers(hashes: string[]): Map<string, number> { return retention.blobUsers(this.sql, hashes); }
+  markUnusedBlobs(now: number): void { retention.markUnusedBlobs(this.sql, now); }
+  removeUnusedBlobs(since: number): RemovedBlobs { return retention.removeUnusedBlobs(this.sql, since); }
+  compact(): void { retention.compact(this.db); }
 
   recordClassPair(a: string, b: string, agree: boolean): void {
     const [x, y] = a <= b ? [a, b] : [b, a];

@@ -7,7 +7,7 @@ import type { JobRow, ReplicaRow, Store, TaskRow } from './store.js';
 const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
   id, owner: 'key-1', name: 'j', model: 'm'.repeat(64), stageModels: ['m'.repeat(64)], inputs: [{ name: 'x', dataset: 'd'.repeat(64), dtype: 'float32', shape: [4, 2], dataOffset: 128 }],
   items: 4, batchSize: 2, replicas: 2, maxReplicas: 3, rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: true, canaryRate: 0, status: 'running',
-  error: null, createdAt: 1000, finishedAt: null, ...over,
+  error: null, createdAt: 1000, finishedAt: null, keepReplicaOutputs: false, ...over,
 });
 const tasks = (jobId: string, n: number): TaskRow[] => Array.from({ length: n }, (_, b) => ({
   id: `${jobId}-t${b}`, jobId, stage: 0, model: 'm'.repeat(64), readyAt: 0, batch: b, itemStart: b * 2, itemEnd: b * 2 + 2, status: 'pending', canary: false, ready: true, wanted: 2, active: 0,
@@ -177,6 +177,125 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       // Rows handed out earlier are not changed under their holders by later writes.
       s.updateTask('j1-t0', { active: 2 });
       expect(before.task.active).toBe(0);
+    });
+
+    it('deletes a job with its tasks, replicas, their outputs and its results, and nothing of other jobs', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 3));
+      s.createJob(job('j2'), tasks('j2', 1));
+      s.transaction(() => {
+        for (const [id, taskId, jobId] of [['r1', 'j1-t0', 'j1'], ['r2', 'j1-t0', 'j1'], ['r3', 'j2-t0', 'j2']]) {
+          s.insertReplica(replica(id!, taskId!, jobId!, { volunteerId: `v-${id}` }));
+          s.setReplicaOutputs(id!, new Uint8Array([1, 2]));
+          s.updateReplica(id!, { status: 'returned', returnedAt: 11 });
+        }
+        s.insertReplica(replica('r4', 'j1-t2', 'j1'));
+        s.updateTask('j1-t2', { active: 1 });
+        s.setTaskResultOf('j1-t0', 'r1');
+        s.updateTask('j1-t0', { status: 'done', doneAt: 12 });
+        s.setTaskResult('j1-t1', new Uint8Array([7]));
+        s.updateTask('j1-t1', { status: 'done', doneAt: 12 });
+      });
+      expect(s.deleteJob('j1')).toBe(true);
+      expect(s.getJob('j1')).toBeUndefined();
+      expect(s.listJobs().map((j) => j.id)).toEqual(['j2']);
+      expect(s.runningJobs().map((j) => j.id)).toEqual(['j2']);
+      for (const t of ['j1-t0', 'j1-t1', 'j1-t2']) {
+        expect(s.getTask(t)).toBeUndefined();
+        expect(s.taskResult(t)).toBeUndefined();
+      }
+      for (const r of ['r1', 'r2', 'r4']) {
+        expect(s.getReplica(r)).toBeUndefined();
+        expect(s.replicaOutputs(r)).toBeUndefined();
+      }
+      expect(s.replicasOfJob('j1')).toEqual([]);
+      expect(s.allLeased()).toEqual([]);
+      expect(s.leasedByWorker('w1')).toEqual([]);
+      expect(s.assignableTasks('v9', 10).map((t) => t.id)).toEqual(['j2-t0']);
+      expect(s.taskCounts('j1')).toEqual({ total: 0, done: 0, failed: 0, pending: 0, running: 0 });
+      // The other job is whole.
+      expect(s.getReplica('r3')).toMatchObject({ status: 'returned' });
+      expect(Array.from(s.replicaOutputs('r3')!)).toEqual([1, 2]);
+      expect(s.deleteJob('j1')).toBe(false);
+    });
+
+    it('drops the outputs no result refers to once a job has ended, unless the job keeps them', () => {
+      const s = make();
+      s.createJob(job('j1'), tasks('j1', 1));
+      s.createJob(job('keep', { keepReplicaOutputs: true }), tasks('keep', 1));
+      expect(s.getJob('keep')!.keepReplicaOutputs).toBe(true);
+      expect(s.getJob('j1')!.keepReplicaOutputs).toBe(false);
+      s.transaction(() => {
+        for (const [id, taskId, jobId] of [['r1', 'j1-t0', 'j1'], ['r2', 'j1-t0', 'j1'], ['k1', 'keep-t0', 'keep'], ['k2', 'keep-t0', 'keep']]) {
+          s.insertReplica(replica(id!, taskId!, jobId!, { volunteerId: `v-${id}` }));
+          s.setReplicaOutputs(id!, new Uint8Array([id === 'r1' || id === 'k1' ? 1 : 2, 0, 0]));
+          s.updateReplica(id!, { status: 'returned', returnedAt: 11 });
+        }
+        s.updateTask('j1-t0', { active: 2 });
+        s.setTaskResultOf('j1-t0', 'r1');
+        s.updateTask('j1-t0', { status: 'done', doneAt: 12 });
+        s.setTaskResultOf('keep-t0', 'k1');
+        s.updateTask('keep-t0', { status: 'done', doneAt: 12 });
+      });
+      expect(s.jobBytes('j1')).toEqual({ outputs: 6, results: 0 });
+      // While the job runs, a reopened task is decided again from its other replicas: nothing is dropped.
+      expect(s.jobsToPrune()).toEqual([]);
+      expect(s.pruneReplicaOutputs('j1')).toBe(0);
+      expect(s.replicaOutputs('r2')).toBeDefined();
+      s.setJobStatus('j1', 'completed', 20);
+      s.setJobStatus('keep', 'completed', 21);
+      expect(s.jobsToPrune()).toEqual(['j1']);
+      expect(s.pruneReplicaOutputs('j1')).toBe(1);
+      expect(s.replicaOutputs('r2')).toBeUndefined();
+      expect(Array.from(s.replicaOutputs('r1')!)).toEqual([1, 0, 0]);
+      expect(Array.from(s.taskResult('j1-t0')!)).toEqual([1, 0, 0]);
+      expect(s.jobBytes('j1')).toEqual({ outputs: 3, results: 0 });
+      expect(s.jobsToPrune()).toEqual([]);
+      expect(s.replicaOutputs('k2')).toBeDefined();
+      // A job that runs again (a rerun) and ends again has outputs to drop again.
+      s.setJobStatus('j1', 'running', 30);
+      s.setJobStatus('j1', 'completed', 31);
+      expect(s.jobsToPrune()).toEqual(['j1']);
+    });
+
+    it('lists ended jobs by the time they finished, and counts the result bytes of its own a job holds', () => {
+      const s = make();
+      s.createJob(job('a'), tasks('a', 2));
+      s.createJob(job('b'), []);
+      s.createJob(job('c'), []);
+      s.setJobStatus('a', 'completed', 50);
+      s.setJobStatus('b', 'cancelled', 40);
+      expect(s.jobsFinishedBefore(39)).toEqual([]);
+      expect(s.jobsFinishedBefore(50)).toEqual(['b', 'a']);
+      s.setTaskResult('a-t0', new Uint8Array(10));
+      s.setTaskResult('a-t1', new Uint8Array(5));
+      expect(s.jobBytes('a')).toEqual({ outputs: 0, results: 15 });
+      expect(s.jobBytes('c')).toEqual({ outputs: 0, results: 0 });
+    });
+
+    it('notes models and data sets no job refers to, and removes their rows once noted long enough', () => {
+      const s = make();
+      const model = (hash: string) => ({ hash, size: 10, inputs: [], outputs: [], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 1 });
+      const dataset = (hash: string) => ({ hash, dtype: 'float32' as const, shape: [4, 2], dataOffset: 128, size: 32, createdAt: 1 });
+      const [m, stage, unused, d, e] = ['m', 's', 'u', 'd', 'e'].map((c) => c.repeat(64)) as [string, string, string, string, string];
+      for (const h of [m, stage, unused]) s.putModel(model(h));
+      for (const h of [d, e]) s.putDataset(dataset(h));
+      s.createJob(job('j1'), tasks('j1', 1));
+      s.createJob(job('j2', { stageModels: [stage], status: 'completed' }), []);
+      expect(Object.fromEntries(s.blobUsers([m, stage, unused, d, e]))).toEqual({ [m]: 2, [stage]: 1, [unused]: 0, [d]: 2, [e]: 0 });
+      s.markUnusedBlobs(100);
+      s.markUnusedBlobs(150); // noted already: keeps its first time
+      expect(s.removeUnusedBlobs(99)).toEqual({ models: [], datasets: [] });
+      expect(s.removeUnusedBlobs(100)).toEqual({ models: [unused], datasets: [e] });
+      expect(s.getModel(unused)).toBeUndefined();
+      expect(s.getDataset(e)).toBeUndefined();
+      // A stage model is unused once its job is gone; one used again before the grace ends is kept.
+      expect(s.deleteJob('j2')).toBe(true);
+      s.markUnusedBlobs(200);
+      s.createJob(job('j3', { model: stage, stageModels: [stage] }), []);
+      expect(s.removeUnusedBlobs(1000)).toEqual({ models: [], datasets: [] });
+      expect(s.getModel(stage)).toBeDefined();
+      s.compact();
     });
 
     if (reopen) {

@@ -65,6 +65,8 @@ export interface JobRow {
   error: string | null;
   createdAt: number;
   finishedAt: number | null;
+  /** Keep every replica's outputs after the job ends (absent: false; only those a result refers to are kept). */
+  keepReplicaOutputs?: boolean;
 }
 
 export const TaskStatus = { pending: 'pending', done: 'done', failed: 'failed' } as const;
@@ -185,6 +187,13 @@ export interface TaskFilter {
 /** What fair share needs to know of a running job. */
 export interface RunningJobRow { id: string; owner: string; priority: number; createdAt: number; weight: number }
 
+/** Bytes a job holds in the store: its replicas' outputs, and the results the server computed (a result that is a
+ * replica's outputs is counted once, under outputs). */
+export interface JobBytes { outputs: number; results: number }
+
+/** What a removal of unreferenced models and data sets took away (their blob files are the caller's to remove). */
+export interface RemovedBlobs { models: string[]; datasets: string[] }
+
 /** A savepoint opened inside a transaction: released (kept) or rolled back to, once. */
 export interface Savepoint { release(): void; rollback(): void }
 
@@ -295,6 +304,32 @@ export interface Store {
   allLeased(): ReplicaRow[];
   leasedByVolunteer(volunteerId: string): ReplicaRow[];
   replicasOfJob(jobId: string): ReplicaRow[];
+
+  // Retention: deleting jobs, dropping outputs no result needs, forgetting unreferenced models and data sets.
+
+  /** Removes a job with its tasks, replicas, replicas' outputs and results; false when there is no such job. */
+  deleteJob(id: string): boolean;
+  /** Ended jobs (not running) whose unneeded replica outputs have not been dropped yet, and that do not keep them. */
+  jobsToPrune(): string[];
+  /**
+   * Drops the outputs of a job's replicas that no task result refers to, and notes the job as pruned (until its
+   * status changes again); returns how many were dropped.
+   */
+  pruneReplicaOutputs(jobId: string): number;
+  /** Ended jobs that finished at or before `at`, oldest first. */
+  jobsFinishedBefore(at: number): string[];
+  jobBytes(jobId: string): JobBytes;
+  /** How many jobs refer to each of these models (as the model or a stage) or data sets, by hash. */
+  blobUsers(hashes: string[]): Map<string, number>;
+  /**
+   * Notes models and data sets no job refers to as unused since `now` (those already noted keep their time), and
+   * clears the note on those a job refers to again.
+   */
+  markUnusedBlobs(now: number): void;
+  /** Removes the rows of models and data sets no job refers to that were noted unused at or before `since`. */
+  removeUnusedBlobs(since: number): RemovedBlobs;
+  /** Gives the space that deleted rows left back to the file system (a no-op where there is no file). */
+  compact(): void;
 
   /** Counts one comparison between results of two worker classes (order-independent). */
   recordClassPair(a: string, b: string, agree: boolean): void;
