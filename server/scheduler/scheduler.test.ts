@@ -201,7 +201,8 @@ describe('Scheduler', () => {
   it('hands the server an open task that no idle worker may take, once it has waited a while', () => {
     s = setup({ leaseMs: 60_000 });
     s.addJob(1);
-    for (const w of ['w1', 'w2']) s.scheduler.connect(w, `v-${w}`);
+    // w3 is online but never asks for work: the task could still go to it, so it waits for a while.
+    for (const w of ['w1', 'w2', 'w3']) s.scheduler.connect(w, `v-${w}`);
     const [a] = s.scheduler.requestWork('w1', 1);
     const [b] = s.scheduler.requestWork('w2', 1);
     s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
@@ -214,6 +215,18 @@ describe('Scheduler', () => {
     s.scheduler.sweep();
     expect(s.checks).toEqual([]);
     s.clock.advance(1_000);
+    s.scheduler.sweep();
+    expect(s.checks).toEqual([a.taskId]);
+  });
+
+  it('hands the server at once an open task that every volunteer online has run (a newcomer alone with the page)', () => {
+    s = setup({ leaseMs: 60_000 });
+    s.addJob(1);
+    s.scheduler.connect('w1', 'v-w1');
+    const [a] = s.scheduler.requestWork('w1', 1);
+    s.scheduler.submitResult('w1', a.replicaId, outputs(2, 1), { backend: 'cpu', runMs: 1 });
+    // A second replica is wanted from another volunteer, and there is none: no need to wait 15 s for one.
+    expect(s.scheduler.requestWork('w1', 1)).toEqual([]);
     s.scheduler.sweep();
     expect(s.checks).toEqual([a.taskId]);
   });

@@ -398,8 +398,9 @@ export class Scheduler {
    */
   private decideStalled(): void {
     const idle = [...this.workers.values()].some((w) => w.demand > 0);
+    const online = new Set([...this.workers.values()].map((w) => w.volunteerId));
     const fx = noEffects();
-    fx.checks.push(...this.stragglers.stalled(this.deps.store, this.deps.clock.now(), this.deps.config.stallMs ?? 15_000, idle));
+    fx.checks.push(...this.stragglers.stalled(this.deps.store, this.deps.clock.now(), this.deps.config.stallMs ?? 15_000, idle, online));
     if (fx.checks.length) this.deps.log.info({ tasks: fx.checks.length }, 'open tasks no idle worker may take: the server decides them');
     this.after(fx);
   }

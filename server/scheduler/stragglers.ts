@@ -79,11 +79,17 @@ export class Stragglers {
     });
   }
 
-  /** Open tasks that have waited `stallMs` while workers were `idle` (none are while nobody is idle). */
-  stalled(store: Store, now: number, stallMs: number, idle: boolean): TaskRow[] {
+  /**
+   * Open tasks that have waited `stallMs` while workers were `idle`, and at once those that no volunteer online
+   * may take (each has run it: a newcomer alone with the page, say), since waiting would only delay the answer.
+   */
+  stalled(store: Store, now: number, stallMs: number, idle: boolean, online: ReadonlySet<string>): TaskRow[] {
     const seen = new Map<string, number>();
     const out: TaskRow[] = [];
-    for (const task of idle ? store.stalledTasks(100) : []) {
+    for (const task of store.stalledTasks(100)) {
+      const ran = new Set(store.replicasOfTask(task.id).map((r) => r.volunteerId));
+      if ([...online].every((v) => ran.has(v))) { out.push(task); continue; }
+      if (!idle) continue;
       const since = this.stalledSince.get(task.id) ?? now;
       seen.set(task.id, since);
       if (now - since >= stallMs) out.push(task);
