@@ -86,14 +86,14 @@ export function removeUnusedBlobs(q: Query, since: number): RemovedBlobs {
 }
 
 /**
- * Puts a database in incremental auto-vacuum mode. A new one is set before its first table; one made before
- * (auto_vacuum NONE, SQLite's default) is rewritten once by VACUUM, which needs as much free disk as the file.
+ * Puts a database in incremental auto-vacuum mode. The mode is written in the file's header, which journal_mode = WAL
+ * has written already (as has any database made before schema 5, with SQLite's default NONE): VACUUM rewrites the
+ * file once in the new mode. On a big old database that takes a while and as much free disk as the file, once.
  */
 export function enableIncrementalVacuum(db: Database.Database): void {
   if (db.pragma('auto_vacuum', { simple: true }) === 2) return;
   db.pragma('auto_vacuum = INCREMENTAL');
-  const tables = (db.prepare(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'`).get() as { n: number }).n;
-  if (tables > 0) db.exec('VACUUM');
+  db.exec('VACUUM');
 }
 
 /**
