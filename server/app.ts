@@ -31,6 +31,11 @@ import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/work
 import { serverParser } from './api/socket-parser.js';
 import { attachDashboardSocket } from './api/dashboard-socket.js';
 import { assetHeaders, pageRouter } from './api/page-routes.js';
+import { opsRouter } from './api/ops-routes.js';
+import { openApiDocument } from './api/openapi.js';
+import { type RouteEntry, listRoutes } from './api/route-list.js';
+import { Metrics } from './metrics/metrics.js';
+import { timedWrites } from './metrics/timed-store.js';
 
 /** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
 export const ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -41,6 +46,11 @@ function packageRoot(dir: string): string {
     if (fs.existsSync(path.join(d, 'package.json'))) return d;
     if (path.dirname(d) === d) throw new Error(`no package.json in ${dir} or above`);
   }
+}
+
+/** The package's version, for the API document. */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 export interface AppDeps { store: Store; blobs: BlobStore; clock: Clock; log: Logger; config: Config }
@@ -56,17 +66,32 @@ export interface App {
   workers: Map<string, WorkerInfo>;
   jobs: JobService;
   keys: ApiKeys;
+  /** The Prometheus metrics (`GET /metrics`), on a registry of this app's own. */
+  metrics: Metrics;
+  /** Every HTTP route the app registers (what the OpenAPI document must describe). */
+  routes(): RouteEntry[];
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
   start(): Promise<number>;
-  /** Stops handing out work, waits briefly for results in flight, closes sockets, HTTP and the store. */
+  /**
+   * Stops handing out work (health answers 503 from here on), waits briefly for results in flight, closes sockets,
+   * HTTP and the store.
+   */
   stop(): Promise<void>;
 }
 
 export function createApp(deps: AppDeps): App {
   const { blobs, clock, log, config } = deps;
+  // Counts of state are read when scraped: the jobs from the store, the workers from the socket layer's table.
+  const metrics = new Metrics({
+    * jobStatuses() { for (const j of store.listJobs()) yield j.status; },
+    workers: () => workers.values(),
+  });
   // The scheduler's working state in memory, over the store as its durable log (rebuilt from it here).
-  const store = new LiveStore(deps.store);
+  const store = new LiveStore(timedWrites(deps.store, (op, seconds) => metrics.storeWrite(op, seconds)));
   const events = new AppEvents();
+  metrics.attach(events);
+  /** Why the server takes no work: set when `stop` begins. */
+  let draining: string | null = null;
   const datasets = new DatasetService({ store, blobs, clock });
   const inputs = new TaskInputs({ store, datasets });
   const scheduler = new Scheduler({
@@ -77,10 +102,12 @@ export function createApp(deps: AppDeps): App {
       auditRate: config.auditRate, reputation: { ...DEFAULT_REPUTATION, tenureMs: config.vetTenureMs },
     },
     taskInputs: (job, task) => inputs.of(job, task),
+    observer: events,
   });
   // The server's own runs: canaries' known answers, checks that decide what volunteers could not, audits.
   const serverRuns = new ServerRuns({
     store, blobs, log: log.child({ mod: 'server-runs' }), taskInputs: (job, task) => inputs.of(job, task), auditCpuShare: config.auditCpuShare,
+    observer: events,
   });
   serverRuns.setSink(scheduler);
   scheduler.setServerRuns(serverRuns);
@@ -99,7 +126,17 @@ export function createApp(deps: AppDeps): App {
   const siteTokens = new SiteTokens({ dataDir: config.dataDir, clock });
   const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, log: log.child({ mod: 'sockets' }) });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
-  app.use(restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns }));
+  let openApi: object | null = null;
+  app.use(opsRouter({
+    draining: () => draining,
+    workers: () => scheduler.connectedWorkers,
+    probeStore: () => { store.countApiKeys(); },
+    scrape: () => metrics.scrape(),
+    metricsToken: config.metricsToken,
+    openApi: () => (openApi ??= openApiDocument({ version: packageVersion() })),
+  }));
+  const restApi = restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns });
+  app.use(restApi);
   app.use(pageRouter({ clientDist: CLIENT_DIST, siteTokens }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html', setHeaders: assetHeaders }));
   app.get('/', (_req, res) => {
@@ -109,7 +146,8 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, serverRuns, events, workers, jobs, keys,
+    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics,
+    routes: () => listRoutes(app, [restApi]),
     async start() {
       const recovered = scheduler.recoverLeases();
       if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');
@@ -126,6 +164,7 @@ export function createApp(deps: AppDeps): App {
       return (server.address() as { port: number }).port;
     },
     async stop() {
+      draining ??= 'draining: the server is shutting down';
       scheduler.drain();
       serverRuns.stop();
       const deadline = Date.now() + config.shutdownGraceMs;
@@ -135,6 +174,7 @@ export function createApp(deps: AppDeps): App {
       await serverRuns.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      metrics.detach();
       store.close();
       blobs.close();
     },

@@ -45,6 +45,8 @@ export const configSchema = z.object({
   auditRate: z.coerce.number().min(0).max(1).default(0.03),
   /** How old (ms) a volunteer must be, besides its canaries and confirmed results, before it is vetted. */
   vetTenureMs: z.coerce.number().int().min(0).default(60_000),
+  /** When set, `GET /metrics` needs `Authorization: Bearer <token>` (TABGRID_METRICS_TOKEN); unset, the metrics are open. */
+  metricsToken: z.string().min(8, 'the metrics token needs 8 characters or more').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof configSchema>;
@@ -78,6 +80,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     auditCpuShare: pick(flags.auditCpuShare, env.TABGRID_AUDIT_CPU_SHARE),
     auditRate: pick(flags.auditRate, env.TABGRID_AUDIT_RATE),
     vetTenureMs: pick(flags.vetTenureMs, env.TABGRID_VET_TENURE_MS),
+    metricsToken: pick(flags.metricsToken, env.TABGRID_METRICS_TOKEN),
     logLevel: pick(flags.logLevel, env.LOG_LEVEL),
   });
 }

@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import type { DType, Tensor } from '../../shared/tensor.js';
 import type { WireTensor } from '../../shared/protocol.js';
+import type { EventSink, ServerRunEventMap } from '../events.js';
 import { fromOrtTensor, toOrtTensor } from '../onnx/ort-tensors.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { JobRow, Store, TaskRow } from '../store/store.js';
@@ -31,6 +32,8 @@ export interface ServerRunsDeps {
   auditCpuShare: number;
   /** Wall-clock milliseconds, for the busy share (real time: it measures CPU spent, it schedules nothing). */
   now?: () => number;
+  /** Told of each run as it ends and of each audit skipped (the metrics count them). */
+  observer?: EventSink<ServerRunEventMap>;
 }
 
 export interface ServerRunStats { canaries: number; checks: number; audits: number; auditsSkipped: number; failed: number; busyMs: number }
@@ -77,6 +80,7 @@ export class ServerRuns {
   audit(task: TaskRow): boolean {
     if (this.audits.length >= MAX_AUDITS_QUEUED || this.busyShare() >= this.deps.auditCpuShare) {
       this.stats.auditsSkipped++;
+      this.deps.observer?.emit('audit:skipped');
       return false;
     }
     return this.enqueue(task, 'audit');
@@ -152,6 +156,7 @@ export class ServerRuns {
     this.queued.delete(`${kind}:${task.id}`);
     if (this.stopped || !res || !this.sink) return;
     if (res.error) this.stats.failed++;
+    this.deps.observer?.emit('server-run:done', kind, !res.error, ms);
     try {
       if (kind === 'canary') { this.stats.canaries++; this.sink.canaryReady(task.id, res.outputs); }
       else if (kind === 'check') { this.stats.checks++; this.sink.serverChecked(task.id, res.outputs, res.error); }
