@@ -5,7 +5,7 @@
  * `ClassAgreement` (dashboard-protocol.ts), the shapes the dashboard already shows.
  */
 import { z } from 'zod';
-import type { JobView, TensorSpec } from './protocol.js';
+import { type JobStatus, type JobView, type TensorSpec, createJobSchema } from './protocol.js';
 
 /** An API key as listed to an admin: never the key, never its hash. */
 export interface ApiKeyView {
@@ -111,3 +111,35 @@ export interface ModelView {
 
 /** An uploaded data set (`POST /api/v1/datasets`): one array, first axis = items. */
 export interface DatasetView { hash: string; dtype: string; shape: number[]; size: number; createdAt: number }
+
+/**
+ * `POST /api/v1/jobs`: the job request (protocol.ts), and what of it is kept once the job ends. A replica's outputs
+ * are dropped when its job ends, but for those a result is; `keepReplicaOutputs` keeps every one (to study how
+ * volunteers' answers differ, say).
+ */
+export const jobRequestSchema = createJobSchema.extend({ keepReplicaOutputs: z.boolean().default(false) });
+export type JobRequest = z.input<typeof jobRequestSchema>;
+
+/** One model (the whole or a stage) or data set a job uses, and whether other jobs use it too. */
+export interface JobFileView { kind: 'model' | 'dataset'; hash: string; size: number; shared: boolean }
+
+/** `GET /api/v1/jobs/:id/disk`: the disk a job holds on the server. */
+export interface JobDiskView {
+  jobId: string;
+  /** Bytes of its replicas' outputs (its results among them, where a result is a replica's outputs). */
+  outputs: number;
+  /** Bytes of the results the server computed itself (known answers, tasks it decided). */
+  results: number;
+  keepReplicaOutputs: boolean;
+  files: JobFileView[];
+  /** What the job alone holds: its outputs, results, and the files no other job uses. */
+  own: number;
+}
+
+/** `DELETE /api/v1/jobs/:id`: the job is gone. `status` is how it ended (a running job is cancelled first). */
+export interface DeletedJob {
+  id: string;
+  status: JobStatus;
+  /** Bytes of outputs and results deleted with it; its models and data sets go once no job has used them for a while. */
+  bytes: number;
+}

@@ -5,8 +5,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
-import { createJobSchema, sha256Schema } from '../../shared/protocol.js';
-import { type DatasetView, type ModelView, type RerunResult, rerunSchema } from '../../shared/rest-types.js';
+import { sha256Schema } from '../../shared/protocol.js';
+import { type DatasetView, type ModelView, type RerunResult, jobRequestSchema, rerunSchema } from '../../shared/rest-types.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { Config } from '../config.js';
 import type { DatasetService } from '../jobs/datasets.js';
@@ -89,7 +89,7 @@ export function restRouter(deps: RestDeps): express.Express {
   });
 
   r.post('/api/v1/jobs', auth, json, async (req, res) => {
-    const body = createJobSchema.parse(req.body ?? {});
+    const body = jobRequestSchema.parse(req.body ?? {});
     const job = await jobs.create(owner(req).id, body, { maxItems: config.maxJobItems, maxTasks: config.maxJobTasks });
     res.status(201).json(jobs.view(job));
   });
@@ -107,6 +107,17 @@ export function restRouter(deps: RestDeps): express.Express {
   r.post('/api/v1/jobs/:id/cancel', auth, (req, res) => {
     const k = owner(req);
     res.json(jobs.view(jobs.cancel(jobs.get(String(req.params.id), k.id, k.admin))));
+  });
+
+  // Like the other job routes, a job that is not the caller's is "not found" (admin keys reach every job).
+  r.delete('/api/v1/jobs/:id', auth, (req, res) => {
+    const k = owner(req);
+    res.json(jobs.delete(jobs.get(String(req.params.id), k.id, k.admin)));
+  });
+
+  r.get('/api/v1/jobs/:id/disk', auth, (req, res) => {
+    const k = owner(req);
+    res.json(jobs.disk(jobs.get(String(req.params.id), k.id, k.admin)));
   });
 
   r.get('/api/v1/jobs/:id/results/:output', auth, async (req, res) => {

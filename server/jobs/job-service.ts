@@ -1,21 +1,25 @@
 /**
  * Jobs: created from a model and data sets (checked against what the model declares), optionally split
- * into pipeline stages, cut into batch tasks per stage, watched through their counts, cancelled, and
+ * into pipeline stages, cut into batch tasks per stage, watched through their counts, cancelled, deleted, and
  * assembled into one .npy per output at the end.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
 import { npyHeader } from '../../shared/npy.js';
 import type { CreateJob, JobView } from '../../shared/protocol.js';
+import type { DeletedJob, JobDiskView, JobFileView } from '../../shared/rest-types.js';
 import { unpackTensors } from '../../shared/tensor-pack.js';
 import { type Tensor, elementCount, itemSize } from '../../shared/tensor.js';
 import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import type { BlobStore } from '../store/blob-store.js';
 import { type JobRow, type Store, type TaskRow, taskId } from '../store/store.js';
 import type { ServerRuns } from '../verify/server-runs.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
+import { Retention, type RetentionSettings } from './retention.js';
 
 /** What jobs need of the scheduler. */
 export type JobScheduler = Pick<Scheduler, 'jobCreated' | 'cancelJob' | 'rerunTainted'>;
@@ -36,7 +40,7 @@ export interface JobServiceDeps {
 export class JobService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  async create(owner: string, req: CreateJob, limits: JobLimits): Promise<JobRow> {
+  async create(owner: string, req: CreateJob & { keepReplicaOutputs?: boolean }, limits: JobLimits): Promise<JobRow> {
     const { store, clock } = this.deps;
     const model = store.getModel(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found; upload it first`);
@@ -57,7 +61,7 @@ export class JobService {
       rtol: req.rtol, atol: req.atol, priority: req.priority, adaptive: req.adaptive,
       // A job too small for a canary has none, and then needs no vetted volunteer in its quorums.
       canaryRate: canaries.size > 0 ? req.canaryRate : 0,
-      status: 'running', error: null, createdAt: clock.now(), finishedAt: null,
+      status: 'running', error: null, createdAt: clock.now(), finishedAt: null, keepReplicaOutputs: req.keepReplicaOutputs ?? false,
     };
     checkPlan(items, count * stageModels.length, limits);
     const tasks: TaskRow[] = [];
@@ -94,6 +98,45 @@ export class JobService {
     if (job.status !== 'running') throw new AppError('CONFLICT', `job ${job.id} is ${job.status}, not running`);
     this.deps.scheduler.cancelJob(job.id);
     return this.deps.store.getJob(job.id)!;
+  }
+
+  /**
+   * Deletes a job with its tasks, replicas, their outputs and its results. A running job is cancelled first, through
+   * the scheduler, so the workers holding its leases are told to stop. Its models and data sets stay until no job
+   * has used them for the retention's grace period.
+   */
+  delete(job: JobRow): DeletedJob {
+    const { store, scheduler } = this.deps;
+    const held = store.jobBytes(job.id);
+    if (job.status === 'running') scheduler.cancelJob(job.id);
+    const status = store.getJob(job.id)?.status ?? job.status;
+    store.deleteJob(job.id);
+    store.compact();
+    return { id: job.id, status, bytes: held.outputs + held.results };
+  }
+
+  /** The disk a job holds: its outputs and results, and its models and data sets (shared or its own). */
+  disk(job: JobRow): JobDiskView {
+    const { store } = this.deps;
+    const bytes = store.jobBytes(job.id);
+    const models = [...new Set([job.model, ...job.stageModels])];
+    const datasets = [...new Set(job.inputs.map((i) => i.dataset))];
+    const users = store.blobUsers([...models, ...datasets]);
+    const shared = (hash: string) => (users.get(hash) ?? 0) > 1;
+    const files: JobFileView[] = [
+      ...models.map((hash): JobFileView => ({ kind: 'model', hash, size: store.getModel(hash)?.size ?? 0, shared: shared(hash) })),
+      ...datasets.map((hash): JobFileView => {
+        const d = store.getDataset(hash);
+        return { kind: 'dataset', hash, size: d ? d.dataOffset + d.size : 0, shared: shared(hash) };
+      }),
+    ];
+    const own = bytes.outputs + bytes.results + files.reduce((n, f) => n + (f.shared ? 0 : f.size), 0);
+    return { jobId: job.id, ...bytes, keepReplicaOutputs: job.keepReplicaOutputs ?? false, files, own };
+  }
+
+  /** The retention sweeper over this service's store and clock; the app starts and stops it with the server. */
+  retention(deps: { blobs: BlobStore; log: Logger; settings: RetentionSettings }): Retention {
+    return new Retention({ store: this.deps.store, clock: this.deps.clock, ...deps });
   }
 
   /** Reopens the tasks of `job` that a since-quarantined volunteer helped accept; returns how many. */
