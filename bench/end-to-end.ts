@@ -92,8 +92,16 @@ const ratio = many.tasksPerSecond / one.tasksPerSecond;
 say();
 say(`throughput ratio ${opt.workers} workers / 1: ${fmt.ratio(ratio)}; server CPU per task: ${(one.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (1 worker), `
   + `${(many.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (${opt.workers})`);
+/** A phase's figures, rounded for the RESULT line. */
+function figures(p: typeof one) {
+  return {
+    seconds: Number(p.seconds.toFixed(2)), tasksPerSecond: Number(p.tasksPerSecond.toFixed(1)), serverCores: Number(p.serverCores.toFixed(3)),
+    workerCores: Number(p.workerCores.toFixed(2)), otherCores: Number(p.otherCores.toFixed(2)),
+  };
+}
+
 result('end-to-end', {
   tasks: opt.tasks, batch: opt.batch, width: opt.width, layers: opt.layers, workers: opt.workers, ratio: Number(ratio.toFixed(3)),
-  one: { seconds: Number(one.seconds.toFixed(2)), tasksPerSecond: Number(one.tasksPerSecond.toFixed(1)), serverCores: Number(one.serverCores.toFixed(3)), workerCores: Number(one.workerCores.toFixed(2)), otherCores: Number(one.otherCores.toFixed(2)) },
-  many: { seconds: Number(many.seconds.toFixed(2)), tasksPerSecond: Number(many.tasksPerSecond.toFixed(1)), serverCores: Number(many.serverCores.toFixed(3)), workerCores: Number(many.workerCores.toFixed(2)), otherCores: Number(many.otherCores.toFixed(2)) },
+  one: figures(one),
+  many: figures(many),
 });

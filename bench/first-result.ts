@@ -110,7 +110,9 @@ async function prepare(server: FirstServer): Promise<{ model: string; dataset: s
   return { model: m.hash, dataset: d.hash };
 }
 
-async function openFresh(browser: Browser, server: FirstServer, where: string): Promise<{ context: BrowserContext; page: Page; target: Page | Frame; button: string; problems: { filter(): string[] }; requests: Request[] }> {
+interface FreshPage { context: BrowserContext; page: Page; target: Page | Frame; button: string; problems: { filter(): string[] }; requests: Request[] }
+
+async function openFresh(browser: Browser, server: FirstServer, where: string): Promise<FreshPage> {
   const context = await browser.newContext();
   await context.addInitScript(RECORDER);
   const page = await context.newPage();

@@ -48,7 +48,10 @@ async function serverMemory(server: BenchServer): Promise<Mem> {
   return server.child.ask<Mem>({ type: 'memory' });
 }
 
-interface IdleFigure { wanted?: number; connections: number; connectSeconds: number; rssPerWorker: number; heapPerWorker: number; postMs: number; firstAssignMs: number; lastAssignMs: number; tasksAssigned: number; requestMs: number }
+interface IdleFigure {
+  wanted?: number; connections: number; connectSeconds: number; rssPerWorker: number; heapPerWorker: number; postMs: number; firstAssignMs: number;
+  lastAssignMs: number; tasksAssigned: number; requestMs: number;
+}
 
 async function idleWorkers(counts: number[]): Promise<IdleFigure[]> {
   const before = new Set(fs.existsSync(PROFILE_DIR) ? fs.readdirSync(PROFILE_DIR) : []);
@@ -67,7 +70,10 @@ async function idleWorkers(counts: number[]): Promise<IdleFigure[]> {
         { type: 'connect', url: server.url, total: n, parallel: opt.parallel, seconds: opt['connect-seconds'] }, (opt['connect-seconds'] + 120) * 1000);
       if (c.connected < n) {
         say(`${String(n).padStart(6)} idle workers: only ${c.connected} connected in ${c.seconds.toFixed(0)} s (${c.failed} timed out); the server is saturated, see --profile`);
-        out.push({ connections: c.connected, connectSeconds: c.seconds, rssPerWorker: NaN, heapPerWorker: NaN, postMs: NaN, firstAssignMs: NaN, lastAssignMs: NaN, tasksAssigned: 0, requestMs: NaN, wanted: n });
+        out.push({
+          connections: c.connected, connectSeconds: c.seconds, rssPerWorker: NaN, heapPerWorker: NaN, postMs: NaN, firstAssignMs: NaN, lastAssignMs: NaN,
+          tasksAssigned: 0, requestMs: NaN, wanted: n,
+        });
         break;
       }
       await sleep(1000);

@@ -215,7 +215,10 @@ result('worker-overhead', {
   runMedianMs: Number(median(steps.map((s) => s.run)).toFixed(2)),
   pageOverhead: Number(pageOverhead.toFixed(4)), outsideRunMedianMs: Number(median(gaps).toFixed(2)), outsideRunP95Ms: Number(percentile(gaps, 95).toFixed(2)),
   ...(loopView ? { loopOverhead: Number(loopView.overhead.toFixed(4)), idleMedianMs: Number(loopView.idleMedianMs.toFixed(2)), idleP95Ms: Number(loopView.idleP95Ms.toFixed(2)) } : {}),
-  ...(ackMs.length ? { ackMedianMs: Number(median(ackMs).toFixed(2)), ackP95Ms: Number(percentile(ackMs, 95).toFixed(2)), ackShare: Number((ackMs.reduce((a, b) => a + b, 0) / pageRun).toFixed(4)) } : {}),
+  ...(ackMs.length ? {
+    ackMedianMs: Number(median(ackMs).toFixed(2)), ackP95Ms: Number(percentile(ackMs, 95).toFixed(2)),
+    ackShare: Number((ackMs.reduce((a, b) => a + b, 0) / pageRun).toFixed(4)),
+  } : {}),
   serverOverhead: Number(serverOverhead.toFixed(4)), nextInHand: `${inHand}/${Math.max(0, measured.length - 1)}`,
   otherCores: Number(others.toFixed(2)), pageProblems: problems.length,
   ...(pageProfile ? { profile: path.relative(ROOT, pageProfile) } : {}),

@@ -31,8 +31,7 @@ export function parseNpyHeader(bytes: Uint8Array): Omit<NpyArray, 'data'> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let headerLen: number;
   let start: number;
-  if (major === 1) { headerLen = view.getUint16(8, true); start = 10; }
-  else if (major === 2 || major === 3) {
+  if (major === 1) { headerLen = view.getUint16(8, true); start = 10; } else if (major === 2 || major === 3) {
     if (bytes.byteLength < 12) throw new NpyError('truncated .npy header');
     headerLen = view.getUint32(8, true); start = 12;
   } else throw new NpyError(`unsupported .npy version ${major}`);

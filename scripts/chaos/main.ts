@@ -21,9 +21,9 @@ const o = new Command('chaos')
   .option('--seed <n>', 'random seed', Number, DEFAULT_CHAOS.seed)
   .parse()
   .opts<{
-    workers: number; liars: number; sleepers: number; sleeperHonest: number; saboteurs: number; hoarders: number; tasks: number; kills: number;
-    leaseMs: number; vetTenureMs?: number; auditRate?: number; seed: number;
-  }>();
+  workers: number; liars: number; sleepers: number; sleeperHonest: number; saboteurs: number; hoarders: number; tasks: number; kills: number;
+  leaseMs: number; vetTenureMs?: number; auditRate?: number; seed: number;
+}>();
 
 const report = await runChaos({
   workers: o.workers, liarFraction: o.liars, sleepers: o.sleepers, sleeperHonestFor: o.sleeperHonest, saboteurs: o.saboteurs,

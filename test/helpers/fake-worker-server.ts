@@ -75,8 +75,9 @@ export class FakeServer {
       this.connected = true;
       this.fire('connect');
     });
+    const isConnected = () => this.connected;
     const socket = {
-      get connected() { return server.connected; },
+      get connected() { return isConnected(); },
       get active() { return active; },
       connect: () => { attempt(); return socket; },
       on: (event: string, fn: Handler) => {
@@ -97,7 +98,6 @@ export class FakeServer {
         return socket;
       },
     };
-    const server = this;
     this.drop = () => {
       this.connected = false;
       this.dropLeases();
