@@ -43,9 +43,9 @@ function operation(route: RouteDoc): Json {
   for (const [name, q] of Object.entries(route.query ?? {})) parameters.push({ name, in: 'query', required: false, description: q.description, schema: jsonSchema(q.schema, 'input') });
   if (parameters.length) op.parameters = parameters;
   if (route.body) {
-    op.requestBody = 'type' in route.body && typeof route.body.type === 'string'
-      ? { required: true, description: (route.body as RawContent).description, content: rawContent(route.body as RawContent) }
-      : { required: true, content: { 'application/json': { schema: jsonSchema(route.body as z.ZodType, 'input') } } };
+    op.requestBody = route.body instanceof z.ZodType
+      ? { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } }
+      : { required: true, description: route.body.description, content: rawContent(route.body) };
   }
   const responses: Json = {};
   responses[String(route.ok.status)] = {
@@ -57,7 +57,10 @@ function operation(route: RouteDoc): Json {
   if (route.auth === 'key' || route.auth === 'admin' || route.auth === 'metrics') errors.add(httpStatus('UNAUTHORIZED'));
   // Everything under /api/v1 that restRouter serves is rate limited; health, readiness and this document are not.
   if (route.path.startsWith('/api/v1/') && route.tag !== 'operations') errors.add(httpStatus('RATE_LIMITED'));
-  for (const s of [...errors].sort()) responses[String(s)] = { ...ERROR_REF, description: REASONS[s] ?? 'an error' };
+  for (const s of [...errors].sort()) {
+    const why = s === 401 && route.auth === 'metrics' ? 'the metrics token is missing or wrong' : REASONS[s] ?? 'an error';
+    responses[String(s)] = { ...ERROR_REF, description: why };
+  }
   if (route.tag !== 'pages') responses.default = { ...ERROR_REF, description: REASONS[500] };
   op.responses = responses;
   op.security = route.auth === 'key' || route.auth === 'admin' ? [{ apiKey: [] }] : route.auth === 'metrics' ? [{ metricsToken: [] }, {}] : [];

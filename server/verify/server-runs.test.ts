@@ -40,15 +40,18 @@ function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
     serverChecked: (id, out, err) => heard.push(`check ${id} ${out ? `ok ${(out as Tensor[])[0]!.dims}` : `error ${err}`}`),
     audited: (id) => heard.push(`audit ${id}`),
   };
+  /** What the runs report to the event bus. */
+  const reported: string[] = [];
   const runs = new ServerRuns({
     store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now,
+    observer: { emit: (event, ...args: unknown[]) => reported.push([event, ...args.slice(0, 2)].join(' ')) },
     taskInputs: (_job, task) => {
       started.push(task.id);
       return [{ name: 'x', dtype: 'float32', dims: [1, 4], data: floatData(1, 4) }];
     },
   });
   runs.setSink(sink);
-  return { runs, task, heard, broken, started };
+  return { runs, task, heard, broken, started, reported };
 }
 
 describe('ServerRuns', () => {
@@ -72,6 +75,7 @@ describe('ServerRuns', () => {
     await s.runs.idle();
     expect(s.heard).toEqual([expect.stringMatching(/^check bad error .+/)]);
     expect(s.runs.stats.failed).toBe(1);
+    expect(s.reported).toEqual(['server-run:done check false']);
   });
 
   it('skips audits while its runs already take their share of a core', async () => {
@@ -82,6 +86,7 @@ describe('ServerRuns', () => {
     await s.runs.idle();
     expect(s.runs.audit(s.task('a1'))).toBe(false);
     expect(s.runs.stats.auditsSkipped).toBe(1);
+    expect(s.reported).toEqual(['server-run:done check true', 'audit:skipped']);
     // Checks are never skipped.
     expect(s.runs.check(s.task('c2'))).toBe(true);
     await s.runs.idle();

@@ -1,0 +1,63 @@
+/**
+ * The group commit: each event answered after the turn's one transaction, a unit that throws answered with its
+ * error while the others stand, and, with an observer, each turn's commit time and each event's time from
+ * arrival to reply reported.
+ */
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../shared/errors.js';
+import type { Store } from '../store/store.js';
+import { TickBatch } from './tick-batch.js';
+
+/** A store whose transaction runs its function; `fail` makes the outermost one throw (a commit that fails). */
+function fakeStore(opts: { fail?: boolean } = {}): Store {
+  let depth = 0;
+  return {
+    transaction<T>(fn: () => T): T {
+      depth++;
+      try {
+        const out = fn();
+        if (opts.fail && depth === 1) throw new Error('disk full');
+        return out;
+      } finally {
+        depth--;
+      }
+    },
+  } as unknown as Store;
+}
+
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+describe('TickBatch', () => {
+  it('reports the commit and each event\'s time from arrival to reply', async () => {
+    let t = 100;
+    const heard: string[] = [];
+    const batch = new TickBatch(fakeStore(), pino({ level: 'silent' }), { emit: (event, ...args: unknown[]) => heard.push([event, ...args].join(' ')) }, () => t);
+    const replies: unknown[] = [];
+    batch.add('work:request', () => { t += 5; return { tasks: [] }; }, (r) => replies.push(r));
+    t += 1;
+    batch.add('task:result', () => { throw new AppError('LEASE_NOT_HELD', 'not yours'); }, (r) => replies.push(r));
+    await nextTurn();
+    expect(replies).toEqual([{ ok: true, tasks: [] }, { ok: false, error: { code: 'LEASE_NOT_HELD', message: 'not yours' } }]);
+    // The turn began at 101 and took 5; the first event waited from 100, the second from 101.
+    expect(heard).toEqual(['tick:committed 2 5 true', 'socket:answered work:request 6', 'socket:answered task:result 5']);
+  });
+
+  it('reports a commit that failed, and answers every event of it with the error', async () => {
+    const heard: string[] = [];
+    const batch = new TickBatch(fakeStore({ fail: true }), pino({ level: 'silent' }), { emit: (event, ...args: unknown[]) => heard.push(`${event} ${args.at(-1)}`) });
+    const replies: unknown[] = [];
+    batch.add('work:request', () => ({}), (r) => replies.push(r));
+    await nextTurn();
+    expect(replies).toEqual([{ ok: false, error: { code: 'INTERNAL', message: 'internal error' } }]);
+    expect(heard[0]).toBe('tick:committed false');
+  });
+
+  it('answers as before without an observer', async () => {
+    const batch = new TickBatch(fakeStore(), pino({ level: 'silent' }));
+    const replies: unknown[] = [];
+    batch.add('work:request', () => ({ n: 1 }), (r) => replies.push(r));
+    await nextTurn();
+    expect(replies).toEqual([{ ok: true, n: 1 }]);
+  });
+});
