@@ -9,11 +9,15 @@
  * so the server computes known answers too) and times it from submission to completion.
  * On this 2-core machine onnxruntime-node already uses both cores in one worker, so four workers share
  * the same two cores: the ratio shows what the network adds or costs, not more hardware.
+ *
+ * Then bare socket.io round trips (as many clients as workers, 2 in flight each, a small binary payload) in the
+ * same run, for the job's tasks/s over bare round trips/s; and each headless worker's own CPU per task. With a
+ * trivial model (`--tasks 3000 --width 8 --layers 1 --batch 1`) that is what the network itself costs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { denseChainModel, floatNpy } from './lib/models.js';
-import { CpuWindow, ROOT, cpuSeconds, sleep } from './lib/proc.js';
+import { Child, CpuWindow, ROOT, cpuSeconds, sleep } from './lib/proc.js';
 import { fmt, machineLine, numericFlags, result, say } from './lib/report.js';
 import { type BenchServer, startServer, upload } from './lib/tabgrid.js';
 
@@ -23,14 +27,36 @@ const { n: opt } = numericFlags('npm run bench:e2e --', {
   layers: { default: 8, min: 1, max: 64, help: 'dense layers' },
   batch: { default: 64, min: 1, max: 4096, help: 'items per task' },
   workers: { default: 4, min: 2, max: 32, help: 'workers in the second phase' },
+  slots: { default: 2, min: 1, max: 16, help: 'tasks each worker holds at once (tabgrid worker --slots)' },
   'canary-rate': { default: 0.02, min: 0, max: 0.5, help: 'known-answer share of tasks' },
   timeout: { default: 300, min: 10, max: 3600, help: 'seconds per phase before giving up' },
+  'bare-seconds': { default: 3, min: 1, max: 60, help: 'seconds of bare socket.io round trips to compare with' },
 });
+
+/** Bare socket.io round trips per second with `clients` connections of 2 in flight each, `bytes` per message. */
+async function bareRoundTrips(clients: number, bytes: number): Promise<number> {
+  const lib = path.join(ROOT, 'bench', 'lib');
+  const server = new Child(path.join(lib, 'bare-server.ts'), [], { label: 'bare-server' });
+  const { port } = await server.next<{ type: string; port: number }>('ready');
+  const load = new Child(path.join(lib, 'bare-clients.ts'), [], { label: 'bare-clients' });
+  try {
+    await load.ask({ type: 'start', url: `http://127.0.0.1:${port}`, clients, inflight: 2, bytes });
+    await sleep(1000);
+    const a = await load.ask<{ type: string; count: number; t: number }>({ type: 'mark' });
+    await sleep(opt['bare-seconds'] * 1000);
+    const b = await load.ask<{ type: string; count: number; t: number }>({ type: 'mark' });
+    await load.ask({ type: 'stop' });
+    return (b.count - a.count) / ((b.t - a.t) / 1000);
+  } finally {
+    await load.stop();
+    await server.stop();
+  }
+}
 
 interface Phase { workers: number; seconds: number; tasksPerSecond: number; itemsPerSecond: number; serverCores: number; workerCores: number; otherCores: number; serverCpuSeconds: number }
 
 function startWorker(url: string): ChildProcess {
-  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url, '--slots', String(opt.slots)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.setEncoding('utf8');
   p.stderr?.on('data', (s: string) => {
     for (const line of s.split('\n')) if (/error|refused|failed/i.test(line)) process.stderr.write(`  [worker ${p.pid}] ${line}\n`);
@@ -89,7 +115,11 @@ try {
   await server.stop();
 }
 const ratio = many.tasksPerSecond / one.tasksPerSecond;
+const bare = await bareRoundTrips(opt.workers, Math.max(16, opt.batch * opt.width * 4));
+const workerMsPerTask = (p: Phase) => (p.workerCores * p.seconds * 1000) / opt.tasks;
 say();
+say(`${opt.workers} workers end to end over bare socket.io: ${fmt.rate(many.tasksPerSecond)} tasks/s / ${fmt.rate(bare)} round trips/s = ${fmt.ratio(many.tasksPerSecond / bare)} (target >= 0.1 with a trivial model)`);
+say(`headless worker CPU per task: ${workerMsPerTask(one).toFixed(2)} ms (1 worker), ${workerMsPerTask(many).toFixed(2)} ms (${opt.workers})`);
 say(`throughput ratio ${opt.workers} workers / 1: ${fmt.ratio(ratio)}; server CPU per task: ${(one.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (1 worker), `
   + `${(many.serverCpuSeconds * 1000 / opt.tasks).toFixed(1)} ms (${opt.workers})`);
 /** A phase's figures, rounded for the RESULT line. */
@@ -102,6 +132,8 @@ function figures(p: typeof one) {
 
 result('end-to-end', {
   tasks: opt.tasks, batch: opt.batch, width: opt.width, layers: opt.layers, workers: opt.workers, ratio: Number(ratio.toFixed(3)),
+  bareRoundTripsPerSecond: Math.round(bare), overBare: Number((many.tasksPerSecond / bare).toFixed(3)),
+  workerMsPerTask: { one: Number(workerMsPerTask(one).toFixed(3)), many: Number(workerMsPerTask(many).toFixed(3)) },
   one: figures(one),
   many: figures(many),
 });
