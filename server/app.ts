@@ -83,7 +83,12 @@ export function createApp(deps: AppDeps): App {
   const { blobs, clock, log, config } = deps;
   // Counts of state are read when scraped: the jobs from the store, the workers from the socket layer's table.
   const metrics = new Metrics({
-    * jobStatuses() { for (const j of store.listJobs()) yield j.status; },
+    // Reads every job's row: ~10 µs a job. A count by status in the store would make it a single indexed query.
+    jobCounts: () => {
+      const counts: Record<string, number> = {};
+      for (const j of store.listJobs()) counts[j.status] = (counts[j.status] ?? 0) + 1;
+      return counts;
+    },
     workers: () => workers.values(),
   });
   // The scheduler's working state in memory, over the store as its durable log (rebuilt from it here).

@@ -9,7 +9,9 @@ import { z } from 'zod';
 import type { ClassAgreement, WorkerView } from './dashboard-protocol.js';
 import { ErrorCode } from './errors.js';
 import { JobStatus, type JobView, type TensorSpec, adapterInfoSchema } from './protocol.js';
-import type { ApiKeyView, CreatedApiKey, DatasetView, ModelView, ReplicaView, RerunResult, ServerRunsView, VolunteerRecord } from './rest-types.js';
+import type {
+  ApiKeyView, CreatedApiKey, DatasetView, DeletedJob, JobDiskView, ModelView, ReplicaView, RerunResult, ServerRunsView, VolunteerRecord,
+} from './rest-types.js';
 
 /** Every failure: `{ error: { code, message } }` (server/api/wire-error.ts). */
 export const errorResponseSchema = z.object({
@@ -49,6 +51,19 @@ export const jobViewSchema = z.object({
 });
 
 export const jobListSchema = z.object({ jobs: z.array(jobViewSchema) });
+
+export const jobDiskViewSchema = z.object({
+  jobId: z.string(),
+  outputs: z.number().int().meta({ description: 'bytes of its replicas\' outputs' }),
+  results: z.number().int().meta({ description: 'bytes of the results the server computed itself' }),
+  keepReplicaOutputs: z.boolean(),
+  files: z.array(z.object({ kind: z.enum(['model', 'dataset']), hash, size: z.number().int(), shared: z.boolean() })),
+  own: z.number().int().meta({ description: 'bytes the job alone holds' }),
+});
+
+export const deletedJobSchema = z.object({
+  id: z.string(), status: jobViewSchema.shape.status, bytes: z.number().int().meta({ description: 'bytes of outputs and results deleted with it' }),
+});
 
 export const modelViewSchema = z.object({
   hash, size: z.number().int(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema), opsets: z.record(z.string(), z.number().int()),
@@ -113,6 +128,8 @@ const same = <A, B>(ok: Same<A, B>): Same<A, B> => ok;
 export const schemasMatchTypes = [
   same<z.infer<typeof tensorSpecSchema>, TensorSpec>(true),
   same<z.infer<typeof jobViewSchema>, JobView>(true),
+  same<z.infer<typeof jobDiskViewSchema>, JobDiskView>(true),
+  same<z.infer<typeof deletedJobSchema>, DeletedJob>(true),
   same<z.infer<typeof modelViewSchema>, ModelView>(true),
   same<z.infer<typeof datasetViewSchema>, DatasetView>(true),
   same<z.infer<typeof apiKeyViewSchema>, ApiKeyView>(true),

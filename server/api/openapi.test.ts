@@ -6,8 +6,7 @@
 import express from 'express';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createJobSchema } from '../../shared/protocol.js';
-import { keyPatchSchema } from '../../shared/rest-types.js';
+import { jobRequestSchema, keyPatchSchema } from '../../shared/rest-types.js';
 import { jsonSchema, openApiDocument, openApiPath } from './openapi.js';
 import { ROUTE_DOCS } from './route-docs.js';
 import { listRoutes } from './route-list.js';
@@ -36,9 +35,9 @@ describe('openApiDocument', () => {
   });
 
   it('describes bodies with the schemas the routes parse with, and failures with the one error shape', () => {
-    expect(op('post', '/api/v1/jobs').requestBody!.content['application/json']!.schema).toEqual(jsonSchema(createJobSchema, 'input'));
+    expect(op('post', '/api/v1/jobs').requestBody!.content['application/json']!.schema).toEqual(jsonSchema(jobRequestSchema, 'input'));
     expect(op('patch', '/api/v1/keys/{id}').requestBody!.content['application/json']!.schema).toEqual(jsonSchema(keyPatchSchema, 'input'));
-    const job = jsonSchema(createJobSchema, 'input') as { required: string[]; properties: Record<string, unknown> };
+    const job = jsonSchema(jobRequestSchema, 'input') as { required: string[]; properties: Record<string, unknown> };
     // Fields with defaults may be left out of a request.
     expect(job.required.sort()).toEqual(['inputs', 'model']);
     expect(op('post', '/api/v1/jobs').responses['401']!.$ref).toBe('#/components/responses/Error');

@@ -5,10 +5,11 @@
  * (route-list.ts), both ways, so the two cannot drift.
  */
 import { z } from 'zod';
-import { createJobSchema, sha256Schema } from '../../shared/protocol.js';
-import { createKeySchema, keyIdSchema, keyPatchSchema, rerunSchema } from '../../shared/rest-types.js';
+import { sha256Schema } from '../../shared/protocol.js';
+import { createKeySchema, jobRequestSchema, keyIdSchema, keyPatchSchema, rerunSchema } from '../../shared/rest-types.js';
 import {
-  apiKeyListSchema, apiKeyViewSchema, classListSchema, createdApiKeySchema, datasetViewSchema, healthSchema, jobListSchema, jobViewSchema,
+  apiKeyListSchema, apiKeyViewSchema, classListSchema, createdApiKeySchema, datasetViewSchema, deletedJobSchema, healthSchema, jobDiskViewSchema,
+  jobListSchema, jobViewSchema,
   leaderboardSchema, modelViewSchema, readySchema, replicaListSchema, rerunResultSchema, serverRunsViewSchema, volunteerListSchema,
   workerListSchema,
 } from '../../shared/rest-schemas.js';
@@ -83,13 +84,21 @@ export const ROUTE_DOCS: RouteDoc[] = [
   },
   // ---- Jobs (rest.ts, operator-routes.ts) ----
   {
-    method: 'POST', path: '/api/v1/jobs', summary: 'Queue a job', tag: 'jobs', auth: 'key', body: createJobSchema,
+    method: 'POST', path: '/api/v1/jobs', summary: 'Queue a job', tag: 'jobs', auth: 'key', body: jobRequestSchema,
     ok: { status: 201, description: 'the job', schema: jobViewSchema }, errors: [400, 404],
   },
   { method: 'GET', path: '/api/v1/jobs', summary: 'The caller\'s jobs (every job for an admin key)', tag: 'jobs', auth: 'key', ok: { status: 200, description: 'jobs', schema: jobListSchema } },
   {
     method: 'GET', path: '/api/v1/jobs/:id', summary: 'A job and its progress', tag: 'jobs', auth: 'key', params: jobId,
     ok: { status: 200, description: 'the job', schema: jobViewSchema }, errors: [404],
+  },
+  {
+    method: 'DELETE', path: '/api/v1/jobs/:id', summary: 'Delete a job with its tasks, replicas, outputs and results (a running one is cancelled first)',
+    tag: 'jobs', auth: 'key', params: jobId, ok: { status: 200, description: 'what was deleted', schema: deletedJobSchema }, errors: [404],
+  },
+  {
+    method: 'GET', path: '/api/v1/jobs/:id/disk', summary: 'The disk a job holds on the server', tag: 'jobs', auth: 'key', params: jobId,
+    ok: { status: 200, description: 'bytes by kind', schema: jobDiskViewSchema }, errors: [404],
   },
   {
     method: 'POST', path: '/api/v1/jobs/:id/cancel', summary: 'Cancel a job', tag: 'jobs', auth: 'key', params: jobId,

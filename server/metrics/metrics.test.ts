@@ -14,7 +14,12 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 function setup() {
   const jobs: string[] = [];
   const workers: { kind: string; backends: string[] }[] = [];
-  const metrics = new Metrics({ jobStatuses: () => jobs, workers: () => workers });
+  const jobCounts = () => {
+    const counts: Record<string, number> = {};
+    for (const s of jobs) counts[s] = (counts[s] ?? 0) + 1;
+    return counts;
+  };
+  const metrics = new Metrics({ jobCounts, workers: () => workers });
   const events = new AppEvents();
   metrics.attach(events);
   const scrape = async () => (await metrics.scrape()).body;

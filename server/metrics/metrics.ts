@@ -10,8 +10,8 @@ import type { AppEventMap, AppEvents } from '../events.js';
 
 /** What the scrape-time gauges read. */
 export interface MetricsSources {
-  /** The status of every job the store holds. */
-  jobStatuses(): Iterable<string>;
+  /** Jobs by status (statuses with none may be left out). */
+  jobCounts(): Record<string, number>;
   /** The connected workers. */
   workers(): Iterable<{ kind: string; backends: readonly string[] }>;
 }
@@ -26,22 +26,34 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 type Listener<K extends keyof AppEventMap> = (...args: AppEventMap[K]) => void;
 
+/**
+ * A labelled metric's child per label value, made once: prom-client hashes the labels on every call that names
+ * them, which costs more than the observation itself on the per-result path.
+ */
+function perLabel<T>(make: (value: string) => T): (value: string) => T {
+  const children = new Map<string, T>();
+  return (value) => {
+    let c = children.get(value);
+    if (!c) children.set(value, (c = make(value)));
+    return c;
+  };
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  private readonly storeWrites: Histogram<'op'>;
+  private readonly storeWriteOf: (op: string) => { observe(seconds: number): void };
   private readonly subscriptions: [keyof AppEventMap, (...args: never[]) => void][] = [];
   private events: AppEvents | null = null;
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    const { jobStatuses, workers } = sources;
+    const { jobCounts, workers } = sources;
 
     new Gauge({
       name: 'tabgrid_jobs', help: 'Jobs by status.', labelNames: ['status'], registers,
       collect() {
-        const counts: Record<string, number> = Object.fromEntries(Object.values(JobStatus).map((s) => [s, 0]));
-        for (const s of jobStatuses()) counts[s] = (counts[s] ?? 0) + 1;
+        const counts = { ...Object.fromEntries(Object.values(JobStatus).map((s) => [s, 0])), ...jobCounts() };
         for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
     });
@@ -75,16 +87,22 @@ export class Metrics {
     });
     const commit = new Histogram({ name: 'tabgrid_commit_seconds', help: 'One turn\'s group commit (every socket event of the turn in one transaction).', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers });
     const commitSize = new Histogram({ name: 'tabgrid_commit_events', help: 'Socket events per group commit.', buckets: BATCH_BUCKETS, registers });
-    this.storeWrites = new Histogram({ name: 'tabgrid_store_write_seconds', help: 'One write to the durable store, by operation.', labelNames: ['op'], buckets: WRITE_BUCKETS, registers });
+    const storeWrites = new Histogram({ name: 'tabgrid_store_write_seconds', help: 'One write to the durable store, by operation.', labelNames: ['op'], buckets: WRITE_BUCKETS, registers });
+    this.storeWriteOf = perLabel((op) => storeWrites.labels({ op }));
 
     // Every series a dashboard graphs from the start, at 0, rather than appearing with its first event.
     for (const outcome of ['done', 'failed']) for (const canary of ['true', 'false']) tasks.inc({ outcome, canary }, 0);
     for (const verdict of ['accepted', 'refused', 'disagreed']) results.inc({ verdict }, 0);
     for (const outcome of ['upheld', 'refuted']) audits.inc({ outcome }, 0);
 
-    this.on('task:settled', (outcome, canary) => tasks.inc({ outcome, canary: String(canary) }));
-    this.on('task:accepted', (n, decidedBy) => replicas.observe({ decided_by: decidedBy }, n));
-    this.on('result:judged', (verdict, n) => results.inc({ verdict }, n));
+    const settled = perLabel((key) => tasks.labels({ outcome: key.slice(1), canary: String(key[0] === 'c') }));
+    const replicasBy = perLabel((by) => replicas.labels({ decided_by: by }));
+    const judged = perLabel((verdict) => results.labels({ verdict }));
+    const answered = perLabel((event) => dispatch.labels({ event }));
+    const committed = commit.labels({ outcome: 'committed' });
+    this.on('task:settled', (outcome, canary) => settled(`${canary ? 'c' : '-'}${outcome}`).inc());
+    this.on('task:accepted', (n, decidedBy) => replicasBy(decidedBy).observe(n));
+    this.on('result:judged', (verdict, n) => judged(verdict).inc(n));
     this.on('replica:errored', () => errors.inc());
     this.on('lease:expired', () => expiries.inc());
     this.on('audit:judged', (refuted) => audits.inc({ outcome: refuted ? 'refuted' : 'upheld' }));
@@ -94,9 +112,10 @@ export class Metrics {
       runSeconds.observe({ kind }, ms / 1000);
     });
     this.on('volunteer:quarantined', () => quarantines.inc());
-    this.on('socket:answered', (event, ms) => dispatch.observe({ event }, ms / 1000));
+    this.on('socket:answered', (event, ms) => answered(event).observe(ms / 1000));
     this.on('tick:committed', (n, ms, ok) => {
-      commit.observe({ outcome: ok ? 'committed' : 'failed' }, ms / 1000);
+      if (ok) committed.observe(ms / 1000);
+      else commit.observe({ outcome: 'failed' }, ms / 1000);
       commitSize.observe(n);
     });
   }
@@ -116,7 +135,7 @@ export class Metrics {
 
   /** One store write of `op` took `seconds` (server/metrics/timed-store.ts). */
   storeWrite(op: string, seconds: number): void {
-    this.storeWrites.observe({ op }, seconds);
+    this.storeWriteOf(op).observe(seconds);
   }
 
   /** The exposition, and its content type. */
