@@ -1,10 +1,21 @@
 /**
- * A typed client for the REST API, used by the CLI and the tests.
+ * A typed client for the REST API, used by the CLI and the tests, and exported from the package:
+ * `import { TabGridClient } from 'tabgrid/client'` (package.json "exports", compiled to dist/node/cli/api-client.js),
+ * with the shapes of the REST answers from shared/.
  */
 import type { CreateJobRequest, JobView } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
-import type { ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, ModelView, RerunResult } from '../shared/rest-types.js';
+import type {
+  ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, DeletedJob, JobDiskView, JobRequest, ModelView, RerunResult,
+} from '../shared/rest-types.js';
 import { BodyError, streamUpload } from './stream-upload.js';
+
+export type { CreateJobRequest, JobStatus, JobView, TensorSpec } from '../shared/protocol.js';
+export type { WireError } from '../shared/errors.js';
+export type {
+  ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, DeletedJob, JobDiskView, JobFileView, JobRequest, KeyPatch, ModelView, RerunRequest,
+  RerunResult,
+} from '../shared/rest-types.js';
 
 /** The server's error answer as an ApiError: its code and message when it sent them, the HTTP status when not. */
 function httpError(status: number, text: string, what: string): ApiError {
@@ -20,7 +31,8 @@ export class ApiError extends Error {
   }
 }
 
-export class ApiClient {
+/** The REST API of a TabGrid server at `server` (its base URL), with an API key for the routes that need one. */
+export class TabGridClient {
   private readonly base: string;
 
   constructor(server: string, private readonly apiKey?: string) {
@@ -79,7 +91,7 @@ export class ApiClient {
     return (await this.call('POST', '/api/v1/datasets', npy)).json() as Promise<DatasetView>;
   }
 
-  async createJob(req: CreateJobRequest): Promise<JobView> {
+  async createJob(req: CreateJobRequest | JobRequest): Promise<JobView> {
     return (await this.call('POST', '/api/v1/jobs', req)).json() as Promise<JobView>;
   }
 
@@ -93,6 +105,16 @@ export class ApiClient {
 
   async cancelJob(id: string): Promise<JobView> {
     return (await this.call('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`)).json() as Promise<JobView>;
+  }
+
+  /** Deletes a job with all it holds (a running one is cancelled first). */
+  async deleteJob(id: string): Promise<DeletedJob> {
+    return (await this.call('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`)).json() as Promise<DeletedJob>;
+  }
+
+  /** The disk a job holds on the server. */
+  async jobDisk(id: string): Promise<JobDiskView> {
+    return (await this.call('GET', `/api/v1/jobs/${encodeURIComponent(id)}/disk`)).json() as Promise<JobDiskView>;
   }
 
   /** Recomputes the tasks of a job that a since-quarantined volunteer helped accept. */
@@ -134,3 +156,6 @@ export class ApiClient {
     }
   }
 }
+
+/** The name the CLI and the tests have used: the same class. */
+export { TabGridClient as ApiClient };

@@ -3,7 +3,7 @@
  * batch's reason, names) goes through safeText: escape sequences and bidi controls are shown, not obeyed.
  */
 import type { JobView } from '../shared/protocol.js';
-import type { ApiKeyView } from '../shared/rest-types.js';
+import type { ApiKeyView, JobDiskView } from '../shared/rest-types.js';
 import { safeText } from '../shared/safe-text.js';
 
 /** A job as `tabgrid status` prints it. */
@@ -24,6 +24,26 @@ export function describeJob(job: JobView): string {
   if (job.error) lines.push(`  error: ${safeText(job.error)}`);
   for (const f of job.failures.slice(0, 5)) lines.push(`  batch ${f.batch} failed: ${safeText(f.reason)}`);
   return lines.join('\n');
+}
+
+/** Bytes as people read them: 1023 B, 1.5 KiB, 12.0 MiB. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** The disk a job holds, as `tabgrid status JOB` prints it under the job. */
+export function describeDisk(d: JobDiskView): string {
+  const file = (kind: string) => d.files.filter((f) => f.kind === kind)
+    .map((f) => `${f.hash.slice(0, 12)}… ${formatBytes(f.size)}${f.shared ? ' (shared)' : ''}`).join(', ') || '-';
+  return [
+    `  disk ${formatBytes(d.own)} its own · outputs ${formatBytes(d.outputs)}${d.keepReplicaOutputs ? ' (every replica\'s kept)' : ''} · results ${formatBytes(d.results)}`,
+    `  models ${file('model')} · data ${file('dataset')}`,
+  ].join('\n');
 }
 
 const when = (at: number | null) => (at === null ? '-' : new Date(at).toISOString().replace('T', ' ').slice(0, 16));

@@ -1,5 +1,5 @@
 /**
- * The `tabgrid` command: serve, submit, status, wait, cancel, rerun, results, keys, shard, worker.
+ * The `tabgrid` command: serve, submit, status, wait, cancel, delete, rerun, results, keys, shard, worker.
  * What the server says is printed through safeText (describe.ts), so a volunteer's error text cannot move
  * the cursor, recolour the terminal or reorder what the researcher reads.
  */
@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { AppError } from '../shared/errors.js';
 import { safeText } from '../shared/safe-text.js';
-import { ApiClient, ApiError } from './api-client.js';
-import { describeJob as describe, keyTable } from './describe.js';
+import { ApiError, TabGridClient } from './api-client.js';
+import { describeDisk, describeJob as describe, formatBytes, keyTable } from './describe.js';
 import { downloadResults } from './results.js';
 import { follow, submit } from './submit.js';
 
@@ -25,11 +25,11 @@ const int = (v: string) => {
 
 interface ConnOpts { server?: string; apiKey?: string }
 
-function client(o: ConnOpts): ApiClient {
+function client(o: ConnOpts): TabGridClient {
   const server = o.server ?? process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080';
   let key = o.apiKey ?? process.env.TABGRID_API_KEY;
   if (!key && fs.existsSync('./data/admin.key')) key = fs.readFileSync('./data/admin.key', 'utf8').trim();
-  return new ApiClient(server, key);
+  return new TabGridClient(server, key);
 }
 
 const withConn = (c: Command) => c
@@ -53,18 +53,20 @@ program.command('serve')
   .option('--max-connections-per-origin <n>', 'worker connections at once from one network origin (default 64)', int)
   .option('--audit-rate <r>', 'share of accepted results the server recomputes itself (default 0.03; five times that for young volunteers)', num)
   .option('--vet-tenure-ms <ms>', 'how old a volunteer must be before it can vouch for a quorum (default 60000)', int)
+  .option('--retain-days <n>', 'delete finished (completed, failed, cancelled) jobs n days after they ended (TABGRID_RETAIN_DAYS; default: keep them)', num)
   .action(async (o: {
     port?: number; host?: string; data?: string; leaseMs?: number; trustProxy?: boolean; ipv4OriginPrefix?: number;
-    maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number;
+    maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number; retainDays?: number;
   }) => {
     const { loadConfig } = await import('../server/config.js');
     const { ensureClientBuilt } = await import('./build-client.js');
     const { runServer } = await import('../server/main.js');
     await ensureClientBuilt(say);
-    await runServer(loadConfig({
+    const flags = {
       port: o.port, host: o.host, dataDir: o.data, leaseMs: o.leaseMs, trustProxy: o.trustProxy, ipv4OriginPrefix: o.ipv4OriginPrefix,
-      maxConnectionsPerOrigin: o.maxConnectionsPerOrigin, auditRate: o.auditRate, vetTenureMs: o.vetTenureMs,
-    }));
+      maxConnectionsPerOrigin: o.maxConnectionsPerOrigin, auditRate: o.auditRate, vetTenureMs: o.vetTenureMs, retainDays: o.retainDays,
+    };
+    await runServer(loadConfig(flags));
   });
 
 withConn(program.command('submit'))
@@ -79,6 +81,7 @@ withConn(program.command('submit'))
   .option('--cuts <tensors>', 'comma-separated tensor names to cut the model after (instead of --stages)')
   .option('--canary-rate <r>', 'fraction of tasks the server answers itself to test volunteers (default 0.02; 0 turns off)', num)
   .option('--no-adaptive', 'never accept a task on fewer than --replicas replicas, even from trusted volunteers')
+  .option('--keep-replica-outputs', 'keep every replica\'s outputs once the job ends (by default only the verified results are kept)')
   .option('--name <name>', 'job name')
   .option('--detach', 'print the job id and return at once')
   .option('--out <dir>', 'download the results into DIR once the job completes (and write DIR/inputs-manifest.json for images)')
@@ -99,13 +102,18 @@ withConn(program.command('submit'))
   });
 
 withConn(program.command('status'))
-  .description('show a job, or every job when none is named')
+  .description('show a job with the disk it holds, or every job when none is named')
   .argument('[job]')
-  .option('--json', 'print JSON')
+  .option('--json', 'print JSON (a job\'s with its disk under "disk")')
   .action(async (id: string | undefined, o) => {
     const api = client(o);
-    const jobs = id ? [await api.getJob(id)] : await api.listJobs();
-    if (o.json) process.stdout.write(`${JSON.stringify(id ? jobs[0] : jobs, null, 2)}\n`);
+    if (id) {
+      const [job, disk] = await Promise.all([api.getJob(id), api.jobDisk(id)]);
+      process.stdout.write(o.json ? `${JSON.stringify({ ...job, disk }, null, 2)}\n` : `${describe(job)}\n${describeDisk(disk)}\n`);
+      return;
+    }
+    const jobs = await api.listJobs();
+    if (o.json) process.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
     else process.stdout.write(`${jobs.map(describe).join('\n\n') || 'no jobs'}\n`);
   });
 
@@ -123,6 +131,14 @@ withConn(program.command('cancel'))
   .argument('<job>')
   .action(async (id: string, o) => {
     say(describe(await client(o).cancelJob(id)));
+  });
+
+withConn(program.command('delete'))
+  .description('delete a job: its tasks, replicas, outputs and results (a running job is cancelled first)')
+  .argument('<job>')
+  .action(async (id: string, o) => {
+    const gone = await client(o).deleteJob(id);
+    say(`deleted job ${gone.id} (${gone.status}): ${formatBytes(gone.bytes)} of outputs and results freed; its models and data sets go once no job has used them for a while`);
   });
 
 withConn(program.command('rerun'))

@@ -26,6 +26,8 @@ export interface SubmitOptions extends ImageFlags {
   cuts?: string;
   canaryRate?: number;
   adaptive?: boolean;
+  /** Keep every replica's outputs once the job ends (only the results' are kept otherwise). */
+  keepReplicaOutputs?: boolean;
   /** Folder for the results (and the manifest of image inputs). */
   out?: string;
 }
@@ -48,7 +50,7 @@ export async function submit(api: ApiClient, modelPath: string, opts: SubmitOpti
     model: model.hash, inputs, name: opts.name ?? path.basename(modelPath),
     batchSize: opts.batch, replicas: opts.replicas, rtol: opts.rtol, atol: opts.atol,
     stages: opts.stages, cuts: opts.cuts ? opts.cuts.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
-    canaryRate: opts.canaryRate, adaptive: opts.adaptive,
+    canaryRate: opts.canaryRate, adaptive: opts.adaptive, ...(opts.keepReplicaOutputs ? { keepReplicaOutputs: true } : {}),
   });
   const stages = job.stages.length > 1 ? ` over ${job.stages.length} pipeline stages` : '';
   log(`job ${job.id}: ${job.items} items in ${job.tasks.total} tasks of ${job.batchSize}${stages}, ${job.replicas} replicas each`);

@@ -82,14 +82,6 @@ describe('SQLite schema 5 and disk space', () => {
     db.close();
   });
 
-  it('refuses a database from a newer TabGrid', () => {
-    const file = path.join(dir, 'v99.sqlite');
-    const db = new Database(file);
-    db.pragma('user_version = 99');
-    db.close();
-    expect(() => new SqliteStore(file)).toThrow(/newer TabGrid \(schema 99\)/);
-  });
-
   it('gives a deleted job\'s pages back: the file shrinks to about what it held before the job', () => {
     const file = path.join(dir, 'shrink.sqlite');
     const size = () => fs.statSync(file).size + (fs.statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
