@@ -24,13 +24,13 @@ export function timedWrites(store: Store, observe: (op: string, seconds: number)
       const fn = value as (...args: unknown[]) => unknown;
       const out = typeof prop === 'string' && isWrite(prop)
         ? (...args: unknown[]) => {
-          const started = now();
-          try {
-            return fn.apply(target, args);
-          } finally {
-            observe(prop, (now() - started) / 1000);
+            const started = now();
+            try {
+              return fn.apply(target, args);
+            } finally {
+              observe(prop, (now() - started) / 1000);
+            }
           }
-        }
         : fn.bind(target);
       wrapped.set(prop, out);
       return out;

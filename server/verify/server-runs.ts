@@ -158,9 +158,16 @@ export class ServerRuns {
     if (res.error) this.stats.failed++;
     this.deps.observer?.emit('server-run:done', kind, !res.error, ms);
     try {
-      if (kind === 'canary') { this.stats.canaries++; this.sink.canaryReady(task.id, res.outputs); }
-      else if (kind === 'check') { this.stats.checks++; this.sink.serverChecked(task.id, res.outputs, res.error); }
-      else if (res.outputs) { this.stats.audits++; this.sink.audited(task.id, res.outputs); }
+      if (kind === 'canary') {
+        this.stats.canaries++;
+        this.sink.canaryReady(task.id, res.outputs);
+      } else if (kind === 'check') {
+        this.stats.checks++;
+        this.sink.serverChecked(task.id, res.outputs, res.error);
+      } else if (res.outputs) {
+        this.stats.audits++;
+        this.sink.audited(task.id, res.outputs);
+      }
     } catch (err) {
       this.deps.log.error({ err, taskId: task.id, kind }, 'applying the server\'s own run failed');
     }
