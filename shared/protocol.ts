@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DTYPES } from './tensor.js';
 import type { WireError } from './errors.js';
+import type { InferAnswer, InferRun, InferWarm, InferWarmAnswer } from './infer.js';
 
 export const MAX_SLOTS = 16;
 export const MAX_DIMS = 8;
@@ -65,6 +66,8 @@ export const workerHelloSchema = z.object({
   siteToken: z.string().max(512).optional(),
   /** Sent by older widget frames; accepted and ignored, since a worker's own word names no site. */
   site: z.string().max(256).optional(),
+  /** The worker answers interactive requests (`infer:*` events, shared/infer.ts). */
+  interactive: z.boolean().optional(),
 });
 export type WorkerHello = z.infer<typeof workerHelloSchema>;
 
@@ -148,6 +151,14 @@ export interface ServerToClientEvents {
   'task:assign': (tasks: TaskAssignment[]) => void;
   /** The server withdrew these replicas (job cancelled or task settled); stop working on them. */
   'task:cancel': (replicaIds: string[]) => void;
+  /** Keep an interactive session of this model ready (apart from batch sessions); ack once it is loaded. */
+  'infer:warm': (req: InferWarm, ack: Ack<InferWarmAnswer>) => void;
+  /** Run one interactive request now, ahead of batch work; answer on the ack. */
+  'infer:run': (req: InferRun, ack: Ack<InferAnswer>) => void;
+  /** Another worker answered this request first: drop it if it has not started (its answer is not needed). */
+  'infer:cancel': (requestId: string) => void;
+  /** No interactive traffic for this model lately: its interactive session may go. */
+  'infer:cool': (modelHash: string) => void;
 }
 
 // ---- REST bodies ----

@@ -2,6 +2,7 @@
  * What a WorkLoop is given: the Runner that runs a task's model (onnxruntime-web in the page, onnxruntime-node in
  * the headless worker) and the options it starts with.
  */
+import type { InferRun } from '../../shared/infer.js';
 import type { TaskAssignment, WorkerHello } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { LoopStatus } from './loop-status.js';
@@ -20,6 +21,13 @@ export interface Runner {
   prefetch?(task: TaskAssignment, modelUrl: string): void;
   /** Start nothing early until the next hint: the loop pauses or will rest between tasks. */
   holdPrefetch?(): void;
+  /**
+   * Interactive requests (a runner without these serves none). Their sessions are kept apart from batch ones,
+   * and a request runs as soon as it comes, ahead of queued batch tasks.
+   */
+  warmInteractive?(modelHash: string, modelUrl: string): Promise<{ backend: string; warmMs: number }>;
+  runInteractive?(req: InferRun): Promise<RunOutcome>;
+  coolInteractive?(modelHash: string): void;
 }
 
 export interface WorkLoopOptions {
