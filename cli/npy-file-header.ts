@@ -32,8 +32,7 @@ export function parseNpyFileHeader(bytes: Uint8Array, file: string): Omit<NpyFil
   const major = bytes[6];
   let start: number;
   let headerLen: number;
-  if (major === 1) { start = 10; headerLen = view.getUint16(8, true); }
-  else if (major === 2 || major === 3) {
+  if (major === 1) { start = 10; headerLen = view.getUint16(8, true); } else if (major === 2 || major === 3) {
     if (bytes.byteLength < 12) throw bad('truncated .npy header');
     start = 12; headerLen = view.getUint32(8, true);
   } else throw bad(`unsupported .npy version ${major}`);

@@ -114,7 +114,6 @@ export const apiKeyFromRow = (r: Row): ApiKeyRow => ({
   weight: r.weight as number,
 });
 
-
 export const jobFromRow = (r: Row): JobRow => ({
   id: r.id as string,
   owner: r.owner as string,
