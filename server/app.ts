@@ -119,6 +119,8 @@ export function createApp(deps: AppDeps): App {
   const models = new ModelService({ store, blobs, clock });
   const jobs = new JobService({ store, clock, scheduler, canaries: serverRuns, models, datasets });
   const keys = new ApiKeys({ store, clock });
+  // What the server keeps, and for how long (finished jobs after retainDays, unused models and data sets, outputs).
+  const retention = jobs.retention({ blobs, log: log.child({ mod: 'retention' }), settings: config });
 
   const app = express();
   app.disable('x-powered-by');
@@ -165,11 +167,13 @@ export function createApp(deps: AppDeps): App {
         try { scheduler.sweep(); } catch (err) { log.error({ err }, 'lease sweep failed'); }
       }, config.sweepMs);
       sweeper.unref();
+      retention.start();
       if (!fs.existsSync(path.join(CLIENT_DIST, 'index.html'))) log.warn('dist/client is missing: run `npm run build` to serve the volunteer page');
       return (server.address() as { port: number }).port;
     },
     async stop() {
       draining ??= 'draining: the server is shutting down';
+      retention.stop();
       scheduler.drain();
       serverRuns.stop();
       const deadline = Date.now() + config.shutdownGraceMs;

@@ -2,6 +2,7 @@
  * Server configuration, parsed once at start-up from flags and the environment, with defaults that work.
  */
 import { z } from 'zod';
+import { retentionConfigShape } from './jobs/retention.js';
 
 export const configSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -46,6 +47,8 @@ export const configSchema = z.object({
   /** How old (ms) a volunteer must be, besides its canaries and confirmed results, before it is vetted. */
   vetTenureMs: z.coerce.number().int().min(0).default(60_000),
   /** When set, `GET /metrics` needs `Authorization: Bearer <token>` (TABGRID_METRICS_TOKEN); unset, the metrics are open. */
+  // ---- Retention (server/jobs/retention.ts): retainDays, blobGraceMs, retentionSweepMs ----
+  ...retentionConfigShape,
   metricsToken: z.string().min(8, 'the metrics token needs 8 characters or more').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -80,6 +83,9 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     auditCpuShare: pick(flags.auditCpuShare, env.TABGRID_AUDIT_CPU_SHARE),
     auditRate: pick(flags.auditRate, env.TABGRID_AUDIT_RATE),
     vetTenureMs: pick(flags.vetTenureMs, env.TABGRID_VET_TENURE_MS),
+    retainDays: pick(flags.retainDays, env.TABGRID_RETAIN_DAYS),
+    blobGraceMs: pick(flags.blobGraceMs, env.TABGRID_BLOB_GRACE_MS),
+    retentionSweepMs: flags.retentionSweepMs,
     metricsToken: pick(flags.metricsToken, env.TABGRID_METRICS_TOKEN),
     logLevel: pick(flags.logLevel, env.LOG_LEVEL),
   });
