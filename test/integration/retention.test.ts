@@ -4,8 +4,11 @@
  * from the worker holding them; an ended job keeps only the outputs its results are; models and data sets no job uses
  * leave the data folder after the grace period; finished jobs go after the retention's days. Time is a fake clock.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import { io as connect } from 'socket.io-client';
@@ -17,6 +20,7 @@ import { BlobStore } from '../../server/store/blob-store.js';
 import { writeNpy } from '../../shared/npy.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import { floatData, mlpModel } from '../helpers/models.js';
+import { BIN } from '../helpers/serve-process.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { loopbacks, startWorkers } from '../helpers/workers.js';
 
@@ -190,6 +194,27 @@ describe('retention', () => {
     expect(fs.existsSync(blobFile(a.model))).toBe(false);
     expect(count('SELECT COUNT(*) AS n FROM models WHERE hash = ?', a.model)).toBe(0);
     expect((await fetch(`${server.url}/models/${a.model}`)).status).toBe(404);
+  });
+
+  it('tabgrid submit --keep-replica-outputs, status with the disk a job holds, and delete', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-retention-cli-'));
+    try {
+      const tabgrid = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args, '--server', server.url, '--api-key', server.apiKey], { cwd: dir });
+      fs.writeFileSync(path.join(dir, 'model.onnx'), mlpModel(4, 8, 3, 9));
+      fs.writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [4, 4], floatData(9, 16)));
+      const id = (await tabgrid('submit', 'model.onnx', '--inputs', 'x.npy', '--batch', '2', '--canary-rate', '0', '--keep-replica-outputs', '--detach')).stdout.trim();
+      expect(await admin.jobDisk(id)).toMatchObject({ jobId: id, keepReplicaOutputs: true, outputs: 0 });
+      const status = (await tabgrid('status', id)).stdout;
+      expect(status).toMatch(new RegExp(`job ${id} \\(model\\.onnx\\): running`));
+      expect(status).toMatch(/disk \d+(\.\d)? (B|KiB) its own · outputs 0 B \(every replica's kept\) · results 0 B/);
+      expect(JSON.parse((await tabgrid('status', id, '--json')).stdout)).toMatchObject({ id, disk: { jobId: id, files: [{ kind: 'model' }, { kind: 'dataset' }] } });
+      const deleted = await tabgrid('delete', id);
+      expect(deleted.stderr).toContain(`deleted job ${id} (cancelled)`);
+      await expect(admin.getJob(id)).rejects.toMatchObject({ status: 404 });
+      await expect(tabgrid('delete', id)).rejects.toMatchObject({ stderr: expect.stringContaining('NOT_FOUND') });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('deletes finished jobs the retention\'s days after they ended, and leaves running ones', async () => {
