@@ -48,6 +48,11 @@ export interface LoopStatus {
   /** Leases handed back early (pause, stop, a lost GPU) rather than left to lapse. */
   released: number;
   timing: LoopTiming;
+  /** Interactive requests answered with outputs, and those whose run failed (client/net/interactive-lane.ts). */
+  interactiveServed: number;
+  interactiveFailed: number;
+  /** Models whose interactive session is warm, by hash. */
+  interactiveWarm: string[];
 }
 
 export const EMPTY_TIMING: LoopTiming = { last: null, tasks: 0, wallMs: 0, runMs: 0, idleMs: 0, busyMs: 0, restMs: 0 };

@@ -2,11 +2,12 @@
  * The worker side of the protocol, shared by the volunteer page, the widget and the headless Node worker:
  * say hello, keep `slots` tasks in hand (so the next one is there when one finishes), run them one at a
  * time through a Runner, return outputs as binary. It also rests between tasks to honour the throttle,
- * pauses on request (handing its leases back at once) and times every task for the overhead benchmark.
- * Uses only socket.io-client and timers: no DOM, no Node APIs.
+ * pauses on request (handing its leases back at once) and times every task for the overhead benchmark; interactive
+ * requests go to a lane of their own (interactive-lane.ts). Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
 import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
+import { InferErrorCode, InteractiveLane } from './interactive-lane.js';
 import { EMPTY_TIMING, type LoopStatus, type LoopTiming, addTimes, countResult } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
@@ -15,7 +16,6 @@ import { withAck } from './with-ack.js';
 
 export type { LoopState, LoopStatus, LoopTiming, TaskTiming } from './loop-status.js';
 export type { LoopTimers } from './loop-timers.js';
-
 export type { RunOutcome, Runner, WorkLoopOptions } from './work-loop-options.js';
 
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
@@ -49,6 +49,7 @@ export class WorkLoop {
   /** When the last task was acknowledged (or the rest after it ended); null after a start or pause. */
   private freeSince: number | null = null;
   private readonly timers: LoopTimers;
+  private readonly lane: InteractiveLane;
   readonly status: LoopStatus;
 
   constructor(private readonly opts: WorkLoopOptions) {
@@ -57,13 +58,13 @@ export class WorkLoop {
     this.status = {
       state: 'idle', connected: false, volunteerId: null, tasksDone: 0, tasksFailed: 0,
       computeMs: 0, currentJob: null, backend: null, lastError: null,
-      throttle: clampThrottle(opts.throttle ?? MAX_THROTTLE), paused: false, released: 0, timing: { ...EMPTY_TIMING },
+      throttle: clampThrottle(opts.throttle ?? MAX_THROTTLE), paused: false, released: 0, timing: { ...EMPTY_TIMING }, interactiveServed: 0, interactiveFailed: 0, interactiveWarm: [],
     };
+    // Interactive requests (`infer:*`) beside the batch tasks: refused at once while paused or stopped.
+    this.lane = new InteractiveLane({ ...opts, open: () => this.socket !== null && !this.status.paused, stopped: () => this.socket === null, report: (p) => this.update(p), status: this.status });
   }
 
-  private get slots(): number {
-    return this.opts.slots ?? 2;
-  }
+  private get slots(): number { return this.opts.slots ?? 2; }
 
   start(): void {
     if (this.socket) return;
@@ -90,6 +91,7 @@ export class WorkLoop {
       this.timers.setTimeout(() => { if (socket === this.socket && !socket.connected) socket.connect(); }, REFUSED_RETRY_MS);
     });
     socket.on('task:assign', (tasks) => this.accept(tasks));
+    this.lane.attach(socket);
     socket.on('task:cancel', (ids) => {
       for (const id of ids) this.cancelled.add(id);
       this.queue = this.queue.filter((t) => !this.cancelled.has(t.replicaId));
@@ -120,6 +122,7 @@ export class WorkLoop {
     if (paused) {
       // Sent even when nothing is held: a release also clears the demand the server remembers for us.
       this.releaseHeld(true, true);
+      this.lane.refuseWaiting(InferErrorCode.PAUSED, 'this worker paused');
       this.freeSince = null;
       this.wakeRest?.();
       this.update({ paused: true, ...(this.socket ? { state: 'paused', currentJob: null } : {}) });
@@ -170,7 +173,7 @@ export class WorkLoop {
   private async onConnect(socket: WorkerSocket): Promise<void> {
     const extras = await this.opts.helloExtras?.().catch(() => ({})) ?? {};
     if (socket !== this.socket || !socket.connected) return;
-    socket.emit('worker:hello', { ...this.opts.hello, ...extras, token: this.token }, (res) => {
+    socket.emit('worker:hello', { ...this.opts.hello, ...extras, ...this.lane.hello(), token: this.token }, (res) => {
       if (!res.ok) { this.update({ state: 'error', lastError: `server refused hello: ${res.error.message}` }); return; }
       this.token = res.token;
       this.helloDone = true;
@@ -384,14 +387,9 @@ export class WorkLoop {
     if (ids.length) this.update({ released: this.status.released + ids.length });
   }
 
-  private dropQueue(): void {
-    for (const t of this.queue) this.receivedAt.delete(t.replicaId);
-    this.queue = [];
-  }
+  private dropQueue(): void { for (const t of this.queue) this.receivedAt.delete(t.replicaId); this.queue = []; }
 
-  private addTiming(patch: Partial<Pick<LoopTiming, 'busyMs' | 'restMs'>>): void {
-    this.update({ timing: addTimes(this.status.timing, patch) });
-  }
+  private addTiming(patch: Partial<Pick<LoopTiming, 'busyMs' | 'restMs'>>): void { this.update({ timing: addTimes(this.status.timing, patch) }); }
 
   private update(patch: Partial<LoopStatus>): void {
     Object.assign(this.status, patch);
