@@ -36,6 +36,9 @@ import { openApiDocument } from './api/openapi.js';
 import { type RouteEntry, listRoutes } from './api/route-list.js';
 import { Metrics } from './metrics/metrics.js';
 import { timedWrites } from './metrics/timed-store.js';
+import { inferRoutes } from './api/infer-routes.js';
+import { InferAudit } from './infer/infer-audit.js';
+import { InferRouter } from './infer/infer-router.js';
 
 /** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
 export const ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -68,6 +71,8 @@ export interface App {
   keys: ApiKeys;
   /** The Prometheus metrics (`GET /metrics`), on a registry of this app's own. */
   metrics: Metrics;
+  /** Interactive inference: the warm pools and the router behind POST /api/v1/infer. */
+  infer: InferRouter;
   /** Every HTTP route the app registers (what the OpenAPI document must describe). */
   routes(): RouteEntry[];
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
@@ -131,7 +136,13 @@ export function createApp(deps: AppDeps): App {
   const server = http.createServer(app);
   const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false, parser: serverParser });
   const siteTokens = new SiteTokens({ dataDir: config.dataDir, clock });
-  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, log: log.child({ mod: 'sockets' }) });
+  // Interactive requests: a warm volunteer answers; a sample of single answers is recomputed by the server.
+  const inferAudit = new InferAudit({ blobs, log: log.child({ mod: 'infer' }), refuted: (volunteerId) => scheduler.interactiveRefuted(volunteerId) });
+  const infer = new InferRouter({
+    workers: scheduler.workerTable, vetted: (v) => scheduler.vetted(v), model: (hash) => store.getModel(hash), clock, log: log.child({ mod: 'infer' }),
+    auditRate: config.auditRate, audit: (model, ins, outs, volunteerId) => void inferAudit.audit(model, ins, outs, volunteerId),
+  });
+  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }) });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
   let openApi: object | null = null;
   app.use(opsRouter({
@@ -142,6 +153,8 @@ export function createApp(deps: AppDeps): App {
     metricsToken: config.metricsToken,
     openApi: () => (openApi ??= openApiDocument({ version: packageVersion() })),
   }));
+  const inferApi = inferRoutes({ keys, router: infer, ratePerMinute: config.inferRatePerMinute, trustProxy: config.trustProxy });
+  app.use(inferApi);
   const restApi = restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns });
   app.use(restApi);
   app.use(pageRouter({ clientDist: CLIENT_DIST, siteTokens }));
@@ -153,8 +166,8 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics,
-    routes: () => listRoutes(app, [restApi]),
+    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics, infer,
+    routes: () => listRoutes(app, [restApi, inferApi]),
     async start() {
       const recovered = scheduler.recoverLeases();
       if (recovered) log.info({ recovered }, 'leases from before the restart returned to the queue');
@@ -168,12 +181,14 @@ export function createApp(deps: AppDeps): App {
       }, config.sweepMs);
       sweeper.unref();
       retention.start();
+      infer.start();
       if (!fs.existsSync(path.join(CLIENT_DIST, 'index.html'))) log.warn('dist/client is missing: run `npm run build` to serve the volunteer page');
       return (server.address() as { port: number }).port;
     },
     async stop() {
       draining ??= 'draining: the server is shutting down';
       retention.stop();
+      infer.stop();
       scheduler.drain();
       serverRuns.stop();
       const deadline = Date.now() + config.shutdownGraceMs;
@@ -181,6 +196,7 @@ export function createApp(deps: AppDeps): App {
       if (sweeper) clearInterval(sweeper);
       await serverRuns.idle();
       await serverRuns.close();
+      await inferAudit.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       metrics.detach();

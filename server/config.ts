@@ -22,6 +22,8 @@ export const configSchema = z.object({
   maxMessageBytes: z.coerce.number().int().min(1024).default(64 * 2 ** 20),
   /** REST calls a minute per API key (or per address without one). */
   rateLimitPerMinute: z.coerce.number().int().min(1).default(1200),
+  /** Interactive requests (POST /api/v1/infer) a minute per API key: apps call it often, so it has its own limit. */
+  inferRatePerMinute: z.coerce.number().int().min(1).default(60_000),
   // ---- Trust on the open internet ----
   /** Read the client's address from X-Forwarded-For (behind a reverse proxy); off by default, when it is forgeable. */
   trustProxy: z.preprocess((v) => v === true || v === 'true' || v === '1', z.boolean()).default(false),
@@ -71,6 +73,7 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     maxDatasetBytes: pick(flags.maxDatasetBytes, env.TABGRID_MAX_DATASET_BYTES),
     maxMessageBytes: flags.maxMessageBytes,
     rateLimitPerMinute: pick(flags.rateLimitPerMinute, env.TABGRID_RATE_LIMIT),
+    inferRatePerMinute: pick(flags.inferRatePerMinute, env.TABGRID_INFER_RATE_LIMIT),
     trustProxy: pick(flags.trustProxy, env.TABGRID_TRUST_PROXY),
     ipv4OriginPrefix: pick(flags.ipv4OriginPrefix, env.TABGRID_IPV4_ORIGIN_PREFIX),
     maxConnectionsPerOrigin: pick(flags.maxConnectionsPerOrigin, env.TABGRID_MAX_CONNECTIONS_PER_ORIGIN),

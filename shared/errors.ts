@@ -11,6 +11,8 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   TOO_LARGE: 'TOO_LARGE',
+  /** No worker could serve the request in time (interactive inference). */
+  UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -34,6 +34,16 @@ export type InferRequest = z.input<typeof inferRequestSchema>;
 export const InferVerified = { vettedVolunteer: 'vetted-volunteer', twoOrigins: 'two-origins' } as const;
 export type InferVerified = (typeof InferVerified)[keyof typeof InferVerified];
 
+/** The answer, as a schema (for the API's description); `InferResponse` is its type. */
+export const inferResponseSchema = z.object({
+  outputs: z.record(z.string(), z.object({ dtype: z.string(), dims: z.array(z.number().int()), data: z.string() })),
+  verified: z.enum(['vetted-volunteer', 'two-origins']),
+  ms: z.number(),
+  runMs: z.number(),
+  hedged: z.boolean(),
+  backend: z.string(),
+});
+
 export interface InferResponse {
   outputs: Record<string, InferTensor>;
   /** How the answer was trusted: one vetted volunteer's (audited now and then), or two agreeing across origins. */

@@ -5,6 +5,7 @@
  * (route-list.ts), both ways, so the two cannot drift.
  */
 import { z } from 'zod';
+import { inferRequestSchema, inferResponseSchema } from '../../shared/infer.js';
 import { sha256Schema } from '../../shared/protocol.js';
 import { createKeySchema, jobRequestSchema, keyIdSchema, keyPatchSchema, rerunSchema } from '../../shared/rest-types.js';
 import {
@@ -83,6 +84,11 @@ export const ROUTE_DOCS: RouteDoc[] = [
     ok: { status: 200, description: 'the model', raw: { type: 'application/octet-stream', description: 'the .onnx file' } }, errors: [404],
   },
   // ---- Jobs (rest.ts, operator-routes.ts) ----
+  {
+    method: 'POST', path: '/api/v1/infer', summary: 'One interactive inference: a warm volunteer answers (two agreeing across origins with replicas 2)',
+    tag: 'jobs', auth: 'key', body: inferRequestSchema,
+    ok: { status: 200, description: 'the outputs, how they were trusted, and the time taken', schema: inferResponseSchema }, errors: [400, 404, 413, 503],
+  },
   {
     method: 'POST', path: '/api/v1/jobs', summary: 'Queue a job', tag: 'jobs', auth: 'key', body: jobRequestSchema,
     ok: { status: 201, description: 'the job', schema: jobViewSchema }, errors: [400, 404],

@@ -30,6 +30,8 @@ import type { Store } from '../store/store.js';
 import { type SocketGuardConfig, SocketGuards } from './socket-guards.js';
 import { Refusal, TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
+import type { InferRouter } from '../infer/infer-router.js';
+import { interactiveLink } from './interactive-link.js';
 
 export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
 export type { WorkerInfo };
@@ -50,6 +52,8 @@ export interface WorkerSocketDeps {
   events: AppEvents;
   config: SocketGuardConfig;
   siteTokens: SiteTokens;
+  /** Interactive inference: the router is given a link to the workers through these sockets. */
+  infer?: InferRouter;
 }
 
 /** Wires the worker events; returns the live worker table (the scheduler's, for status pages). */
@@ -63,7 +67,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     };
   };
   const socketOf = new Map<string, WorkerSocket>();
-  const batch = new TickBatch(store, log);
+  const batch = new TickBatch(store, log, events);
   const guards = new SocketGuards({ io, config: deps.config, clock, log });
   guards.install();
 
@@ -101,7 +105,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       const origin = guards.originOf(socket);
       socketOf.set(workerId, socket);
       scheduler.connect(workerId, volunteer.id, {
-        kind: hello.kind, backends: hello.backends, adapter: hello.adapter,
+        kind: hello.kind, backends: hello.backends, adapter: hello.adapter, interactive: hello.interactive ?? false,
         adapterClass: `${hello.adapter?.vendor || '-'}|${hello.adapter?.architecture || '-'}`, site, origin, cached: hello.cached, limits: hello.limits,
       });
       guards.greeted(socket);
@@ -162,6 +166,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       if (!workerId) return;
       const id = workerId;
       socketOf.delete(id);
+      deps.infer?.workerLeft(id);
       events.emit('worker:left', id);
       // In turn with the events before it: a result that arrived just before the socket closed still counts.
       batch.add('disconnect', () => {
@@ -173,6 +178,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     });
   });
 
+  deps.infer?.setLink(interactiveLink((id) => socketOf.get(id)));
   scheduler.setEvents({
     deliver: (id, tasks) => batch.afterCommit(() => socketOf.get(id)?.emit('task:assign', tasks)),
     cancel: (id, ids) => batch.afterCommit(() => socketOf.get(id)?.emit('task:cancel', ids)),

@@ -90,6 +90,7 @@ export class Scheduler {
   connect(workerId: string, volunteerId: string, profile: WorkerProfile = {}): void {
     const w: WorkerEntry = {
       workerId, volunteerId, kind: profile.kind ?? 'node', backends: profile.backends ?? [], adapter: profile.adapter, connectedAt: this.deps.clock.now(),
+      interactive: profile.interactive ?? false,
       demand: 0, adapterClass: profile.adapterClass ?? '-|-', site: profile.site ?? null, origin: profile.origin ?? null,
       held: new Set(profile.cached ?? []), limits: profile.limits ?? {},
     };
@@ -124,6 +125,21 @@ export class Scheduler {
 
   get connectedWorkers(): number {
     return this.workers.size;
+  }
+
+  /** Whether a volunteer is vetted and not quarantined (it may answer alone, and vouch for others). */
+  vetted(volunteerId: string): boolean {
+    return this.settler.vetted(volunteerId) && this.settler.volunteer(volunteerId).quarantinedAt === null;
+  }
+
+  /**
+   * The server's recomputation of an interactive answer a volunteer gave alone disagreed with it: the volunteer is
+   * quarantined for good, like one caught by an audit (its leases withdrawn, what it helped accept looked at again).
+   */
+  interactiveRefuted(volunteerId: string): void {
+    const fx = noEffects();
+    this.deps.store.transaction(() => this.settler.condemn(volunteerId, fx));
+    this.after(fx);
   }
 
   /** The connected workers (the one table of them), by worker id: for reading; only the scheduler changes it. */

@@ -230,7 +230,7 @@ export class Settler {
   }
 
   /** A volunteer caught by the server's own run: quarantined, and never lifted (it counts as a failed known answer). */
-  private condemn(volunteerId: string, fx: Effects): void {
+  condemn(volunteerId: string, fx: Effects): void {
     const { store, clock, reputation } = this.deps;
     const v = store.getVolunteer(volunteerId);
     if (!v) return;

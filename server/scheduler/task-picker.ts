@@ -19,6 +19,8 @@ export interface WorkerInfo {
   /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones; null in tests. */
   origin: string | null;
   connectedAt: number;
+  /** It answers interactive requests (infer:* events). */
+  interactive: boolean;
 }
 
 /** What a worker told us about itself in its hello (and where it connected from). */
@@ -35,6 +37,7 @@ export interface WorkerProfile {
   cached?: string[];
   /** WebGPU limits and device memory (GiB), where the browser tells. */
   limits?: Record<string, number>;
+  interactive?: boolean;
 }
 
 /** A connected worker: the one table of workers (the scheduler keeps it; the socket layer and views read it). */
