@@ -37,7 +37,8 @@ describe('retention', () => {
   const clock = new FakeClock();
 
   beforeAll(async () => {
-    server = await startTestServer({ clock });
+    // The app's own sweep (started with the server) waits an hour of real time: the tests sweep when they choose.
+    server = await startTestServer({ clock, config: { retentionSweepMs: 3_600_000 } });
     admin = new TabGridClient(server.url, server.apiKey);
     alice = new TabGridClient(server.url, (await admin.createKey({ name: 'alice' })).key);
     bob = new TabGridClient(server.url, (await admin.createKey({ name: 'bob' })).key);
@@ -232,5 +233,26 @@ describe('retention', () => {
     clock.advance(100 * DAY);
     retention.sweep();
     expect((await alice.getJob(running.id)).status).toBe('running');
+  });
+
+  it('a server started with retainDays (tabgrid serve --retain-days) deletes finished jobs on its own periodic sweep', async () => {
+    const own = new FakeClock();
+    const other = await startTestServer({ clock: own, config: { retainDays: 1, retentionSweepMs: 20 } });
+    try {
+      const api = new TabGridClient(other.url, other.apiKey);
+      const m = await api.uploadModel(mlpModel(4, 8, 3, 10));
+      const d = await api.uploadDataset(writeNpy('float32', [4, 4], floatData(10, 16)));
+      const job = await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, canaryRate: 0 });
+      expect((await api.cancelJob(job.id)).status).toBe('cancelled');
+      own.advance(DAY);
+      // The sweep runs on the server's own timer: the job is gone once it has.
+      for (let gone = false; !gone;) {
+        gone = await api.getJob(job.id).then(() => false, (err: ApiError) => err.status === 404);
+        if (!gone) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await api.listJobs()).map((j) => j.id)).not.toContain(job.id);
+    } finally {
+      await other.close();
+    }
   });
 });
