@@ -28,7 +28,7 @@ function setup(workers: WorkerEntry[], opts: { delays?: Record<string, number>; 
   const audits: string[] = [];
   const link: WorkerLink = {
     warm: async () => ({ backend: 'cpu', warmMs: 1 }),
-    run: (id, req) => {
+    run: (id) => {
       runs.push(id);
       return new Promise((resolve) => setTimeout(() => resolve({ outputs: y(opts.answers?.[id] ?? [2, 4]), runMs: 1, backend: 'cpu' }), opts.delays?.[id] ?? 1));
     },
