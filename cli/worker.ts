@@ -7,6 +7,9 @@ import path from 'node:path';
 import { type LoopStatus, WorkLoop } from '../client/net/work-loop.js';
 import { NodeRunner } from './node-runner.js';
 
+/** Interactive requests can come many a second: their count is logged at most this often. */
+const INTERACTIVE_LOG_MS = 5_000;
+
 export interface WorkerOptions {
   server: string;
   slots?: number;
@@ -28,6 +31,7 @@ export function defaultTokenFile(): string {
 export async function runWorker(o: WorkerOptions, say: (s: string) => void): Promise<void> {
   const runner = new NodeRunner();
   let last: LoopStatus | null = null;
+  let interactiveLogged = { at: 0, served: 0, failed: 0 };
   const file = o.token || o.ephemeral ? null : (o.tokenFile ?? defaultTokenFile());
   const saved = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
   const loop = new WorkLoop({
@@ -42,6 +46,15 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
       if (s.connected !== last?.connected) say(s.connected ? `connected to ${o.server} as volunteer ${s.volunteerId}` : `not connected (${s.lastError ?? 'connecting'})`);
       if (s.tasksDone !== last?.tasksDone) say(`tasks done: ${s.tasksDone} (compute ${Math.round(s.computeMs)} ms)`);
       if (s.lastError && s.lastError !== last?.lastError) say(s.lastError);
+      if (s.interactiveWarm.join() !== last?.interactiveWarm.join()) {
+        say(`interactive sessions warm: ${s.interactiveWarm.length ? s.interactiveWarm.map((h) => h.slice(0, 12)).join(', ') : 'none'}`);
+      }
+      const now = Date.now();
+      const changed = s.interactiveServed !== interactiveLogged.served || s.interactiveFailed !== interactiveLogged.failed;
+      if (changed && now - interactiveLogged.at >= INTERACTIVE_LOG_MS) {
+        say(`interactive requests served: ${s.interactiveServed}${s.interactiveFailed ? ` (${s.interactiveFailed} failed)` : ''}`);
+        interactiveLogged = { at: now, served: s.interactiveServed, failed: s.interactiveFailed };
+      }
       last = s;
     },
   });
