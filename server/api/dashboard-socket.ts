@@ -12,6 +12,7 @@ import {
   type ClassAgreement, DASHBOARD_NAMESPACE, type DashboardClientEvents, type DashboardServerEvents, type JobVerification,
   type ThroughputSample, type VerificationView,
 } from '../../shared/dashboard-protocol.js';
+import { AppError } from '../../shared/errors.js';
 import type { JobView } from '../../shared/protocol.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { AppEvents } from '../events.js';
@@ -187,7 +188,9 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
         pushed.set(id, json);
         byOwner.set(row.owner, [...(byOwner.get(row.owner) ?? []), view]);
       } catch (err) {
-        log.warn({ err, jobId: id }, 'dashboard: job view failed');
+        // A job deleted since it changed is simply no longer followed.
+        if (err instanceof AppError && err.code === 'NOT_FOUND') forget(id);
+        else log.warn({ err, jobId: id }, 'dashboard: job view failed');
       }
     }
     const all = [...byOwner.values()].flat();

@@ -136,6 +136,8 @@ export class Settler {
     // Those who disagreed with the result taken back were not wrong after all.
     for (const r of store.replicasOfTask(task.id, 'returned')) {
       if (rerun) store.updateReplica(r.id, { status: 'cancelled', error: 'rerun: the result was tainted' });
+      // Outputs no result referred to were dropped when the job ended (retention): such a replica cannot count again.
+      else if (!store.replicaOutputs(r.id)) store.updateReplica(r.id, { status: 'cancelled', error: 'its outputs were dropped when the job ended' });
       if (r.error !== DISAGREED) continue;
       store.updateReplica(r.id, { error: null });
       const v = this.volunteer(r.volunteerId);

@@ -12,12 +12,11 @@
  */
 import type { JobStatus } from '../../shared/protocol.js';
 import type {
-  ApiKeyRow, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, SiteRow, StageCounts, Store,
-  Savepoint, TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerPatch, VolunteerRow,
+  JobRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, VolunteerPatch, VolunteerRow,
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
 import { LiveTasks } from './live-tasks.js';
-import { UnitLog } from './unit-log.js';
+import { StoreThroughLog } from './store-through-log.js';
 
 /** Volunteers' records kept in memory before the ones not being written are let go. */
 const VOLUNTEER_LIMIT = 100_000;
@@ -40,12 +39,11 @@ function settledCounts(tasks: TaskRow[]): StageCounts[] {
   return [...by.values()];
 }
 
-export class LiveStore implements Store {
+export class LiveStore extends StoreThroughLog implements Store {
   private readonly tasks = new LiveTasks();
   private readonly replicas = new LiveReplicas();
   private readonly jobs = new Map<string, JobRow>();
   private readonly volunteers = new Map<string, VolunteerRow>();
-  private weights: Map<string, number> | null = null;
   /** Replicas the store has a row for (a lease gets one when it ends). */
   private readonly persisted = new Set<string>();
   /** Replicas that may leave memory once this transaction has committed. */
@@ -54,11 +52,10 @@ export class LiveStore implements Store {
   private readonly settling = new Set<string>();
   /** The columns of each task changed since it was last written (a lease's count is never written). */
   private readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
-  private readonly log: UnitLog;
 
   /** Rebuilds the working state of running jobs from `inner`; leases left in it from an older TabGrid are released. */
-  constructor(private readonly inner: Store) {
-    this.log = new UnitLog({ store: inner, writeRow: (key) => this.writeRow(key), committed: () => this.committed(), abandoned: () => { this.leaving.clear(); this.settling.clear(); } });
+  constructor(inner: Store) {
+    super(inner);
     inner.transaction(() => {
       for (const r of inner.allLeased()) inner.updateReplica(r.id, { status: 'released' });
       for (const job of inner.listJobs()) if (job.status === 'running') this.goLive(job);
@@ -84,20 +81,13 @@ export class LiveStore implements Store {
     this.log.noteUndo(fn);
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.log.run(fn);
-  }
-
-  savepoint(): Savepoint {
-    return this.inner.savepoint();
-  }
-
-  private flush(): void {
-    this.log.flush();
+  protected abandoned(): void {
+    this.leaving.clear();
+    this.settling.clear();
   }
 
   /** Writes one changed row (`t:`, `r:` or `v:` and its id) as memory holds it. */
-  private writeRow(key: string): void {
+  protected writeRow(key: string): void {
     const id = key.slice(2);
     if (key[0] === 'r') {
       const r = this.replicas.get(id);
@@ -127,7 +117,7 @@ export class LiveStore implements Store {
   }
 
   /** After a commit: what the store now holds and the scheduler no longer needs leaves memory. */
-  private committed(): void {
+  protected committed(): void {
     for (const id of this.settling) this.tasks.evict(id);
     this.settling.clear();
     for (const jobId of [...this.tasks.jobIds()]) {
@@ -150,19 +140,6 @@ export class LiveStore implements Store {
     this.transaction(() => {});
     this.inner.close();
   }
-
-  // API keys, models and data sets: the store's, as they are.
-
-  insertApiKey(row: ApiKeyRow): void { this.log.write(() => this.inner.insertApiKey(row)); this.weights = null; }
-  findApiKey(keyHash: string): ApiKeyRow | undefined { return this.inner.findApiKey(keyHash); }
-  listApiKeys(): ApiKeyRow[] { return this.inner.listApiKeys(); }
-  setApiKeyWeight(id: string, weight: number): boolean { this.weights = null; return this.log.write(() => this.inner.setApiKeyWeight(id, weight)); }
-  revokeApiKey(id: string, at: number): boolean { return this.log.write(() => this.inner.revokeApiKey(id, at)); }
-  countApiKeys(): number { return this.inner.countApiKeys(); }
-  putModel(row: ModelRow): void { this.log.write(() => this.inner.putModel(row)); }
-  getModel(hash: string): ModelRow | undefined { return this.inner.getModel(hash); }
-  putDataset(row: DatasetRow): void { this.log.write(() => this.inner.putDataset(row)); }
-  getDataset(hash: string): DatasetRow | undefined { return this.inner.getDataset(hash); }
 
   // Volunteers: the records being used are kept and written back; rankings are the store's.
 
@@ -188,13 +165,6 @@ export class LiveStore implements Store {
     this.noteUndo(() => this.volunteers.set(id, prev));
     this.log.touch(`v:${id}`);
   }
-
-  listVolunteers(): VolunteerRow[] { this.flush(); return this.inner.listVolunteers(); }
-  topVolunteers(limit: number): VolunteerRow[] { this.flush(); return this.inner.topVolunteers(limit); }
-  volunteerRank(id: string): number { this.flush(); return this.inner.volunteerRank(id); }
-  topTeams(limit: number): TeamRow[] { this.flush(); return this.inner.topTeams(limit); }
-  creditSite(origin: string, credit: number, now: number): void { this.log.defer(() => this.inner.creditSite(origin, credit, now)); }
-  topSites(limit: number): SiteRow[] { this.flush(); return this.inner.topSites(limit); }
 
   // Jobs.
 
@@ -522,16 +492,4 @@ export class LiveStore implements Store {
     this.jobs.delete(id);
     return deleted;
   }
-
-  jobsToPrune(): string[] { this.flush(); return this.inner.jobsToPrune(); }
-  pruneReplicaOutputs(jobId: string): number { return this.log.write(() => this.inner.pruneReplicaOutputs(jobId)); }
-  jobsFinishedBefore(at: number): string[] { this.flush(); return this.inner.jobsFinishedBefore(at); }
-  jobBytes(jobId: string): JobBytes { this.flush(); return this.inner.jobBytes(jobId); }
-  blobUsers(hashes: string[]): Map<string, number> { this.flush(); return this.inner.blobUsers(hashes); }
-  markUnusedBlobs(now: number): void { this.log.write(() => this.inner.markUnusedBlobs(now)); }
-  removeUnusedBlobs(since: number): RemovedBlobs { return this.log.write(() => this.inner.removeUnusedBlobs(since)); }
-  compact(): void { if (!this.log.inTransaction) this.inner.compact(); }
-
-  recordClassPair(a: string, b: string, agree: boolean): void { this.log.defer(() => this.inner.recordClassPair(a, b, agree)); }
-  classPairs(): ClassPairRow[] { this.flush(); return this.inner.classPairs(); }
 }
