@@ -5,6 +5,7 @@
  */
 import type { CreateJobRequest, JobView } from '../shared/protocol.js';
 import type { WireError } from '../shared/errors.js';
+import type { InferRequest, InferResponse } from '../shared/infer.js';
 import type {
   ApiKeyView, CreateKeyRequest, CreatedApiKey, DatasetView, DeletedJob, JobDiskView, JobRequest, ModelView, RerunResult,
 } from '../shared/rest-types.js';
@@ -84,6 +85,15 @@ export class TabGridClient {
 
   async uploadModel(bytes: Uint8Array): Promise<ModelView> {
     return (await this.call('POST', '/api/v1/models', bytes)).json() as Promise<ModelView>;
+  }
+
+  async getModel(hash: string): Promise<ModelView> {
+    return (await this.call('GET', `/api/v1/models/${encodeURIComponent(hash)}`)).json() as Promise<ModelView>;
+  }
+
+  /** One interactive inference: a warm volunteer answers (shared/infer.ts). */
+  async infer(req: InferRequest): Promise<InferResponse> {
+    return (await this.call('POST', '/api/v1/infer', req)).json() as Promise<InferResponse>;
   }
 
   /** Uploads a .npy file; an async iterable is sent as it is pulled, so a big file need not be in memory. */

@@ -54,9 +54,10 @@ program.command('serve')
   .option('--audit-rate <r>', 'share of accepted results the server recomputes itself (default 0.03; five times that for young volunteers)', num)
   .option('--vet-tenure-ms <ms>', 'how old a volunteer must be before it can vouch for a quorum (default 60000)', int)
   .option('--retain-days <n>', 'delete finished (completed, failed, cancelled) jobs n days after they ended (TABGRID_RETAIN_DAYS; default: keep them)', num)
+  .option('--metrics-token <token>', 'require Authorization: Bearer <token> for GET /metrics (TABGRID_METRICS_TOKEN; default: open)')
   .action(async (o: {
     port?: number; host?: string; data?: string; leaseMs?: number; trustProxy?: boolean; ipv4OriginPrefix?: number;
-    maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number; retainDays?: number;
+    maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number; retainDays?: number; metricsToken?: string;
   }) => {
     const { loadConfig } = await import('../server/config.js');
     const { ensureClientBuilt } = await import('./build-client.js');
@@ -65,6 +66,7 @@ program.command('serve')
     const flags = {
       port: o.port, host: o.host, dataDir: o.data, leaseMs: o.leaseMs, trustProxy: o.trustProxy, ipv4OriginPrefix: o.ipv4OriginPrefix,
       maxConnectionsPerOrigin: o.maxConnectionsPerOrigin, auditRate: o.auditRate, vetTenureMs: o.vetTenureMs, retainDays: o.retainDays,
+      metricsToken: o.metricsToken,
     };
     await runServer(loadConfig(flags));
   });
@@ -157,6 +159,20 @@ withConn(program.command('rerun'))
     const end = await follow(api, job.id);
     say(describe(end));
     if (end.status !== 'completed') process.exitCode = 1;
+  });
+
+withConn(program.command('infer'))
+  .description('one interactive inference, answered by a warm volunteer; prints the latency and writes the outputs')
+  .argument('<model>', 'ONNX model file, or the SHA-256 of a model already uploaded')
+  .requiredOption('--inputs <path>', '.npy file for a one-input model, or a folder of <input-name>.npy')
+  .option('--out <dir>', 'write each output as DIR/<output-name>.npy')
+  .option('--repeat <n>', 'send the request n times in a row and print p50/p95', int)
+  .option('--replicas <n>', '1: a vetted volunteer answers (default); 2: two volunteers of distinct origins must agree', int)
+  .option('--timeout-ms <ms>', 'how long to wait for an answer (default 5000)', int)
+  .action(async (model: string, o) => {
+    const { runInfer } = await import('./infer.js');
+    const { files } = await runInfer(client(o), model, { inputs: o.inputs, out: o.out, repeat: o.repeat, replicas: o.replicas === 2 ? 2 : 1, timeoutMs: o.timeoutMs }, say);
+    for (const f of files) say(`wrote ${f}`);
   });
 
 withConn(program.command('results'))
