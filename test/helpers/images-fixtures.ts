@@ -3,13 +3,11 @@
  * images: x float32 [N, 3, H, W] (or [N, H, W, 3]) flattened and multiplied by a fixed matrix, so every
  * pixel, channel and position shows in its output.
  */
+import { AttributeProto_AttributeType } from 'onnx-buf';
 import jpeg from 'jpeg-js';
-import onnxProto from 'onnx-proto';
 import { PNG } from 'pngjs';
+import { T, encodeGraph, floatTensor, tensorInfo } from './onnx-build.js';
 import { seeded } from './models.js';
-
-const { onnx } = onnxProto;
-const T = onnx.TensorProto.DataType;
 
 /** RGBA bytes of a width x height image whose pixel (x, y) is `at(x, y)` = [r, g, b, a]. */
 export function rgba(width: number, height: number, at: (x: number, y: number) => number[]): Uint8Array {
@@ -39,20 +37,14 @@ export function jpegFile(width: number, height: number, data: Uint8Array, qualit
 export function imageModel(h: number, w: number, layout: 'nchw' | 'nhwc' = 'nchw'): Uint8Array {
   const k = 3 * h * w;
   const dims = layout === 'nchw' ? [3, h, w] : [h, w, 3];
-  const info = (name: string, d: (number | string)[]) => ({
-    name, type: { tensorType: { elemType: T.FLOAT, shape: { dim: d.map((v) => (typeof v === 'number' ? { dimValue: v } : { dimParam: v })) } } },
-  });
-  return onnx.ModelProto.encode({
-    irVersion: 7, producerName: 'tabgrid-tests', opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name: 'image',
-      node: [
-        { opType: 'Flatten', input: ['x'], output: ['flat'], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] },
-        { opType: 'MatMul', input: ['flat', 'W'], output: ['y'] },
-      ],
-      initializer: [{ name: 'W', dims: [k, 4], dataType: T.FLOAT, floatData: seeded(11, k * 4) }],
-      input: [info('x', ['n', ...dims])],
-      output: [info('y', ['n', 4])],
-    },
-  }).finish();
+  return encodeGraph({
+    name: 'image',
+    node: [
+      { opType: 'Flatten', input: ['x'], output: ['flat'], attribute: [{ name: 'axis', type: AttributeProto_AttributeType.INT, i: 1n }] },
+      { opType: 'MatMul', input: ['flat', 'W'], output: ['y'] },
+    ],
+    initializer: [floatTensor('W', [k, 4], seeded(11, k * 4))],
+    input: [tensorInfo('x', T.FLOAT, ['n', ...dims])],
+    output: [tensorInfo('y', T.FLOAT, ['n', 4])],
+  }, { irVersion: 7, opset: 13, producerName: 'tabgrid-tests' });
 }
