@@ -17,8 +17,8 @@ type WorkerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 function ask<S extends z.ZodTypeAny>(socket: WorkerSocket | undefined, event: 'infer:warm' | 'infer:run', payload: unknown, timeoutMs: number, schema: S): Promise<z.infer<S>> {
   return new Promise((resolve, reject) => {
     if (!socket) { reject(new AppError('UNAVAILABLE', 'the worker has left')); return; }
-    const emit = socket.timeout(Math.max(1, Math.floor(timeoutMs))).emit as unknown as (e: string, p: unknown, cb: (err: unknown, res: unknown) => void) => void;
-    emit.call(socket.timeout(Math.max(1, Math.floor(timeoutMs))), event, payload, (err, res) => {
+    const timed = socket.timeout(Math.max(1, Math.floor(timeoutMs))) as unknown as { emit(e: string, p: unknown, cb: (err: unknown, res: unknown) => void): void };
+    timed.emit(event, payload, (err, res) => {
       if (err) { reject(new AppError('UNAVAILABLE', `the worker did not answer within ${Math.round(timeoutMs)} ms`)); return; }
       const r = res as { ok?: unknown; error?: { message?: unknown } } | null;
       if (!r || r.ok !== true) {

@@ -204,7 +204,7 @@ export class InferRouter {
         w.inFlight++;
         const sent = clock.now();
         if (hedgeTimer) clearTimeout(hedgeTimer);
-        hedgeTimer = setTimeout(next, Math.max(2, this.pool.expectedMs(w) * 1.2 + 2));
+        hedgeTimer = setTimeout(next, this.pool.hedgeAfterMs(w));
         hedgeTimer.unref();
         this.link!.run(w.workerId, req, timeout).then((a) => {
           const problem = answerProblem(a.outputs, model.outputs);

@@ -17,6 +17,8 @@ export interface WarmWorker {
   /** Round trip to the worker (request out to answer back, less its run), ms; null until measured. */
   rttMs: number | null;
   runMs: number | null;
+  /** Mean deviation of a request's whole time (as TCP keeps for its retransmission timer), ms. */
+  devMs: number | null;
   inFlight: number;
   served: number;
 }
@@ -57,7 +59,7 @@ export class WarmPool {
 
   /** A worker is asked to warm a session of `model`. */
   add(model: string, workerId: string, now: number): WarmWorker {
-    const w: WarmWorker = { workerId, state: 'loading', rttMs: null, runMs: null, inFlight: 0, served: 0 };
+    const w: WarmWorker = { workerId, state: 'loading', rttMs: null, runMs: null, devMs: null, inFlight: 0, served: 0 };
     this.pool(model, now).workers.set(workerId, w);
     return w;
   }
@@ -79,9 +81,19 @@ export class WarmPool {
   answered(model: string, workerId: string, totalMs: number, runMs: number): void {
     const w = this.models.get(model)?.workers.get(workerId);
     if (!w) return;
+    const expected = w.rttMs !== null && w.runMs !== null ? w.rttMs + w.runMs : totalMs;
+    w.devMs = ewma(w.devMs, Math.abs(totalMs - expected));
     w.rttMs = ewma(w.rttMs, Math.max(0, totalMs - runMs));
     w.runMs = ewma(w.runMs, runMs);
     w.served++;
+  }
+
+  /**
+   * When to ask another worker if this one has not answered: its expected time plus four mean deviations (as TCP
+   * times a retransmission), so a worker that is merely as slow as usual is not hedged, and one that stalls is.
+   */
+  hedgeAfterMs(w: WarmWorker): number {
+    return this.expectedMs(w) + 4 * (w.devMs ?? this.expectedMs(w) / 2) + 2;
   }
 
   /** The time a worker is expected to take for one request now (round trip, run, and what it already has). */
