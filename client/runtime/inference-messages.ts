@@ -3,6 +3,7 @@
  * backend choice, the WebGPU device), so onnxruntime's kernels never hold the page's main thread: the socket
  * keeps sending results and taking tasks while a task runs.
  */
+import type { InferRun } from '../../shared/infer.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { RunOutcome } from '../net/work-loop.js';
 import type { Backend, BackendChoice, Trial } from './backend-choice.js';
@@ -32,7 +33,11 @@ export type ToWorker =
   /** To a trial worker: time these backends on this model (see TimeBackends). */
   | { type: 'time-backends'; id: number; request: TrialRequest }
   /** To the task worker: how the trial it asked for went. */
-  | { type: 'trial-result'; id: number; trials: Trial[] };
+  | { type: 'trial-result'; id: number; trials: Trial[] }
+  /** To the interactive worker (interactive-sessions.ts): load a model's session, run one request, let one go. */
+  | { type: 'infer-warm'; id: number; modelHash: string; modelUrl: string; backend: Backend }
+  | { type: 'infer-run'; id: number; req: InferRun; backend: Backend }
+  | { type: 'infer-cool'; modelHash: string };
 
 /** The ArrayBuffer that `d` is all of (so moving it to the other thread moves nothing else), or null. */
 export function ownedBuffer(d: unknown): ArrayBuffer | null {
@@ -41,8 +46,8 @@ export function ownedBuffer(d: unknown): ArrayBuffer | null {
   return null;
 }
 
-/** The buffers of a task's inputs that can move to the worker (the page has no use for them after). */
-export function inputBuffers(task: TaskAssignment): ArrayBuffer[] {
+/** The buffers of a task's (or a request's) inputs that can move to the worker (the page has no use for them after). */
+export function inputBuffers(task: Pick<TaskAssignment, 'inputs'>): ArrayBuffer[] {
   return [...new Set(task.inputs.map((t) => ownedBuffer(t.data)).filter((b): b is ArrayBuffer => b !== null))];
 }
 
@@ -57,4 +62,6 @@ export type FromWorker =
   /** The task worker asks the page for a trial worker to time backends beside its tasks. */
   | { type: 'need-trial'; id: number; request: TrialRequest }
   /** A trial worker's answer to `time-backends`. */
-  | { type: 'timed'; id: number; trials: Trial[] };
+  | { type: 'timed'; id: number; trials: Trial[] }
+  /** The interactive worker's answer to `infer-warm`. */
+  | { type: 'warmed'; id: number; backend: Backend; warmMs: number };

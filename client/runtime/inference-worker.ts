@@ -9,6 +9,7 @@ import type { RunOutcome } from '../net/work-loop.js';
 import { GPU_DEBRIS_WAIT_MS, rejectionText } from './gpu-debris.js';
 import type { Trial } from './backend-choice.js';
 import { type FromWorker, type ToWorker, ownedBuffer } from './inference-messages.js';
+import { InteractiveSessions } from './interactive-sessions.js';
 import { OrtRunner, type TrialRequest } from './ort-runner.js';
 
 interface WorkerScope {
@@ -18,6 +19,8 @@ interface WorkerScope {
 }
 const scope = globalThis as unknown as WorkerScope;
 let runner: OrtRunner | null = null;
+/** In the interactive worker: its sessions, made with its first request. */
+let interactive: InteractiveSessions | null = null;
 
 /** The outputs that own their buffer whole move to the page; a view into a larger one is copied, then moved. */
 function movable(outputs: Tensor[]): { outputs: Tensor[]; transfer: ArrayBuffer[] } {
@@ -64,8 +67,8 @@ function start(p: Pending): Promise<RunOutcome> {
   return run;
 }
 
-/** Answers a run with its outcome, then starts the next task at once, while the page handles this answer. */
-async function answer(id: number, run: Promise<RunOutcome>): Promise<void> {
+/** Answers a run with its outcome (transferring its buffers). An interactive request's answer is this alone. */
+async function answerNow(id: number, run: Promise<RunOutcome>): Promise<void> {
   try {
     const outcome = await run;
     const { outputs, transfer } = movable(outcome.outputs);
@@ -73,6 +76,11 @@ async function answer(id: number, run: Promise<RunOutcome>): Promise<void> {
   } catch (err) {
     scope.postMessage({ type: 'failed', id, message: err instanceof Error ? err.message : String(err) });
   }
+}
+
+/** Answers a run with its outcome, then starts the next task at once, while the page handles this answer. */
+async function answer(id: number, run: Promise<RunOutcome>): Promise<void> {
+  await answerNow(id, run);
   const next = nextUp ? parked.get(nextUp) : undefined;
   if (next && autoStart && early.size === 0) {
     parked.delete(next.task.replicaId);
@@ -84,6 +92,19 @@ async function answer(id: number, run: Promise<RunOutcome>): Promise<void> {
 
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
+    case 'infer-warm':
+      try {
+        const { backend, warmMs } = await (interactive ??= new InteractiveSessions()).warm(m.modelHash, m.modelUrl, m.backend);
+        scope.postMessage({ type: 'warmed', id: m.id, backend, warmMs });
+      } catch (err) {
+        scope.postMessage({ type: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
+      }
+      return;
+    case 'infer-run':
+      return answerNow(m.id, (interactive ??= new InteractiveSessions()).run(m.req, m.backend));
+    case 'infer-cool':
+      interactive?.cool(m.modelHash);
+      return;
     case 'init':
       runner = new OrtRunner({
         ...m.setup,

@@ -243,8 +243,11 @@ export class OrtRunner implements Runner {
     return trials;
   }
 
-  /** Runs `fn` once every onnxruntime call queued before it has ended. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` once every onnxruntime call queued before it has ended (public for the interactive sessions that share
+   * this runtime when the page has no worker).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lane.then(fn);
     this.lane = run.catch(() => {});
     return run;

@@ -4,11 +4,15 @@
  * When that worker asks for the backends of a new model to be timed, a second instance of it (the trial
  * worker) does so with a runtime of its own, beside the tasks, and is ended after.
  * Where a worker cannot be started, the page runs onnxruntime itself (OrtRunner, loaded only then).
+ * Interactive requests go to a third instance, the interactive worker (started with the first of them), whose
+ * sessions and runtime are its own: a request runs beside the batch task under way rather than after it.
  */
+import type { InferRun } from '../../shared/infer.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { RunOutcome, Runner } from '../net/work-loop.js';
 import { Backend, type BackendChoice, type Trial } from './backend-choice.js';
 import { type FromWorker, type InferenceSetup, type ToWorker, inputBuffers } from './inference-messages.js';
+import type { InteractiveSessions } from './interactive-sessions.js';
 import type { OrtRunner, TrialRequest } from './ort-runner.js';
 
 export interface PageRunnerEvents {
@@ -41,6 +45,14 @@ export class WorkerRunner implements PageRunner {
   /** Set when the worker could not start: tasks then run here. */
   private local: Promise<OrtRunner> | null = null;
   private worker: Worker | null = null;
+  /** Started with the first interactive request; null until then, or after it failed (the next request starts one). */
+  private interactive: Worker | null = null;
+  /** Requests (by id) the interactive worker holds: failed if it fails. */
+  private readonly interactivePending = new Set<number>();
+  /** Without any worker: interactive sessions on this thread, sharing the local runner's runtime. */
+  private localInteractive: Promise<InteractiveSessions> | null = null;
+  /** The backend the batch path settled on, per model: interactive requests use it (else WASM). */
+  private readonly choices = new Map<string, Backend>();
 
   constructor(private readonly setup: InferenceSetup, private readonly events: PageRunnerEvents = {}) {
     try {
@@ -92,6 +104,68 @@ export class WorkerRunner implements PageRunner {
     else this.send({ type: 'warm-up' });
   }
 
+  warmInteractive(modelHash: string, modelUrl: string): Promise<{ backend: string; warmMs: number }> {
+    const backend = this.interactiveBackend(modelHash);
+    if (this.local) return this.sessionsHere().then((s) => s.warm(modelHash, modelUrl, backend));
+    return this.askInteractive((id) => ({ type: 'infer-warm', id, modelHash, modelUrl, backend }));
+  }
+
+  runInteractive(req: InferRun): Promise<RunOutcome> {
+    const backend = this.interactiveBackend(req.modelHash);
+    if (this.local) return this.sessionsHere().then((s) => s.run(req, backend));
+    return this.askInteractive((id) => ({ type: 'infer-run', id, req, backend }), inputBuffers(req));
+  }
+
+  coolInteractive(modelHash: string): void {
+    if (this.local) void this.localInteractive?.then((s) => s.cool(modelHash));
+    else this.interactive?.postMessage({ type: 'infer-cool', modelHash } satisfies ToWorker);
+  }
+
+  /** The batch path's backend for the model once settled (WASM while WebGPU is still being timed), else WASM. */
+  private interactiveBackend(modelHash: string): Backend {
+    return this.setup.forced ?? this.choices.get(modelHash) ?? Backend.wasm;
+  }
+
+  private askInteractive<T>(message: (id: number) => ToWorker, transfer: ArrayBuffer[] = []): Promise<T> {
+    const worker = this.interactive ?? this.startInteractive();
+    if (!worker) return Promise.reject(new Error('no interactive worker could be started'));
+    const id = this.nextId++;
+    this.interactivePending.add(id);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject });
+      worker.postMessage(message(id), transfer);
+    }).finally(() => this.interactivePending.delete(id));
+  }
+
+  private startInteractive(): Worker | null {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./inference-worker.ts', import.meta.url), { type: 'module', name: 'tabgrid-interactive' });
+    } catch (err) {
+      this.events.onProblem?.(`no interactive worker (${err instanceof Error ? err.message : String(err)})`);
+      return null;
+    }
+    worker.addEventListener('message', (e: MessageEvent<FromWorker>) => this.onMessage(e.data));
+    worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      worker.terminate();
+      if (this.interactive === worker) this.interactive = null;
+      const why = `the interactive worker failed (${e.message || 'it could not load'})`;
+      for (const id of this.interactivePending) this.settle(id, (w) => w.reject(new Error(why)));
+      this.events.onProblem?.(why);
+    });
+    worker.postMessage({ type: 'init', setup: this.setup } satisfies ToWorker);
+    this.interactive = worker;
+    return worker;
+  }
+
+  /** Interactive sessions on this thread (no worker could start), their runs queued with the local runner's. */
+  private sessionsHere(): Promise<InteractiveSessions> {
+    this.localInteractive ??= Promise.all([this.local!, import('./interactive-sessions.js')])
+      .then(([runner, { InteractiveSessions }]) => new InteractiveSessions({ exclusive: (fn) => runner.exclusive(fn) }));
+    return this.localInteractive;
+  }
+
   loseDeviceForTest(): Promise<boolean> {
     if (this.local) return this.local.then((r) => r.loseDeviceForTest());
     return this.ask<boolean>((id) => ({ type: 'lose-device', id }));
@@ -114,7 +188,10 @@ export class WorkerRunner implements PageRunner {
       case 'done': return this.settle(m.id, (w) => w.resolve(m.outcome as never));
       case 'failed': return this.settle(m.id, (w) => w.reject(new Error(m.message)));
       case 'device-destroyed': return this.settle(m.id, (w) => w.resolve(m.destroyed as never));
-      case 'choice': return this.events.onChoice?.(m.modelHash, m.choice);
+      case 'choice':
+        this.choices.set(m.modelHash, m.choice.backend);
+        return this.events.onChoice?.(m.modelHash, m.choice);
+      case 'warmed': return this.settle(m.id, (w) => w.resolve({ backend: m.backend, warmMs: m.warmMs } as never));
       case 'activity': return this.events.onActivity?.(m.message);
       case 'device-lost':
         this.lost = m.message;
@@ -143,7 +220,7 @@ export class WorkerRunner implements PageRunner {
     this.events.onProblem?.(`${why}; running on the page's main thread instead`);
     this.local ??= import('./ort-runner.js').then(({ OrtRunner }) => new OrtRunner({
       ...this.setup,
-      onChoice: this.events.onChoice,
+      onChoice: (modelHash, choice) => { this.choices.set(modelHash, choice.backend); this.events.onChoice?.(modelHash, choice); },
       onActivity: this.events.onActivity,
       onDeviceLost: (message) => { this.lost = message; this.events.onDeviceLost?.(message); },
     }));

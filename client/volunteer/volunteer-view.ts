@@ -121,6 +121,7 @@ export class VolunteerView {
       ? `${s.tasksDone.toLocaleString('en-US')} (${s.tasksFailed} failed)`
       : s.tasksDone.toLocaleString('en-US');
     el(this.doc, 'compute-time').textContent = formatDuration(s.computeMs);
+    el(this.doc, 'interactive-served').textContent = interactiveText(s);
     el(this.doc, 'credit').textContent = m.stats ? formatCredit(m.stats.credit) : '0';
     el(this.doc, 'rank').textContent = m.stats && m.stats.credit > 0 ? `#${m.stats.rank}` : '–';
     el(this.doc, 'current-job').textContent = s.currentJob ?? 'none';
@@ -191,6 +192,13 @@ function detailFor(m: DonationSnapshot): string {
   if (s.state === 'connecting' && s.lastError) return s.lastError;
   if (s.state === 'error') return s.lastError ?? '';
   return '';
+}
+
+/** "3 served", "1,204 served (2 failed)", with the models kept ready for them when any. */
+export function interactiveText(s: Pick<LoopStatus, 'interactiveServed' | 'interactiveFailed' | 'interactiveWarm'>): string {
+  const served = `${s.interactiveServed.toLocaleString('en-US')} served${s.interactiveFailed ? ` (${s.interactiveFailed} failed)` : ''}`;
+  const warm = s.interactiveWarm.length;
+  return warm ? `${served}, ${warm} model${warm === 1 ? '' : 's'} kept ready` : served;
 }
 
 function setNote(node: HTMLElement, text: string | null): void {

@@ -42,7 +42,8 @@ export class FrameView {
     pill.dataset.tone = tone;
     el(d, 'state-detail').textContent = s.state === 'paused' ? (describePause(m.pauseReasons) ?? '')
       : s.state === 'resting' ? `using ${s.throttle}% of GPU time` : s.state === 'waiting' ? 'waiting for work' : '';
-    el(d, 'tasks-done').textContent = s.tasksDone.toLocaleString('en-US');
+    // Interactive requests served, when any, beside the tasks (the card has room for one line of counts).
+    el(d, 'tasks-done').textContent = s.tasksDone.toLocaleString('en-US') + (s.interactiveServed ? ` + ${s.interactiveServed.toLocaleString('en-US')} interactive` : '');
     el(d, 'compute-time').textContent = formatDuration(s.computeMs);
     el(d, 'credit').textContent = m.stats ? formatCredit(m.stats.credit) : '0';
     el(d, 'job').textContent = s.currentJob ? `Helping job ${s.currentJob}.` : 'Waiting for a job.';
