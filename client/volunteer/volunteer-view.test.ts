@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, interactiveText } from './volunteer-view.js';
+import { formatDuration, warmText } from './volunteer-view.js';
 
 describe('formatDuration', () => {
   it('reads naturally from milliseconds to hours', () => {
@@ -11,10 +11,10 @@ describe('formatDuration', () => {
   });
 });
 
-describe('interactiveText', () => {
-  it('says how many interactive requests were served, failed, and how many models are kept ready', () => {
-    expect(interactiveText({ interactiveServed: 0, interactiveFailed: 0, interactiveWarm: [] })).toBe('0 served');
-    expect(interactiveText({ interactiveServed: 1204, interactiveFailed: 2, interactiveWarm: ['a'] })).toBe('1,204 served (2 failed), 1 model kept ready');
-    expect(interactiveText({ interactiveServed: 3, interactiveFailed: 0, interactiveWarm: ['a', 'b'] })).toBe('3 served, 2 models kept ready');
+describe('warmText', () => {
+  it('says how many models are kept ready for interactive requests', () => {
+    expect(warmText(0)).toMatch(/none kept ready now$/);
+    expect(warmText(1)).toMatch(/; 1 model kept ready for them now$/);
+    expect(warmText(3)).toMatch(/; 3 models kept ready for them now$/);
   });
 });

@@ -121,7 +121,11 @@ export class VolunteerView {
       ? `${s.tasksDone.toLocaleString('en-US')} (${s.tasksFailed} failed)`
       : s.tasksDone.toLocaleString('en-US');
     el(this.doc, 'compute-time').textContent = formatDuration(s.computeMs);
-    el(this.doc, 'interactive-served').textContent = interactiveText(s);
+    const interactive = el(this.doc, 'interactive-served');
+    interactive.textContent = s.interactiveFailed
+      ? `${s.interactiveServed.toLocaleString('en-US')} (${s.interactiveFailed} failed)`
+      : s.interactiveServed.toLocaleString('en-US');
+    interactive.title = warmText(s.interactiveWarm.length);
     el(this.doc, 'credit').textContent = m.stats ? formatCredit(m.stats.credit) : '0';
     el(this.doc, 'rank').textContent = m.stats && m.stats.credit > 0 ? `#${m.stats.rank}` : '–';
     el(this.doc, 'current-job').textContent = s.currentJob ?? 'none';
@@ -194,11 +198,10 @@ function detailFor(m: DonationSnapshot): string {
   return '';
 }
 
-/** "3 served", "1,204 served (2 failed)", with the models kept ready for them when any. */
-export function interactiveText(s: Pick<LoopStatus, 'interactiveServed' | 'interactiveFailed' | 'interactiveWarm'>): string {
-  const served = `${s.interactiveServed.toLocaleString('en-US')} served${s.interactiveFailed ? ` (${s.interactiveFailed} failed)` : ''}`;
-  const warm = s.interactiveWarm.length;
-  return warm ? `${served}, ${warm} model${warm === 1 ? '' : 's'} kept ready` : served;
+/** What the interactive count's tooltip says about the models kept ready for apps' requests. */
+export function warmText(models: number): string {
+  if (models === 0) return 'single requests from apps, answered at once from a model kept ready; none kept ready now';
+  return `single requests from apps, answered at once; ${models} model${models === 1 ? '' : 's'} kept ready for them now`;
 }
 
 function setNote(node: HTMLElement, text: string | null): void {
