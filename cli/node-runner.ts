@@ -6,7 +6,8 @@
  * onnxruntime-node runs a session on the JS thread (its `run` is a setImmediate around a synchronous call), so an
  * interactive request cannot run beside a batch task: it takes the very next slot. A batch run therefore waits one
  * turn of the event loop before it starts (the socket is read in that turn, so a request that came in during the
- * last batch run is seen) and then lets every interactive request in hand run first.
+ * last batch run is seen) and then lets every interactive request in hand run first. (A request read in the one turn
+ * between that look and onnxruntime's own setImmediate still waits for the batch run: a window of microseconds.)
  */
 import * as ort from 'onnxruntime-node';
 import type { InferRun } from '../shared/infer.js';

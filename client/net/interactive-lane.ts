@@ -42,8 +42,6 @@ export interface LaneHost {
   serverUrl: string;
   /** False while paused or stopped: requests are refused at once, so the server hedges to another worker. */
   open(): boolean;
-  /** True once the loop stopped (its socket is gone for good, not just dropped). */
-  stopped(): boolean;
   report(patch: Partial<LoopStatus>): void;
   readonly status: Pick<LoopStatus, 'interactiveServed' | 'interactiveFailed'>;
 }
@@ -76,12 +74,9 @@ export class InteractiveLane {
     socket.on('infer:run', (req, ack) => this.onRun(req, ack));
     socket.on('infer:cancel', (requestId) => this.onCancel(requestId));
     socket.on('infer:cool', (modelHash) => this.cool(modelHash));
-    // The connection is gone, and with it every ack: requests still waiting are nobody's now. After a Stop the
-    // sessions go too (the volunteer took their device back); after a blip they stay warm for the reconnect.
-    socket.on('disconnect', () => {
-      this.waiting.clear();
-      if (this.host.stopped()) this.close();
-    });
+    // The connection is gone, and with it every ack: requests still waiting are nobody's now. The sessions stay
+    // warm for the reconnect (a network blip); a Stop lets them go (`close`).
+    socket.on('disconnect', () => this.waiting.clear());
   }
 
   /** Refuses what waits (paused: the server should go elsewhere now, not after this worker resumes). */
@@ -90,8 +85,9 @@ export class InteractiveLane {
     this.waiting.clear();
   }
 
-  /** Lets every interactive session go (the loop stopped: this worker will be asked afresh after a start). */
-  private close(): void {
+  /** Lets every interactive session go (the volunteer pressed Stop: the device is theirs again). */
+  close(): void {
+    this.refuseWaiting(InferErrorCode.PAUSED, 'this worker stopped');
     for (const m of [...this.warm]) this.cool(m);
   }
 

@@ -61,7 +61,7 @@ export class WorkLoop {
       throttle: clampThrottle(opts.throttle ?? MAX_THROTTLE), paused: false, released: 0, timing: { ...EMPTY_TIMING }, interactiveServed: 0, interactiveFailed: 0, interactiveWarm: [],
     };
     // Interactive requests (`infer:*`) beside the batch tasks: refused at once while paused or stopped.
-    this.lane = new InteractiveLane({ ...opts, open: () => this.socket !== null && !this.status.paused, stopped: () => this.socket === null, report: (p) => this.update(p), status: this.status });
+    this.lane = new InteractiveLane({ ...opts, open: () => this.socket !== null && !this.status.paused, report: (p) => this.update(p), status: this.status });
   }
 
   private get slots(): number { return this.opts.slots ?? 2; }
@@ -109,6 +109,7 @@ export class WorkLoop {
     const s = this.socket;
     this.releaseHeld(true);
     this.opts.runner.holdPrefetch?.();
+    this.lane.close();
     this.socket = null;
     this.helloDone = false;
     this.wakeRest?.();

@@ -18,9 +18,12 @@ import { floatData, mlpModel } from '../helpers/models.js';
 
 const TINY = '1'.repeat(64);
 const HEAVY = '2'.repeat(64);
-/** A trivial model (4 -> 8 -> 3) and one whose batch task takes tens of ms (1024 x 512 -> 2048 -> 512). */
-const models: Record<string, Uint8Array> = { [TINY]: mlpModel(4, 8, 3), [HEAVY]: mlpModel(512, 2048, 512, 5) };
-const HEAVY_ROWS = 1024;
+/**
+ * A trivial model (4 -> 8 -> 3) and one whose batch task takes tens of ms (256 x 512 -> 8192 -> 16): much compute,
+ * little to carry (the harness shares the worker's event loop, and every byte it encodes there delays the worker).
+ */
+const models: Record<string, Uint8Array> = { [TINY]: mlpModel(4, 8, 3), [HEAVY]: mlpModel(512, 8192, 16, 5) };
+const HEAVY_ROWS = 256;
 
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
@@ -82,14 +85,31 @@ async function rig(): Promise<Rig> {
   return r;
 }
 
-async function start(): Promise<{ r: Rig; loop: WorkLoop; socket: IoSocket; hello: WorkerHello }> {
+/** A NodeRunner that notes when each batch run ended and when each interactive request came to it and ended. */
+class RecordingRunner extends NodeRunner {
+  readonly batchEnds: number[] = [];
+  readonly requests: { from: number; to: number }[] = [];
+  override async run(...args: Parameters<NodeRunner['run']>) {
+    const out = await super.run(...args);
+    this.batchEnds.push(performance.now());
+    return out;
+  }
+  override async runInteractive(req: InferRun) {
+    const from = performance.now();
+    const out = await super.runInteractive(req);
+    this.requests.push({ from, to: performance.now() });
+    return out;
+  }
+}
+
+async function start(): Promise<{ r: Rig; loop: WorkLoop; socket: IoSocket; hello: WorkerHello; runner: RecordingRunner }> {
   const r = await rig();
-  const runner = new NodeRunner();
+  const runner = new RecordingRunner();
   const loop = new WorkLoop({ serverUrl: r.url, hello: { kind: 'node', backends: ['cpu'] }, runner });
   loop.start();
   cleanup.push(() => r.close(), () => runner.close(), () => loop.stop());
   const { socket, hello } = await r.worker;
-  return { r, loop, socket, hello };
+  return { r, loop, socket, hello, runner };
 }
 
 /** Emits one request and resolves with the answer and its round trip as the server saw it. */
@@ -102,6 +122,7 @@ function tinyRequest(i: number): InferRun {
   return { requestId: `q${i}`, modelHash: TINY, modelUrl: `/models/${TINY}`, inputs: [{ name: 'x', dtype: 'float32', dims: [2, 4], data: Buffer.from(floatData(i, 8)) }] };
 }
 
+const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const floats = (d: ArrayBuffer | Uint8Array) => new Float32Array(new Uint8Array(d instanceof Uint8Array ? d : new Uint8Array(d)).slice().buffer);
 
@@ -133,8 +154,8 @@ describe('interactive requests to a real WorkLoop and NodeRunner', () => {
     expect(loop.status).toMatchObject({ interactiveServed: 200, interactiveFailed: 0, interactiveWarm: [TINY] });
   });
 
-  it('under batch load a request waits at most for the batch task already running, never for the ones in hand', async () => {
-    const { r, loop, socket } = await start();
+  it('under batch load a request waits for the batch task already running, not for the ones in hand', async () => {
+    const { r, loop, socket, runner } = await start();
     await new Promise((resolve) => socket.emit('infer:warm', { modelHash: TINY, modelUrl: `/models/${TINY}` }, resolve));
     r.batchLeft = 1_000;
     socket.emit('task:assign', r.lease(2)); // its two slots; each result then asks for the next
@@ -153,11 +174,17 @@ describe('interactive requests to a real WorkLoop and NodeRunner', () => {
     const batchP50 = quantile(r.batchRunMs, 0.5);
     const batchMax = Math.max(...r.batchRunMs);
     console.log(`interactive lane under batch load (batch task p50 ${batchP50.toFixed(1)} ms, max ${batchMax.toFixed(1)} ms, slots 2): `
-      + `request round trip p50 ${quantile(total, 0.5).toFixed(1)} ms, p95 ${quantile(total, 0.95).toFixed(1)} ms, max ${Math.max(...total).toFixed(1)} ms (n=40)`);
-    // Arriving at a random point of a batch run of T ms, a request waits what is left of it (under T: about 0.9 T
-    // at p90); queued behind the task in hand as well, it would wait that and another T (about 1.9 T at p90).
-    expect(quantile(total, 0.9)).toBeLessThan(batchP50 * 1.6 + 5);
-    expect(quantile(total, 0.5)).toBeLessThan(batchP50 + 5);
+      + `request round trip mean ${mean(total).toFixed(1)} ms (batch mean ${mean(r.batchRunMs).toFixed(1)} ms), p50 ${quantile(total, 0.5).toFixed(1)} ms, p95 ${quantile(total, 0.95).toFixed(1)} ms, max ${Math.max(...total).toFixed(1)} ms (n=40)`);
+    // onnxruntime-node runs on the JS thread: a request that came during a batch run reaches the runner when that
+    // run ends, and from then until its answer no batch run should end (the task in hand must not go first). A few
+    // still are: a batch run that found no request in hand waits one more turn of the event loop for onnxruntime's
+    // setImmediate, and a request read in that turn comes after it. Here the server shares the worker's event loop
+    // and its timers emit requests in that turn; from a server in another process a request would have to land in
+    // that turn's microseconds. Without the runner's priority most requests are overtaken (28 and 31 of 40 when tried).
+    const overtaken = runner.requests.filter((q) => runner.batchEnds.some((end) => end > q.from && end < q.to));
+    console.log(`requests overtaken by a batch run that was not under way when they reached the runner: ${overtaken.length} of ${runner.requests.length}`);
+    expect(runner.requests).toHaveLength(40);
+    expect(overtaken.length).toBeLessThanOrEqual(10);
     expect(loop.status.interactiveServed).toBe(40);
     expect(loop.status.tasksDone).toBeGreaterThan(3);
   });
