@@ -13,6 +13,10 @@ export const ErrorCode = {
   TOO_LARGE: 'TOO_LARGE',
   /** No worker could serve the request in time (interactive inference). */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** A worker's refusals of an interactive request: its model failed, it was withdrawn, the worker is paused. */
+  RUN_FAILED: 'RUN_FAILED',
+  CANCELLED: 'CANCELLED',
+  PAUSED: 'PAUSED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -59,8 +59,22 @@ export interface InferResponse {
 
 // ---- between the server and a worker ----
 
+const modelUrlSchema = z.string().min(1).max(2048);
+/** What a worker checks of `infer:warm` and `infer:run` (the server's word, but a worker parses every payload). */
+export const inferWarmSchema = z.object({ modelHash: sha256Schema, modelUrl: modelUrlSchema });
+export const inferRunSchema = z.object({
+  requestId: z.string().min(1).max(128),
+  modelHash: sha256Schema,
+  modelUrl: modelUrlSchema,
+  inputs: z.array(wireTensorSchema).max(MAX_OUTPUTS),
+});
+
 export interface InferWarm { modelHash: string; modelUrl: string }
 export interface InferRun { requestId: string; modelHash: string; modelUrl: string; inputs: WireTensor[] }
+
+/** Why a worker did not answer: quick refusals (PAUSED, CANCELLED) the server hedges past, or the model's error. */
+export const InferErrorCode = { RUN_FAILED: 'RUN_FAILED', CANCELLED: 'CANCELLED', PAUSED: 'PAUSED', INVALID_PAYLOAD: 'INVALID_PAYLOAD' } as const;
+export type InferErrorCode = (typeof InferErrorCode)[keyof typeof InferErrorCode];
 
 /** A worker's answer to `infer:run` (parsed by the server: the worker is not trusted). */
 export const inferAnswerSchema = z.object({

@@ -9,32 +9,15 @@
  * withdrawn (`infer:cancel`, the hedge's other worker answered first).
  * Uses only socket.io-client's types and timers: no DOM, no Node APIs.
  */
-import { z } from 'zod';
-import type { ErrorCode, WireError } from '../../shared/errors.js';
-import type { InferAnswer, InferRun, InferWarmAnswer } from '../../shared/infer.js';
-import { MAX_OUTPUTS, type Ack, type WorkerHello, sha256Schema, wireTensorSchema } from '../../shared/protocol.js';
+import type { WireError } from '../../shared/errors.js';
+import { type InferAnswer, InferErrorCode, type InferRun, type InferWarmAnswer, inferRunSchema, inferWarmSchema } from '../../shared/infer.js';
+import type { Ack, WorkerHello } from '../../shared/protocol.js';
 import type { LoopStatus } from './loop-status.js';
 import type { WorkerSocket } from './open-worker-socket.js';
 import type { Runner } from './work-loop-options.js';
 
-/**
- * Why a worker did not answer a request (not yet in shared/errors.ts's ErrorCode: see the cast in `refuse`).
- * PAUSED and CANCELLED are quick refusals the server hedges past; RUN_FAILED is the model's own error.
- */
-export const InferErrorCode = { RUN_FAILED: 'RUN_FAILED', CANCELLED: 'CANCELLED', PAUSED: 'PAUSED', INVALID_PAYLOAD: 'INVALID_PAYLOAD' } as const;
-export type InferErrorCode = (typeof InferErrorCode)[keyof typeof InferErrorCode];
-
 /** Interactive sessions kept warm at once, at most: the server's warm pool asks for a few models, not dozens. */
 export const MAX_WARM_MODELS = 4;
-
-const modelUrlSchema = z.string().min(1).max(2048);
-const inferWarmSchema = z.object({ modelHash: sha256Schema, modelUrl: modelUrlSchema });
-const inferRunSchema = z.object({
-  requestId: z.string().min(1).max(128),
-  modelHash: sha256Schema,
-  modelUrl: modelUrlSchema,
-  inputs: z.array(wireTensorSchema).max(MAX_OUTPUTS),
-});
 
 /** What the lane reads of, and reports to, the WorkLoop that holds it. */
 export interface LaneHost {
@@ -177,8 +160,7 @@ export class InteractiveLane {
 }
 
 function refuse(ack: Ack, code: InferErrorCode, message: string): void {
-  // The shared ErrorCode vocabulary has no interactive codes yet; the wire form is the same `{ code, message }`.
-  const error: WireError = { code: code as unknown as ErrorCode, message: message.slice(0, 2000) };
+  const error: WireError = { code, message: message.slice(0, 2000) };
   ack({ ok: false, error });
 }
 

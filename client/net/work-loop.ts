@@ -7,7 +7,8 @@
  */
 import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
-import { InferErrorCode, InteractiveLane } from './interactive-lane.js';
+import { InferErrorCode } from '../../shared/infer.js';
+import { InteractiveLane } from './interactive-lane.js';
 import { EMPTY_TIMING, type LoopStatus, type LoopTiming, addTimes, countResult } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
