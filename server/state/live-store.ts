@@ -73,7 +73,8 @@ export class LiveStore extends StoreThroughLog implements Store {
       if (r.status === 'returned') returned.set(r.taskId, (returned.get(r.taskId) ?? 0) + 1);
     }
     // `active` counts leases too, and none survive a restart: it is what came back.
-    const open = this.inner.recoveryTasks(job.id).map((t) => (t.status === 'pending' ? { ...t, active: returned.get(t.id) ?? 0 } : t));
+    const open = this.inner.recoveryTasks(job.id);
+    for (const t of open) if (t.status === 'pending') t.active = returned.get(t.id) ?? 0;
     this.tasks.load(job, open, this.inner.stageCounts(job.id));
   }
 

@@ -74,7 +74,7 @@ export class LiveTasks {
   }
 
   /**
-   * Takes a running job in: its open and known-answer tasks (in batch order within each stage), and the counts of
+   * Takes a running job in: its open and known-answer tasks, and the counts of
    * each stage's tasks settled (done or failed) as the store has them.
    */
   load(job: JobRow, tasks: Iterable<TaskRow>, settled: StageCounts[]): void {
@@ -87,8 +87,7 @@ export class LiveTasks {
     }
     const live: LiveJob = { job, stages, ids: new Set(), partial: new Set(), canaries: [] };
     this.jobs.set(job.id, live);
-    const sorted = [...tasks].sort((a, b) => a.stage - b.stage || a.batch - b.batch);
-    for (const t of sorted) {
+    for (const t of tasks) {
       const q = stages[t.stage]!;
       this.rows.set(t.id, t);
       live.ids.add(t.id);
@@ -96,6 +95,12 @@ export class LiveTasks {
       if (wanting(t) && t.active > 0) live.partial.add(t.id);
       if (t.canary && t.status === 'done') live.canaries.push(t.id);
       if (wanting(t)) { q.order.push(t.id); q.inOrder.add(t.id); }
+    }
+    // Each stage's queue in batch order (the store gives them so; a job made with its tasks out of order is sorted).
+    for (const q of stages) {
+      if (q.order.some((id, i) => i > 0 && this.rows.get(id)!.batch < this.rows.get(q.order[i - 1]!)!.batch)) {
+        q.order.sort((a, b) => this.rows.get(a)!.batch - this.rows.get(b)!.batch);
+      }
     }
     stages.reverse();
   }

@@ -157,6 +157,14 @@ export const taskFromRow = (r: Row): TaskRow => ({
   tainted: r.tainted === 1,
 });
 
+/** A task from a raw row (an array in TASK_COLS order): no intermediate object, for reading many at once. */
+export const taskFromRaw = (r: unknown[]): TaskRow => ({
+  id: r[0] as string, jobId: r[1] as string, stage: r[2] as number, model: r[3] as string, batch: r[4] as number, itemStart: r[5] as number,
+  itemEnd: r[6] as number, status: r[7] as TaskRow['status'], canary: r[8] === 1, ready: r[9] === 1, readyAt: (r[10] as number | null) ?? null,
+  wanted: r[11] as number, active: r[12] as number, failures: r[13] as number, error: (r[14] as string | null) ?? null, doneAt: (r[15] as number | null) ?? null,
+  tainted: r[16] === 1,
+});
+
 export const replicaFromRow = (r: Row): ReplicaRow => ({
   id: r.id as string,
   taskId: r.task_id as string,

@@ -9,7 +9,7 @@ import type {
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  REPLICA_COLS, type Row, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow,
+  REPLICA_COLS, type Row, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow, taskFromRaw,
   replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
@@ -270,8 +270,16 @@ export class SqliteStore implements Store {
   }
 
   recoveryTasks(jobId: string): TaskRow[] {
-    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND (status = 'pending' OR canary = 1) ORDER BY stage, batch`).all(jobId) as Row[])
-      .map(taskFromRow);
+    // Two index walks (open tasks, done canaries) rather than one scan of every task of the job and a sort; rows
+    // as arrays, made into tasks one at a time (a million open tasks make no million intermediate objects).
+    const out: TaskRow[] = [];
+    for (const sql of [
+      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_pick WHERE job_id = ? AND status = 'pending' ORDER BY stage DESC, batch`,
+      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_canary_pick WHERE job_id = ? AND canary = 1 AND status = 'done' ORDER BY batch`,
+    ]) {
+      for (const r of this.q(sql).raw(true).iterate(jobId) as Iterable<unknown[]>) out.push(taskFromRaw(r));
+    }
+    return out;
   }
 
   recoveryReplicas(jobId: string): ReplicaRow[] {

@@ -246,7 +246,10 @@ export interface Store {
   replicaCount(jobId: string): number;
   canaryCount(jobId: string): number;
   failedTasks(jobId: string): TaskRow[];
-  /** A job's open and known-answer tasks, by stage and batch (recovery: the scheduler's memory is rebuilt from these). */
+  /**
+   * A job's open tasks and its done known-answer tasks, in batch order within each stage (recovery: the scheduler's
+   * memory is rebuilt from these).
+   */
   recoveryTasks(jobId: string): TaskRow[];
   /** The replicas of a job's open and known-answer tasks, oldest first (recovery). */
   recoveryReplicas(jobId: string): ReplicaRow[];
