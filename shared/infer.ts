@@ -31,6 +31,24 @@ export const inferRequestSchema = z.object({
 });
 export type InferRequest = z.input<typeof inferRequestSchema>;
 
+/**
+ * The binary variant, for large tensors: the body is the inputs packed (a little-endian u32 header length, a JSON
+ * header `[{ name, dtype, dims }]`, then each tensor's bytes in order, as shared/tensor-pack.ts writes them), with
+ * this content type, and the other fields in the query string. An `Accept` of this type gets the outputs packed
+ * the same way, with the answer's other fields in `X-TabGrid-*` headers.
+ */
+export const TENSORS_CONTENT_TYPE = 'application/x-tabgrid-tensors';
+/** Bytes of one binary request's tensors together. */
+export const INFER_MAX_BINARY_BYTES = 32 * 2 ** 20;
+
+export const inferQuerySchema = z.object({
+  model: sha256Schema,
+  replicas: z.coerce.number().pipe(z.union([z.literal(1), z.literal(2)])).default(1),
+  timeoutMs: z.coerce.number().int().min(50).max(60_000).default(5_000),
+  rtol: z.coerce.number().min(0).max(1).default(1e-3),
+  atol: z.coerce.number().min(0).max(1e6).default(1e-4),
+});
+
 export const InferVerified = { vettedVolunteer: 'vetted-volunteer', twoOrigins: 'two-origins' } as const;
 export type InferVerified = (typeof InferVerified)[keyof typeof InferVerified];
 

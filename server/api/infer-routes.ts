@@ -1,14 +1,21 @@
 /**
  * `POST /api/v1/infer`: one interactive request, answered by a warm volunteer (server/infer/infer-router.ts).
- * Its own rate limit per key (apps call it often), a JSON body big enough for base64 tensors, and the errors
+ * Its own rate limit per key (apps call it often); a JSON body with base64 tensors, or for large tensors the binary
+ * variant (shared/infer.ts: TENSORS_CONTENT_TYPE, the other fields in the query string; `Accept` of that type gets
+ * the outputs packed, with the answer's other fields in X-TabGrid-* headers); and the errors
  * every route gives: 400 for inputs that do not fit the model, 404 for an unknown model, 503 when no worker
  * can serve it in time, 429 over the key's rate.
  */
 import express from 'express';
-import { inferRequestSchema } from '../../shared/infer.js';
+import { INFER_MAX_BINARY_BYTES, TENSORS_CONTENT_TYPE, inferQuerySchema, inferRequestSchema } from '../../shared/infer.js';
+import { packTensors } from '../../shared/tensor-pack.js';
+import { decodeInputs, decodePacked, encodeOutputs } from '../infer/infer-tensors.js';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { InferRouter } from '../infer/infer-router.js';
 import { identifyKey, requireKey, restRateLimit } from './rest-auth.js';
+import type { ModelRow } from '../store/store.js';
+
+const decodeInputsOf = (inputs: Parameters<typeof decodeInputs>[0], model: ModelRow) => decodeInputs(inputs, model.inputs);
 
 export interface InferRoutesDeps {
   keys: ApiKeys;
@@ -23,9 +30,23 @@ export function inferRoutes(deps: InferRoutesDeps): express.Express {
   api.disable('x-powered-by');
   api.set('trust proxy', deps.trustProxy ? 1 : false);
   const json = express.json({ limit: '12mb' });
-  api.post('/api/v1/infer', identifyKey(deps.keys), restRateLimit(deps.ratePerMinute), requireKey, json, async (req, res) => {
-    const body = inferRequestSchema.parse(req.body);
-    res.json(await deps.router.infer(body));
+  const binary = express.raw({ type: TENSORS_CONTENT_TYPE, limit: INFER_MAX_BINARY_BYTES + 64 * 1024 });
+  api.post('/api/v1/infer', identifyKey(deps.keys), restRateLimit(deps.ratePerMinute), requireKey, json, binary, async (req, res) => {
+    const packed = req.is(TENSORS_CONTENT_TYPE) !== false && Buffer.isBuffer(req.body);
+    const answer = packed
+      ? await deps.router.inferTensors(inferQuerySchema.parse(req.query), (model) => decodePacked(new Uint8Array(req.body as Buffer), model.inputs))
+      : await (async () => {
+        const body = inferRequestSchema.parse(req.body);
+        return deps.router.inferTensors(body, (model) => decodeInputsOf(body.inputs, model));
+      })();
+    if (req.accepts(['application/json', TENSORS_CONTENT_TYPE]) === TENSORS_CONTENT_TYPE) {
+      res.type(TENSORS_CONTENT_TYPE).set({
+        'X-TabGrid-Verified': answer.verified, 'X-TabGrid-Ms': String(answer.ms), 'X-TabGrid-Run-Ms': String(answer.runMs),
+        'X-TabGrid-Hedged': String(answer.hedged), 'X-TabGrid-Backend': answer.backend,
+      }).send(Buffer.from(packTensors(answer.outputs)));
+      return;
+    }
+    res.json({ ...answer, outputs: encodeOutputs(answer.outputs) });
   });
   return api;
 }

@@ -84,12 +84,21 @@ export class InferRouter {
     }
   }
 
+  /** One request as the JSON body carries it (base64 tensors in and out). */
   async infer(req: { model: string; inputs: Record<string, { dtype: string; dims: number[]; data: string }>; replicas: 1 | 2; timeoutMs: number; rtol: number; atol: number }): Promise<InferResponse> {
+    const { outputs, ...rest } = await this.inferTensors(req, (model) => decodeInputs(req.inputs as never, model.inputs));
+    return { outputs: encodeOutputs(outputs), ...rest };
+  }
+
+  /** One request with its inputs as tensors (made by `inputsFor` once the model is known and checked against it). */
+  async inferTensors(
+    req: { model: string; replicas: 1 | 2; timeoutMs: number; rtol: number; atol: number }, inputsFor: (model: ModelRow) => Tensor[],
+  ): Promise<Omit<InferResponse, 'outputs'> & { outputs: Tensor[] }> {
     const { clock } = this.deps;
     const start = clock.now();
     const model = this.deps.model(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found: upload it first`);
-    const inputs = decodeInputs(req.inputs as never, model.inputs);
+    const inputs = inputsFor(model);
     if (!this.link) throw new AppError('UNAVAILABLE', 'interactive inference is not set up on this server');
     const deadline = start + req.timeoutMs;
     this.pool.used(model.hash, start);
@@ -103,7 +112,7 @@ export class InferRouter {
       if (volunteer) this.deps.audit(model, inputs, first.outputs, volunteer);
     }
     return {
-      outputs: encodeOutputs(first.outputs),
+      outputs: first.outputs,
       verified: req.replicas === 1 ? InferVerified.vettedVolunteer : InferVerified.twoOrigins,
       ms: clock.now() - start,
       runMs: Math.max(...answers.map((a) => a.runMs)),

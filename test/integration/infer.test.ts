@@ -11,7 +11,8 @@ import { runInfer } from '../../cli/infer.js';
 import { NodeRunner } from '../../cli/node-runner.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
 import { compareOutputs } from '../../shared/compare.js';
-import type { InferRun } from '../../shared/infer.js';
+import { type InferRun, TENSORS_CONTENT_TYPE } from '../../shared/infer.js';
+import { packTensors, unpackTensors } from '../../shared/tensor-pack.js';
 import { readNpy, writeNpy } from '../../shared/npy.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { floatData, mlpModel } from '../helpers/models.js';
@@ -79,6 +80,27 @@ describe('interactive inference', () => {
     expect(await bad({ model: 'f'.repeat(64), inputs: { x: { dtype: 'float32', dims: [1, 4], data: b64(new Uint8Array(16)) } } })).toEqual([404, 'NOT_FOUND']);
     expect(await bad({ model, inputs: 'nope' })).toEqual([400, 'INVALID_PAYLOAD']);
     expect(workers.loops.reduce((n, l) => n + l.status.interactiveServed, 0)).toBe(served);
+  });
+
+  it('takes and gives large tensors packed (the binary variant), and refuses a malformed packed body', async () => {
+    const x = floatData(13, 2 * 4);
+    const body = packTensors([{ name: 'x', dtype: 'float32', dims: [2, 4], data: x }]);
+    const res = await fetch(`${server.url}/api/v1/infer?model=${model}&replicas=1`, {
+      method: 'POST', body: Buffer.from(body),
+      headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': TENSORS_CONTENT_TYPE, accept: TENSORS_CONTENT_TYPE },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain(TENSORS_CONTENT_TYPE);
+    expect(res.headers.get('x-tabgrid-verified')).toBe('vetted-volunteer');
+    const [y] = unpackTensors(new Uint8Array(await res.arrayBuffer()));
+    const want = await reference(MODEL, { x: writeNpy('float32', [2, 4], x) });
+    expect(compareOutputs([y!], [want.y!], tol)).toEqual({ verdict: 'agree' });
+
+    const broken = await fetch(`${server.url}/api/v1/infer?model=${model}`, {
+      method: 'POST', body: Buffer.from(body.subarray(0, body.byteLength - 3)), headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': TENSORS_CONTENT_TYPE },
+    });
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { error: { code: string } }).error.code).toBe('INVALID_PAYLOAD');
   });
 
   it('tabgrid infer prints the latency, p50/p95 with --repeat, and writes the outputs', async () => {
