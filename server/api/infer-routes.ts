@@ -36,9 +36,9 @@ export function inferRoutes(deps: InferRoutesDeps): express.Express {
     const answer = packed
       ? await deps.router.inferTensors(inferQuerySchema.parse(req.query), (model) => decodePacked(new Uint8Array(req.body as Buffer), model.inputs))
       : await (async () => {
-        const body = inferRequestSchema.parse(req.body);
-        return deps.router.inferTensors(body, (model) => decodeInputsOf(body.inputs, model));
-      })();
+          const body = inferRequestSchema.parse(req.body);
+          return deps.router.inferTensors(body, (model) => decodeInputsOf(body.inputs, model));
+        })();
     if (req.accepts(['application/json', TENSORS_CONTENT_TYPE]) === TENSORS_CONTENT_TYPE) {
       res.type(TENSORS_CONTENT_TYPE).set({
         'X-TabGrid-Verified': answer.verified, 'X-TabGrid-Ms': String(answer.ms), 'X-TabGrid-Run-Ms': String(answer.runMs),
