@@ -5,9 +5,10 @@
  *
  * onnxruntime-web's default ESM entry (`ort.bundle.min.mjs`) inlines its emscripten glue with a literal
  * `new URL('ort-wasm-simd-threaded.jsep.wasm', import.meta.url)`, which Vite would copy into assets/ (28 MB).
- * The `onnxruntime-web-use-extern-wasm` export condition selects `ort.min.mjs` instead, which loads the glue
- * and the .wasm at run time from `ort.env.wasm.wasmPaths`; the server serves onnxruntime-web's dist/ at ORT_PATH
- * (shared/ort-path.ts: /ort/<version>/).
+ * The `onnxruntime-web-use-extern-wasm` export condition selects `ort.min.mjs` instead (and `ort.wasm.min.mjs` for
+ * `onnxruntime-web/wasm`, the CPU-only build the inference worker loads first, see client/runtime/ort-builds.ts),
+ * which loads the glue and the .wasm at run time from `ort.env.wasm.wasmPaths`; the server serves onnxruntime-web's
+ * dist/ at ORT_PATH (shared/ort-path.ts: /ort/<version>/).
  *
  * widget.js runs as a classic script on other people's pages, so it is built on its own as one IIFE with a
  * fixed name (no hash, no chunks, no module syntax, no top-level names).

@@ -19,8 +19,13 @@ interface WorkerScope {
 }
 const scope = globalThis as unknown as WorkerScope;
 let runner: OrtRunner | null = null;
-/** In the interactive worker: its sessions, made with its first request. */
+/** In the interactive worker: its sessions, made with its first request (after 'init', which makes the runner). */
 let interactive: InteractiveSessions | null = null;
+
+function interactiveSessions(): InteractiveSessions {
+  if (!runner) throw new Error('the inference worker was not set up');
+  return (interactive ??= new InteractiveSessions({ builds: runner.builds }));
+}
 
 /** The outputs that own their buffer whole move to the page; a view into a larger one is copied, then moved. */
 function movable(outputs: Tensor[]): { outputs: Tensor[]; transfer: ArrayBuffer[] } {
@@ -94,14 +99,14 @@ async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'infer-warm':
       try {
-        const { backend, warmMs } = await (interactive ??= new InteractiveSessions()).warm(m.modelHash, m.modelUrl, m.backend);
+        const { backend, warmMs } = await interactiveSessions().warm(m.modelHash, m.modelUrl, m.backend);
         scope.postMessage({ type: 'warmed', id: m.id, backend, warmMs });
       } catch (err) {
         scope.postMessage({ type: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
       }
       return;
     case 'infer-run':
-      return answerNow(m.id, (interactive ??= new InteractiveSessions()).run(m.req, m.backend));
+      return answerNow(m.id, Promise.resolve().then(() => interactiveSessions().run(m.req, m.backend)));
     case 'infer-cool':
       interactive?.cool(m.modelHash);
       return;

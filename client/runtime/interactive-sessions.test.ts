@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { InferRun } from '../../shared/infer.js';
 import { InteractiveSessions } from './interactive-sessions.js';
+import { OrtBuilds } from './ort-builds.js';
 
 const log: string[] = [];
 let failGpu = false;
@@ -35,6 +36,11 @@ vi.mock('onnxruntime-web', async (importOriginal) => {
   };
 });
 
+// WASM sessions come from the CPU-only build: the same fake.
+vi.mock('onnxruntime-web/wasm', () => import('onnxruntime-web'));
+
+const builds = new OrtBuilds('http://127.0.0.1/ort/');
+
 /** Model n's hash; its fake bytes are [n]. */
 const hash = (n: number) => String(n).repeat(64).slice(0, 64);
 const fetchModel = async (url: string) => Uint8Array.of(Number(url.split('/').pop()));
@@ -49,7 +55,7 @@ beforeEach(() => { log.length = 0; failGpu = false; });
 
 describe('InteractiveSessions', () => {
   it('makes a model\'s session once, on the backend asked for, and answers with its outputs', async () => {
-    const s = new InteractiveSessions({ fetchModel });
+    const s = new InteractiveSessions({ builds, fetchModel });
     expect(await s.warm(hash(1), '/models/1', 'wasm')).toMatchObject({ backend: 'wasm' });
     const out = await s.run(req(1, [1, 2, 3]), 'wasm');
     expect(out.backend).toBe('wasm');
@@ -61,7 +67,7 @@ describe('InteractiveSessions', () => {
   });
 
   it('follows the backend the batch path settled on, and answers on WASM when WebGPU fails', async () => {
-    const s = new InteractiveSessions({ fetchModel });
+    const s = new InteractiveSessions({ builds, fetchModel });
     await s.run(req(1), 'wasm');
     failGpu = true;
     const out = await s.run(req(1), 'webgpu'); // the batch path moved the model to WebGPU; the GPU then failed
@@ -72,7 +78,7 @@ describe('InteractiveSessions', () => {
   });
 
   it('keeps four models at most, letting the least recently used go', async () => {
-    const s = new InteractiveSessions({ fetchModel });
+    const s = new InteractiveSessions({ builds, fetchModel });
     for (const n of [1, 2, 3, 4]) await s.run(req(n), 'wasm');
     await s.run(req(1), 'wasm'); // 2 is now the least recently used
     await s.run(req(5), 'wasm');
@@ -89,7 +95,7 @@ describe('InteractiveSessions', () => {
       lane = run.catch(() => {});
       return run;
     };
-    const s = new InteractiveSessions({ fetchModel, exclusive });
+    const s = new InteractiveSessions({ builds, fetchModel, exclusive });
     await s.run(req(1), 'wasm');
     expect(order).toEqual(['queued']);
   });

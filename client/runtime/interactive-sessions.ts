@@ -6,17 +6,20 @@
  * model's backend is timed once, on batch work; an interactive request must not wait seconds for WebGPU shaders
  * to compile on a guess). A request that fails on WebGPU is tried once on WASM, and the model stays there.
  */
-import * as ort from 'onnxruntime-web';
+import type * as ort from 'onnxruntime-web';
 import type { InferRun } from '../../shared/infer.js';
 import type { RunOutcome } from '../net/work-loop.js';
 import { Backend } from './backend-choice.js';
 import { fetchModelBytes } from './model-cache.js';
+import type { OrtBuilds } from './ort-builds.js';
 import { fromOrtOutputs, toFeeds } from './ort-tensors.js';
 
 /** Models kept warm at once (the lane cools beyond as many; see MAX_WARM_MODELS). */
 const MAX_SESSIONS = 4;
 
 export interface InteractiveSessionsOptions {
+  /** onnxruntime-web's builds, set up by the OrtRunner beside these sessions (in this worker or on the page). */
+  builds: OrtBuilds;
   /** Replaceable for tests; defaults to the Cache Storage-backed download. */
   fetchModel?: (url: string) => Promise<Uint8Array>;
   /**
@@ -35,7 +38,7 @@ export class InteractiveSessions {
   private readonly offGpu = new Set<string>();
   private lane: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly opts: InteractiveSessionsOptions = {}) {}
+  constructor(private readonly opts: InteractiveSessionsOptions) {}
 
   /** Loads the model's session on `backend` (unless held already); resolves with the backend and the time it took. */
   async warm(modelHash: string, modelUrl: string, backend: Backend): Promise<{ backend: Backend; warmMs: number }> {
@@ -87,7 +90,8 @@ export class InteractiveSessions {
       return h.session;
     }
     if (h) this.release(h);
-    const session = (this.opts.fetchModel ?? fetchModelBytes)(modelUrl).then((bytes) => ort.InferenceSession.create(bytes, {
+    const bytes = (this.opts.fetchModel ?? fetchModelBytes)(modelUrl);
+    const session = Promise.all([bytes, this.opts.builds.for(backend)]).then(([b, { InferenceSession }]) => InferenceSession.create(b, {
       executionProviders: [backend],
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,

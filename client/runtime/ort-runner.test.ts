@@ -41,6 +41,9 @@ vi.mock('onnxruntime-web', async (importOriginal) => {
   };
 });
 
+// The runner's WASM sessions come from the CPU-only build: the same fake.
+vi.mock('onnxruntime-web/wasm', () => import('onnxruntime-web'));
+
 function task(id: string): TaskAssignment {
   return {
     replicaId: id, taskId: id, jobId: 'j', modelHash: 'm'.repeat(64), modelUrl: '/models/m', leaseMs: 60_000,

@@ -3,13 +3,14 @@
  * model cache, and a backend per model chosen by timing both. A model's first tasks run on WASM at once while
  * WebGPU is timed beside them (in a trial worker, see TimeBackends); the model moves to WebGPU if it was faster.
  */
-import * as ort from 'onnxruntime-web';
+import type * as ort from 'onnxruntime-web';
 import { ORT_PATH } from '../../shared/ort-path.js';
 import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
 import type { Tensor } from '../../shared/tensor.js';
 import type { RunOutcome, Runner } from '../net/work-loop.js';
 import { Backend, type BackendChoice, type Trial, formatTrials, pickFaster } from './backend-choice.js';
 import { fetchModelBytes } from './model-cache.js';
+import { OrtBuilds } from './ort-builds.js';
 import { fromOrtOutputs, toFeeds } from './ort-tensors.js';
 import { WARM_UP_MODEL } from './warm-up-model.js';
 
@@ -49,22 +50,14 @@ export interface OrtRunnerOptions {
   onDeviceLost?: (message: string) => void;
 }
 
-/**
- * Sets onnxruntime-web's global environment. Without cross-origin isolation there is no
- * SharedArrayBuffer, so wasm must run on one thread or session creation fails.
- */
-export function configureOrt(wasmPaths: string): void {
-  ort.env.wasm.wasmPaths = wasmPaths;
-  if (!globalThis.crossOriginIsolated) ort.env.wasm.numThreads = 1;
-  ort.env.logLevel = 'error';
-}
-
 interface Timed { outputs: Tensor[]; ms: number }
 
 /** Models whose sessions stay loaded; a volunteer who moves between jobs should not run out of memory. */
 const MAX_LOADED_MODELS = 3;
 
 export class OrtRunner implements Runner {
+  /** onnxruntime-web's builds: the CPU-only one for WASM, the JSEP one loaded with the first WebGPU session. */
+  readonly builds: OrtBuilds;
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly choices = new Map<string, Backend>();
   private available: readonly Backend[];
@@ -88,7 +81,7 @@ export class OrtRunner implements Runner {
       this.markLost = (message) => reject(new Error(`the WebGPU device was lost (${message})`));
     });
     this.lost.catch(() => {});
-    configureOrt(opts.wasmPaths ?? new URL(ORT_PATH, globalThis.location?.href).href);
+    this.builds = new OrtBuilds(opts.wasmPaths ?? new URL(ORT_PATH, globalThis.location?.href).href);
   }
 
   /**
@@ -98,7 +91,7 @@ export class OrtRunner implements Runner {
    */
   warmUp(): Promise<void> {
     this.warming ??= this.exclusive(async () => {
-      const session = await ort.InferenceSession.create(WARM_UP_MODEL, { executionProviders: [Backend.wasm], logSeverityLevel: 3 });
+      const session = await this.builds.wasm.InferenceSession.create(WARM_UP_MODEL, { executionProviders: [Backend.wasm], logSeverityLevel: 3 });
       await session.release();
     }).catch(() => {});
     return this.warming;
@@ -231,7 +224,8 @@ export class OrtRunner implements Runner {
     for (const backend of request.backends) {
       let session: ort.InferenceSession | null = null;
       try {
-        session = await ort.InferenceSession.create(request.model, { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+        const { InferenceSession } = await this.builds.for(backend);
+        session = await InferenceSession.create(request.model, { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 });
         await session.run(feeds);
         trials.push({ backend, ms: (await timedRun(session, feeds)).ms });
       } catch (err) {
@@ -267,7 +261,8 @@ export class OrtRunner implements Runner {
       this.sessions.set(key, session);
     } else {
       this.evictModelsBeyond(MAX_LOADED_MODELS - 1, modelHash);
-      session = bytes().then((b) => ort.InferenceSession.create(b, {
+      // The JSEP build (for WebGPU) loads while the model downloads.
+      session = Promise.all([bytes(), this.builds.for(backend)]).then(([b, { InferenceSession }]) => InferenceSession.create(b, {
         executionProviders: [backend],
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
@@ -281,12 +276,12 @@ export class OrtRunner implements Runner {
   }
 
   /**
-   * Watches the GPUDevice that onnxruntime-web made with its first WebGPU session. Reading
-   * `ort.env.webgpu.device` before then would make a device of its own, so this waits for a session.
+   * Watches the GPUDevice that onnxruntime-web's JSEP build made with its first WebGPU session. Reading
+   * `env.webgpu.device` before then would make a device of its own, so this waits for a session.
    */
   private watchDevice(): void {
     if (this.watching) return;
-    this.watching = Promise.resolve(ort.env.webgpu.device).then((device) => {
+    this.watching = this.builds.for(Backend.webgpu).then((gpu) => gpu.env.webgpu.device).then((device) => {
       void device.lost.then((info) => this.onDeviceLost(info.message || `reason: ${info.reason ?? 'unknown'}`));
       return device;
     }, () => null);

@@ -2,7 +2,7 @@
  * Converts between tensors as they travel (dtype, dims, little-endian bytes) and onnxruntime-web tensors.
  * Typed arrays need their offset aligned to the element size, so unaligned views are copied first.
  */
-import * as ort from 'onnxruntime-web';
+import * as ort from 'onnxruntime-web/wasm';
 import type { WireTensor } from '../../shared/protocol.js';
 import { type DType, type Tensor, DTYPES, alignedCopy, asBytes, itemSize, tensorProblem } from '../../shared/tensor.js';
 
@@ -57,11 +57,16 @@ export function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
   return { name, dtype: t.type, dims: [...t.dims], data: bytes };
 }
 
+/** A tensor of either onnxruntime-web build: each has a Tensor class of its own (see ort-builds.ts). */
+function isOrtTensor(value: unknown): value is ort.Tensor {
+  return typeof value === 'object' && value !== null && 'dims' in value && 'type' in value && 'location' in value;
+}
+
 /** Converts session.run's result, in the session's output order. */
 export function fromOrtOutputs(names: readonly string[], out: ort.InferenceSession.OnnxValueMapType): Tensor[] {
   return names.map((name) => {
     const value = out[name];
-    if (!(value instanceof ort.Tensor)) throw new Error(`output ${name}: not a tensor`);
+    if (!isOrtTensor(value)) throw new Error(`output ${name}: not a tensor`);
     return fromOrtTensor(name, value);
   });
 }

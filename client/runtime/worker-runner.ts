@@ -162,7 +162,7 @@ export class WorkerRunner implements PageRunner {
   /** Interactive sessions on this thread (no worker could start), their runs queued with the local runner's. */
   private sessionsHere(): Promise<InteractiveSessions> {
     this.localInteractive ??= Promise.all([this.local!, import('./interactive-sessions.js')])
-      .then(([runner, { InteractiveSessions }]) => new InteractiveSessions({ exclusive: (fn) => runner.exclusive(fn) }));
+      .then(([runner, { InteractiveSessions }]) => new InteractiveSessions({ builds: runner.builds, exclusive: (fn) => runner.exclusive(fn) }));
     return this.localInteractive;
   }
 
