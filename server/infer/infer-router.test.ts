@@ -21,7 +21,9 @@ const worker = (id: string, origin: string, over: Partial<WorkerEntry> = {}): Wo
 });
 
 /** Workers answering after `delays[id]` ms with `answers[id]` (the doubled inputs by default). */
-function setup(workers: WorkerEntry[], opts: { delays?: Record<string, number>; answers?: Record<string, number[]>; vetted?: (v: string) => boolean; auditRate?: number } = {}) {
+function setup(workers: WorkerEntry[], opts: {
+  delays?: Record<string, number>; answers?: Record<string, number[]>; vetted?: (v: string) => boolean; auditRate?: number; refuse?: Set<string>;
+} = {}) {
   const table = new Map(workers.map((w) => [w.workerId, w]));
   const runs: string[] = [];
   const cancels: string[] = [];
@@ -30,6 +32,7 @@ function setup(workers: WorkerEntry[], opts: { delays?: Record<string, number>; 
     warm: async () => ({ backend: 'cpu', warmMs: 1 }),
     run: (id) => {
       runs.push(id);
+      if (opts.refuse?.has(id)) return Promise.reject(new Error('PAUSED'));
       return new Promise((resolve) => setTimeout(() => resolve({ outputs: y(opts.answers?.[id] ?? [2, 4]), runMs: 1, backend: 'cpu' }), opts.delays?.[id] ?? 1));
     },
     cancel: (id) => { cancels.push(id); },
@@ -86,6 +89,15 @@ describe('InferRouter', () => {
     const fixed = await liar.router.infer(request({ replicas: 2 }));
     expect(values(fixed.outputs.y!.data)).toEqual([2, 4]);
     expect(new Set(liar.runs)).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  it('answers through another worker when one refuses, and leaves the refuser out of the pool after', async () => {
+    const { router, runs } = setup([worker('paused', '10.0.0.1'), worker('ok', '10.0.0.2')], { refuse: new Set(['paused']), delays: { ok: 5 } });
+    await router.infer(request());
+    await router.infer(request());
+    await router.infer(request());
+    expect(runs.filter((id) => id === 'paused').length).toBeLessThanOrEqual(1);
+    expect(runs.filter((id) => id === 'ok')).toHaveLength(3);
   });
 
   it('sends a sample of single answers to the server\'s audit', async () => {

@@ -225,6 +225,10 @@ export class InferRouter {
           resolve({ workerId: w.workerId, ...a, hedged: asked.length > 1 });
         }).catch((err: unknown) => {
           lastError = err;
+          // A worker that failed (paused, refused, timed out, answered nonsense) leaves the model's pool: the next
+          // request goes elsewhere at once, and the pool warms another if it needs one.
+          this.pool.remove(w.workerId, model.hash);
+          this.link!.cool(w.workerId, model.hash);
           this.deps.log.debug({ err, workerId: w.workerId }, 'interactive request failed on a worker');
           if (!done) next();
         }).finally(() => {
