@@ -3,7 +3,7 @@
  * on WASM at once, whatever the WebGPU timing does (here it can be held open for as long as a test likes), and
  * the model moves to WebGPU only once the timing found it faster.
  */
-import * as ort from 'onnxruntime-web';
+import * as ortWasm from 'onnxruntime-web/wasm';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import type { BackendChoice, Trial } from './backend-choice.js';
@@ -15,16 +15,22 @@ const log: string[] = [];
 /** How long a fake run takes, per backend; a WebGPU run can also be held until `releaseGpu()`. */
 const runMs = { wasm: 0, webgpu: 0 };
 let gpuGate: Promise<void> | null = null;
+/** Which build made each session, in order: "wasm on cpu-only", "webgpu on jsep". */
+const builds: string[] = [];
 
-vi.mock('onnxruntime-web', async (importOriginal) => {
-  const real = await importOriginal<typeof import('onnxruntime-web')>();
-  return {
+/**
+ * A fake of one onnxruntime-web build: `build` names it in the log ("create wasm on cpu-only"), so the tests see
+ * which build made each session: WASM ones must come from the CPU-only build, WebGPU ones from the JSEP build.
+ */
+const { fakeOrt } = vi.hoisted(() => ({
+  fakeOrt: (build: string, real: typeof import('onnxruntime-web')) => ({
     ...real,
     env: { wasm: {}, webgpu: { device: Promise.resolve({ lost: new Promise(() => {}) }) }, logLevel: 'error' },
     InferenceSession: {
       async create(_bytes: Uint8Array, o: { executionProviders: ('wasm' | 'webgpu')[] }) {
         const backend = o.executionProviders[0]!;
         log.push(`create ${backend}`);
+        builds.push(`${backend} on ${build}`);
         return {
           inputNames: ['x'],
           outputNames: ['y'],
@@ -38,11 +44,11 @@ vi.mock('onnxruntime-web', async (importOriginal) => {
         };
       },
     },
-  };
-});
+  }),
+}));
 
-// The runner's WASM sessions come from the CPU-only build: the same fake.
-vi.mock('onnxruntime-web/wasm', () => import('onnxruntime-web'));
+vi.mock('onnxruntime-web', async (importOriginal) => fakeOrt('jsep', await importOriginal()));
+vi.mock('onnxruntime-web/wasm', async (importOriginal) => fakeOrt('cpu-only', await importOriginal()));
 
 function task(id: string): TaskAssignment {
   return {
@@ -69,6 +75,7 @@ function runner(timeBackends?: (r: TrialRequest) => Promise<Trial[]>) {
 
 beforeEach(() => {
   log.length = 0;
+  builds.length = 0;
   runMs.wasm = 0;
   runMs.webgpu = 0;
   gpuGate = null;
@@ -110,6 +117,8 @@ describe('OrtRunner backend choice', () => {
     await r.settled();
     // The task ran first; then the timing, in sessions of its own: a warm-up and a timed run on each, released after.
     expect(log).toEqual(['create wasm', 'run wasm', 'create wasm', 'run wasm', 'run wasm', 'release wasm', 'create webgpu', 'run webgpu', 'run webgpu', 'release webgpu']);
+    // WASM on the CPU-only build (14 MB of WebAssembly), WebGPU on the JSEP build (28 MB), loaded only for it.
+    expect(builds).toEqual(['wasm on cpu-only', 'wasm on cpu-only', 'webgpu on jsep']);
     expect(choices.at(-1)).toMatchObject({ backend: 'wasm', reason: expect.stringMatching(/^wasm: [\d.]+ ms vs webgpu [\d.]+ ms on GPU ampere \(nvidia\)$/) });
     expect((await r.run(task('b'), 'http://127.0.0.1/models/m')).backend).toBe('wasm');
   });
@@ -122,7 +131,7 @@ describe('OrtRunner backend choice', () => {
   });
 
   it('warms the runtime up on a tiny model before the first task, which waits for it', async () => {
-    const create = vi.spyOn(ort.InferenceSession, 'create');
+    const create = vi.spyOn(ortWasm.InferenceSession, 'create');
     const { r } = runner(() => new Promise(() => {}));
     void r.warmUp();
     await r.run(task('a'), 'http://127.0.0.1/models/m');

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-web';
 import { describe, expect, it } from 'vitest';
 import type { WireTensor } from '../../shared/protocol.js';
 import type { DType } from '../../shared/tensor.js';
-import { fromOrtTensor, toFeeds, toOrtTensor } from './ort-tensors.js';
+import { fromOrtOutputs, fromOrtTensor, toFeeds, toOrtTensor } from './ort-tensors.js';
 
 const samples: Record<DType, ArrayBufferView> = {
   float32: Float32Array.from([1.5, -2, 3e-8, 4]),
@@ -46,6 +46,15 @@ describe('ort tensor conversion', () => {
   it('refuses output dtypes the wire cannot carry', () => {
     const t = new ort.Tensor('uint16', Uint16Array.from([1]), [1]);
     expect(() => fromOrtTensor('y', t)).toThrow(/dtype uint16 is not supported/);
+  });
+
+  it('reads the outputs of either onnxruntime-web build, each with a Tensor class of its own', () => {
+    const jsep = new ort.Tensor('float32', Float32Array.from([7]), [1]);
+    const cpuOnly = toOrtTensor({ name: 'x', dtype: 'float32', dims: [1], data: Float32Array.from([8]).buffer });
+    expect(cpuOnly).not.toBeInstanceOf(ort.Tensor);
+    const out = fromOrtOutputs(['a', 'b'], { a: jsep, b: cpuOnly });
+    expect(out.map((t) => [...new Float32Array(t.data.buffer)])).toEqual([[7], [8]]);
+    expect(() => fromOrtOutputs(['c'], { c: { nope: 1 } as never })).toThrow('output c: not a tensor');
   });
 
   it('builds feeds keyed by input name', () => {
