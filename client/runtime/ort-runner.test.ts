@@ -15,6 +15,8 @@ const log: string[] = [];
 /** How long a fake run takes, per backend; a WebGPU run can also be held until `releaseGpu()`. */
 const runMs = { wasm: 0, webgpu: 0 };
 let gpuGate: Promise<void> | null = null;
+/** While set, making a session waits for it (a runtime still loading). */
+let createGate: Promise<void> | null = null;
 /** Which build made each session, in order: "wasm on cpu-only", "webgpu on jsep". */
 const builds: string[] = [];
 
@@ -31,6 +33,7 @@ const { fakeOrt } = vi.hoisted(() => ({
         const backend = o.executionProviders[0]!;
         log.push(`create ${backend}`);
         builds.push(`${backend} on ${build}`);
+        if (createGate) await createGate;
         return {
           inputNames: ['x'],
           outputNames: ['y'],
@@ -76,6 +79,7 @@ function runner(timeBackends?: (r: TrialRequest) => Promise<Trial[]>) {
 beforeEach(() => {
   log.length = 0;
   builds.length = 0;
+  createGate = null;
   runMs.wasm = 0;
   runMs.webgpu = 0;
   gpuGate = null;
@@ -137,5 +141,25 @@ describe('OrtRunner backend choice', () => {
     await r.run(task('a'), 'http://127.0.0.1/models/m');
     expect(create.mock.calls[0]![0]).toBe(WARM_UP_MODEL);
     expect(log).toEqual(['create wasm', 'release wasm', 'create wasm', 'run wasm']);
+  });
+
+  it('downloads a new model while the runtime is still loading (the warm-up), not once it has loaded', async () => {
+    let loaded!: () => void;
+    createGate = new Promise((resolve) => { loaded = resolve; });
+    const fetched: string[] = [];
+    const r = new OrtRunner({
+      available: ['wasm'], wasmPaths: 'http://127.0.0.1/ort/',
+      fetchModel: async (url) => { fetched.push(url); return new Uint8Array([1, 2, 3]); },
+    });
+    void r.warmUp();
+    const first = r.run(task('a'), 'http://127.0.0.1/models/m');
+    await vi.waitFor(() => expect(fetched).toEqual(['http://127.0.0.1/models/m']));
+    expect(log).toEqual(['create wasm']); // the warm-up's session, not made yet
+    createGate = null;
+    loaded();
+    expect((await first).backend).toBe('wasm');
+    expect(log).toEqual(['create wasm', 'release wasm', 'create wasm', 'run wasm']);
+    await r.run(task('b'), 'http://127.0.0.1/models/m');
+    expect(fetched).toHaveLength(1); // the session is kept: no second download
   });
 });

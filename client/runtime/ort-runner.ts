@@ -126,9 +126,12 @@ export class OrtRunner implements Runner {
     const known = this.choices.get(task.modelHash);
     const backend = known ?? this.choose(task);
     const timeAfter = !known && !this.opts.forced && this.available.includes(Backend.webgpu);
-    // The first task and the timing share one download of the model.
-    if (timeAfter) this.downloads.set(task.modelHash, fetchModel(this.opts, modelUrl));
-    const running = this.exclusive(() => this.runOn(backend, task, modelUrl, feeds));
+    // A model without a session downloads now, while the lane may still be loading the runtime (the warm-up),
+    // not once the lane is free. The first task and the timing share that download.
+    const download = this.sessions.has(`${task.modelHash}|${backend}`) ? undefined : fetchModel(this.opts, modelUrl);
+    download?.catch(() => {}); // a failure is the task's to report, when its session is made
+    if (timeAfter && download) this.downloads.set(task.modelHash, download);
+    const running = this.exclusive(() => this.runOn(backend, task, modelUrl, feeds, download));
     if (timeAfter) this.timeAfter(task, running);
     try {
       return await running;
@@ -150,8 +153,10 @@ export class OrtRunner implements Runner {
     }
   }
 
-  private async runOn(backend: Backend, task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>): Promise<RunOutcome> {
-    const session = await this.session(task.modelHash, backend, () => this.downloads.get(task.modelHash) ?? fetchModel(this.opts, modelUrl));
+  private async runOn(
+    backend: Backend, task: TaskAssignment, modelUrl: string, feeds: Record<string, ort.Tensor>, download?: Promise<Uint8Array>,
+  ): Promise<RunOutcome> {
+    const session = await this.session(task.modelHash, backend, () => download ?? this.downloads.get(task.modelHash) ?? fetchModel(this.opts, modelUrl));
     const run = timedRun(session, feeds);
     const { outputs, ms } = await (backend === Backend.webgpu ? Promise.race([run, this.lost]) : run);
     return { outputs, runMs: ms, backend };
