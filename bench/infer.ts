@@ -99,15 +99,24 @@ try {
   // Throughput, `concurrency` in flight.
   let answered = 0;
   let failed = 0;
+  const reasons = new Map<string, number>();
   const end = performance.now() + opt.seconds * 1000;
   const tp0 = performance.now();
   await Promise.all(Array.from({ length: opt.concurrency }, async (_, k) => {
     for (let i = 0; performance.now() < end; i++) {
-      try { await post(server, req(10_000 + k * 100_000 + i)); answered++; } catch { failed++; }
+      try {
+        await post(server, req(10_000 + k * 100_000 + i));
+        answered++;
+      } catch (err) {
+        failed++;
+        const why = (err as Error).message.slice(0, 120);
+        reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      }
     }
   }));
   const throughput = answered / ((performance.now() - tp0) / 1000);
   say(`throughput: ${fmt.rate(throughput)} requests/s with ${opt.concurrency} in flight (${failed} failed; target >= 300)`);
+  for (const [why, n] of reasons) say(`  failed ${n}x: ${why}`);
   feeder.stop();
   await feeder.cancelAll();
   feeder = null;
