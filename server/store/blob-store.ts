@@ -20,9 +20,15 @@ const FILE_MODE = 0o600;
 
 /** Blobs read by range (data sets) keep a file descriptor open, up to this many. */
 const OPEN_FILES = 16;
+/** Range reads go through chunks of this size, kept (up to CACHE_BYTES) so consecutive tasks share one read. */
+const CHUNK = 1 << 20;
+const CACHE_BYTES = 64 * CHUNK;
 
 export class BlobStore {
   private readonly open = new Map<string, number>();
+  /** Chunks of blobs read by range, least recently used first (blobs are immutable: a chunk never goes stale). */
+  private readonly chunks = new Map<string, Buffer>();
+  private cachedBytes = 0;
 
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
@@ -97,6 +103,9 @@ export class BlobStore {
 
   remove(hash: string): void {
     this.closeFile(hash);
+    for (const [key, chunk] of this.chunks) {
+      if (key.startsWith(`${hash}:`)) { this.chunks.delete(key); this.cachedBytes -= chunk.byteLength; }
+    }
     fs.rmSync(this.pathOf(hash), { force: true });
   }
 
@@ -127,16 +136,57 @@ export class BlobStore {
     return fs.readFileSync(this.pathOf(hash));
   }
 
-  /** Reads `length` bytes at `offset`: a slice of a data set's items without loading the rest. */
+  /**
+   * Reads `length` bytes at `offset`: a slice of a data set's items without loading the rest. Through 1 MiB chunks
+   * kept in a bounded cache, so the tasks of a job, read one after another, cost one read per chunk, not per task.
+   */
   readRange(hash: string, offset: number, length: number): Buffer {
-    const fd = this.fileOf(hash);
+    const first = Math.floor(offset / CHUNK);
+    const last = Math.floor((offset + Math.max(0, length - 1)) / CHUNK);
+    if (length > 0 && first === last) {
+      const chunk = this.chunk(hash, first);
+      const at = offset - first * CHUNK;
+      if (at + length > chunk.byteLength) throw new Error(`blob ${hash} is shorter than expected`);
+      return Buffer.from(chunk.subarray(at, at + length));
+    }
     const out = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, out, got, length - got, offset + got);
-      if (n === 0) throw new Error(`blob ${hash} is shorter than expected`);
+    for (let c = first, got = 0; got < length; c++) {
+      const chunk = this.chunk(hash, c);
+      const at = offset + got - c * CHUNK;
+      const n = Math.min(length - got, chunk.byteLength - at);
+      if (n <= 0) throw new Error(`blob ${hash} is shorter than expected`);
+      chunk.copy(out, got, at, at + n);
       got += n;
     }
     return out;
+  }
+
+  /** Chunk `index` of a blob (the last one may be short), from the cache or the file. */
+  private chunk(hash: string, index: number): Buffer {
+    const key = `${hash}:${index}`;
+    const hit = this.chunks.get(key);
+    if (hit) {
+      this.chunks.delete(key);
+      this.chunks.set(key, hit);
+      return hit;
+    }
+    const fd = this.fileOf(hash);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let got = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, got, CHUNK - got, index * CHUNK + got);
+      if (n === 0) break;
+      got += n;
+      if (got === CHUNK) break;
+    }
+    const chunk = got === CHUNK ? buf : Buffer.from(buf.subarray(0, got));
+    this.chunks.set(key, chunk);
+    this.cachedBytes += chunk.byteLength;
+    while (this.cachedBytes > CACHE_BYTES) {
+      const [oldest, c] = this.chunks.entries().next().value!;
+      this.chunks.delete(oldest);
+      this.cachedBytes -= c.byteLength;
+    }
+    return chunk;
   }
 }
