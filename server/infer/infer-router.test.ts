@@ -23,13 +23,17 @@ const worker = (id: string, origin: string, over: Partial<WorkerEntry> = {}): Wo
 /** Workers answering after `delays[id]` ms with `answers[id]` (the doubled inputs by default). */
 function setup(workers: WorkerEntry[], opts: {
   delays?: Record<string, number>; answers?: Record<string, number[]>; vetted?: (v: string) => boolean; auditRate?: number; refuse?: Set<string>;
+  refuseWarm?: Set<string>;
 } = {}) {
   const table = new Map(workers.map((w) => [w.workerId, w]));
   const runs: string[] = [];
   const cancels: string[] = [];
   const audits: string[] = [];
   const link: WorkerLink = {
-    warm: async () => ({ backend: 'cpu', warmMs: 1 }),
+    warm: async (id) => {
+      if (opts.refuseWarm?.has(id)) throw new Error('PAUSED');
+      return { backend: 'cpu', warmMs: 1 };
+    },
     run: (id) => {
       runs.push(id);
       if (opts.refuse?.has(id)) return Promise.reject(new Error('PAUSED'));
@@ -98,6 +102,18 @@ describe('InferRouter', () => {
     await router.infer(request());
     expect(runs.filter((id) => id === 'paused').length).toBeLessThanOrEqual(1);
     expect(runs.filter((id) => id === 'ok')).toHaveLength(3);
+  });
+
+  it('survives a worker that refuses to warm up while the pool already has a ready one (no unhandled rejection)', async () => {
+    const { router, runs } = setup([worker('ready', '10.0.0.1')], { refuseWarm: new Set(['late']) });
+    await router.infer(request());
+    // A second eligible worker joins; the next request warms it in the background, and it refuses.
+    const table = (router as unknown as { deps: { workers: Map<string, WorkerEntry> } }).deps.workers;
+    table.set('late', worker('late', '10.0.0.2'));
+    await router.infer(request());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(runs).toEqual(['ready', 'ready']);
+    expect(router.pool.has(MODEL.hash, 'late')).toBe(false);
   });
 
   it('sends a sample of single answers to the server\'s audit', async () => {

@@ -160,23 +160,28 @@ export class InferRouter {
     const warming = fresh.map((w) => this.warm(model, w.workerId, deadline));
     if (ready.length === 0 && warming.length > 0) {
       // Nobody holds the model yet: the first request waits for the first session to load (within its time).
-      await Promise.any(warming).catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        let left = warming.length;
+        for (const p of warming) void p.then((ok) => { if (ok || --left === 0) resolve(); });
+      });
       ready = rank();
     }
     return ready;
   }
 
-  private async warm(model: ModelRow, workerId: string, deadline: number): Promise<void> {
+  /** Asks a worker to load a session of the model; false when it could not (it then leaves the pool). Never rejects. */
+  private async warm(model: ModelRow, workerId: string, deadline: number): Promise<boolean> {
     const { clock } = this.deps;
     this.pool.add(model.hash, workerId, clock.now());
     const sent = clock.now();
     try {
       const { warmMs } = await this.link!.warm(workerId, { modelHash: model.hash, modelUrl: `/models/${model.hash}` }, Math.max(1_000, deadline - sent));
       this.pool.markReady(model.hash, workerId, clock.now() - sent - warmMs);
+      return true;
     } catch (err) {
       this.pool.remove(workerId, model.hash);
       this.deps.log.debug({ err, workerId, model: model.hash }, 'interactive warm-up failed');
-      throw err;
+      return false;
     }
   }
 
