@@ -13,9 +13,6 @@ import { decodeInputs, decodePacked, encodeOutputs } from '../infer/infer-tensor
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { InferRouter } from '../infer/infer-router.js';
 import { identifyKey, requireKey, restRateLimit } from './rest-auth.js';
-import type { ModelRow } from '../store/store.js';
-
-const decodeInputsOf = (inputs: Parameters<typeof decodeInputs>[0], model: ModelRow) => decodeInputs(inputs, model.inputs);
 
 export interface InferRoutesDeps {
   keys: ApiKeys;
@@ -32,13 +29,15 @@ export function inferRoutes(deps: InferRoutesDeps): express.Express {
   const json = express.json({ limit: '12mb' });
   const binary = express.raw({ type: TENSORS_CONTENT_TYPE, limit: INFER_MAX_BINARY_BYTES + 64 * 1024 });
   api.post('/api/v1/infer', identifyKey(deps.keys), restRateLimit(deps.ratePerMinute), requireKey, json, binary, async (req, res) => {
-    const packed = req.is(TENSORS_CONTENT_TYPE) !== false && Buffer.isBuffer(req.body);
-    const answer = packed
-      ? await deps.router.inferTensors(inferQuerySchema.parse(req.query), (model) => decodePacked(new Uint8Array(req.body as Buffer), model.inputs))
-      : await (async () => {
-          const body = inferRequestSchema.parse(req.body);
-          return deps.router.inferTensors(body, (model) => decodeInputsOf(body.inputs, model));
-        })();
+    // The raw parser takes only the packed type: a Buffer body is the binary variant, anything else is JSON.
+    let answer;
+    if (Buffer.isBuffer(req.body)) {
+      const packed = new Uint8Array(req.body);
+      answer = await deps.router.inferTensors(inferQuerySchema.parse(req.query), (model) => decodePacked(packed, model.inputs));
+    } else {
+      const body = inferRequestSchema.parse(req.body);
+      answer = await deps.router.inferTensors(body, (model) => decodeInputs(body.inputs, model.inputs));
+    }
     if (req.accepts(['application/json', TENSORS_CONTENT_TYPE]) === TENSORS_CONTENT_TYPE) {
       res.type(TENSORS_CONTENT_TYPE).set({
         'X-TabGrid-Verified': answer.verified, 'X-TabGrid-Ms': String(answer.ms), 'X-TabGrid-Run-Ms': String(answer.runMs),

@@ -8,8 +8,8 @@
 const ALPHA = 0.2;
 /** A pool never grows past this many workers for one model. */
 const MAX_POOL = 8;
-/** Requests remembered per model to estimate its rate. */
-const RATE_WINDOW_MS = 10_000;
+/** Requests per model are counted in one-second buckets over this many seconds, to estimate its rate. */
+const RATE_SECONDS = 10;
 
 export interface WarmWorker {
   workerId: string;
@@ -23,7 +23,13 @@ export interface WarmWorker {
   served: number;
 }
 
-interface ModelPool { workers: Map<string, WarmWorker>; lastUsed: number; arrivals: number[] }
+interface ModelPool {
+  workers: Map<string, WarmWorker>;
+  lastUsed: number;
+  /** Requests in each of the last RATE_SECONDS seconds (ring by second number). */
+  perSecond: number[];
+  second: number;
+}
 
 const ewma = (prev: number | null, x: number) => (prev === null ? x : prev + ALPHA * (x - prev));
 
@@ -32,16 +38,23 @@ export class WarmPool {
 
   private pool(model: string, now: number): ModelPool {
     let p = this.models.get(model);
-    if (!p) { p = { workers: new Map(), lastUsed: now, arrivals: [] }; this.models.set(model, p); }
+    if (!p) { p = { workers: new Map(), lastUsed: now, perSecond: new Array<number>(RATE_SECONDS).fill(0), second: Math.floor(now / 1000) }; this.models.set(model, p); }
     return p;
+  }
+
+  /** Moves a pool's ring of counts up to the second of `now`, emptying the seconds passed. */
+  private advance(p: ModelPool, now: number): void {
+    const second = Math.floor(now / 1000);
+    for (let s = p.second + 1; s <= Math.min(second, p.second + RATE_SECONDS); s++) p.perSecond[s % RATE_SECONDS] = 0;
+    p.second = Math.max(p.second, second);
   }
 
   /** A request for `model` arrived. */
   used(model: string, now: number): void {
     const p = this.pool(model, now);
     p.lastUsed = now;
-    p.arrivals.push(now);
-    while (p.arrivals.length && p.arrivals[0]! < now - RATE_WINDOW_MS) p.arrivals.shift();
+    this.advance(p, now);
+    p.perSecond[p.second % RATE_SECONDS]!++;
   }
 
   /** Workers of the pool of `model` (loading or ready). */
@@ -106,7 +119,8 @@ export class WarmPool {
   target(model: string, now: number): number {
     const p = this.models.get(model);
     if (!p) return 0;
-    const rate = p.arrivals.filter((t) => t >= now - RATE_WINDOW_MS).length / (RATE_WINDOW_MS / 1000);
+    this.advance(p, now);
+    const rate = p.perSecond.reduce((a, n) => a + n, 0) / RATE_SECONDS;
     const ready = this.ready(model);
     const perRequest = ready.length ? ready.reduce((a, w) => a + this.expectedMs(w), 0) / ready.length : 50;
     return Math.max(2, Math.min(MAX_POOL, Math.ceil(((rate * perRequest) / 1000) * 2) + 1));
