@@ -23,6 +23,10 @@ const VOLUNTEER_LIMIT = 100_000;
 
 const byLeaseTime = (a: ReplicaRow, b: ReplicaRow) => a.leasedAt - b.leasedAt;
 
+/** A copy of `row` with the patch's defined fields (rows are replaced, never changed in place). */
+const patched = <T extends object>(row: T, patch: Partial<NoInfer<T>>): T =>
+  ({ ...row, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
+
 /** What a task's row keeps across a restart (`active` is rebuilt from the replicas returned). */
 const DURABLE_TASK_COLUMNS = new Set<keyof TaskPatch>(['status', 'wanted', 'failures', 'error', 'doneAt', 'ready', 'readyAt', 'tainted']);
 
@@ -160,8 +164,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   updateVolunteer(id: string, patch: VolunteerPatch): void {
     const prev = this.getVolunteer(id);
     if (!prev) return;
-    const next = { ...prev };
-    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
+    const next = patched(prev, patch);
     this.volunteers.set(id, next);
     this.noteUndo(() => this.volunteers.set(id, prev));
     this.log.touch(`v:${id}`);
@@ -173,7 +176,8 @@ export class LiveStore extends StoreThroughLog implements Store {
     this.log.write(() => this.inner.createJob(job, tasks));
     this.jobs.set(job.id, job);
     if (job.status !== 'running') return;
-    this.tasks.load(job, tasks.filter((t) => t.status === 'pending' || t.canary), settledCounts(tasks));
+    // What recovery would load: the open tasks and the done known-answer ones.
+    this.tasks.load(job, tasks.filter((t) => t.status === 'pending' || (t.canary && t.status === 'done')), settledCounts(tasks));
     this.noteUndo(() => { this.tasks.drop(job.id); this.jobs.delete(job.id); });
   }
 
@@ -414,8 +418,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   updateReplica(id: string, patch: ReplicaPatch): void {
     const prev = this.replicas.get(id);
     if (!prev) { this.log.write(() => this.inner.updateReplica(id, patch)); return; }
-    const next = { ...prev };
-    for (const [k, v] of Object.entries(patch)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
+    const next = patched(prev, patch);
     this.replicas.set(id, next);
     this.noteUndo(() => this.replicas.set(id, prev));
     this.leaving.add(id);
