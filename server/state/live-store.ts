@@ -12,7 +12,7 @@
  */
 import type { JobStatus } from '../../shared/protocol.js';
 import type {
-  JobRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, VolunteerPatch, VolunteerRow,
+  JobRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, VolunteerCounts, VolunteerPatch, VolunteerRow,
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
 import { LiveTasks } from './live-tasks.js';
@@ -20,6 +20,8 @@ import { StoreThroughLog } from './store-through-log.js';
 
 /** Volunteers' records kept in memory before the ones not being written are let go. */
 const VOLUNTEER_LIMIT = 100_000;
+
+const COUNTERS = ['valid', 'invalid', 'errors', 'canaryPassed', 'canaryFailed', 'credit'] as const;
 
 const byLeaseTime = (a: ReplicaRow, b: ReplicaRow) => a.leasedAt - b.leasedAt;
 
@@ -48,6 +50,8 @@ export class LiveStore extends StoreThroughLog implements Store {
   private readonly replicas = new LiveReplicas();
   private readonly jobs = new Map<string, JobRow>();
   private readonly volunteers = new Map<string, VolunteerRow>();
+  /** Each volunteer's record as the store last had it: what is written is the difference. */
+  private readonly volunteerBase = new Map<string, VolunteerRow>();
   /** Replicas the store has a row for (a lease gets one when it ends). */
   private readonly persisted = new Set<string>();
   /** Replicas that may leave memory once this transaction has committed. */
@@ -115,9 +119,16 @@ export class LiveStore extends StoreThroughLog implements Store {
       this.inner.updateTask(id, patch as TaskPatch);
     } else {
       const v = this.volunteers.get(id);
-      if (!v) return;
-      const { id: _, createdAt: __, ...rest } = v;
-      this.inner.updateVolunteer(id, rest);
+      const base = this.volunteerBase.get(id);
+      if (!v || !base) return;
+      // Counters as deltas from what was read: another server of the same database may count for this volunteer too.
+      const counts: VolunteerCounts = {};
+      for (const k of COUNTERS) if (v[k] !== base[k]) counts[k] = v[k] - base[k];
+      const patch: VolunteerPatch = {};
+      for (const k of ['name', 'team', 'streak', 'quarantinedAt'] as const) if (v[k] !== base[k]) (patch as Record<string, unknown>)[k] = v[k];
+      this.inner.addToVolunteer(id, counts, patch);
+      this.volunteerBase.set(id, v);
+      this.noteUndo(() => this.volunteerBase.set(id, base));
     }
   }
 
@@ -138,7 +149,7 @@ export class LiveStore extends StoreThroughLog implements Store {
       this.persisted.delete(id);
     }
     this.leaving.clear();
-    if (this.volunteers.size > VOLUNTEER_LIMIT) this.volunteers.clear();
+    if (this.volunteers.size > VOLUNTEER_LIMIT) { this.volunteers.clear(); this.volunteerBase.clear(); }
   }
 
   close(): void {
@@ -156,9 +167,27 @@ export class LiveStore extends StoreThroughLog implements Store {
     let v = this.volunteers.get(id);
     if (!v) {
       v = this.inner.getVolunteer(id);
-      if (v) this.volunteers.set(id, v);
+      if (v) { this.volunteers.set(id, v); this.volunteerBase.set(id, v); }
     }
     return v;
+  }
+
+  /** Reads a volunteer's record again from the store (what other servers counted), unless a write of it is pending. */
+  refreshVolunteer(id: string): VolunteerRow | undefined {
+    this.flush();
+    this.volunteers.delete(id);
+    this.volunteerBase.delete(id);
+    return this.getVolunteer(id);
+  }
+
+  addToVolunteer(id: string, counts: VolunteerCounts, patch: VolunteerPatch = {}): void {
+    const prev = this.getVolunteer(id);
+    if (!prev) return;
+    const next = patched(prev, patch);
+    for (const k of COUNTERS) if (counts[k]) next[k] += counts[k]!;
+    this.volunteers.set(id, next);
+    this.noteUndo(() => this.volunteers.set(id, prev));
+    this.log.touch(`v:${id}`);
   }
 
   updateVolunteer(id: string, patch: VolunteerPatch): void {

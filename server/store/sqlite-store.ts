@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type {
   ApiKeyRow, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus, Store, TaskPatch, TaskCounts, TaskRow,
-  RunningJobRow, Savepoint, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerPatch, VolunteerRow,
+  BatchRange, RunningJobRow, Savepoint, SiteRow, StageCounts, TaskFilter, TeamRow, VolunteerCounts, VolunteerPatch, VolunteerRow,
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
@@ -16,6 +16,9 @@ import { RowCache } from './row-cache.js';
 import { openDatabase } from './sqlite-open.js';
 import { assignableTasks, probeTasks } from './sqlite-pick.js';
 import * as retention from './sqlite-retention.js';
+
+/** Every batch of a job. */
+const ALL_BATCHES: BatchRange = { from: 0, to: Number.MAX_SAFE_INTEGER };
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -159,6 +162,16 @@ export class SqliteStore implements Store {
     this.volunteers.patch(id, patch);
   }
 
+  addToVolunteer(id: string, counts: VolunteerCounts, patch: VolunteerPatch = {}): void {
+    const keys = Object.keys(counts).filter((k) => counts[k as keyof VolunteerCounts]);
+    if (keys.length > 0) {
+      const sets = keys.map((k) => `${toSnake(k)} = ${toSnake(k)} + @${k}`).join(', ');
+      this.q(`UPDATE volunteers SET ${sets} WHERE id = @id`).run({ id, ...Object.fromEntries(keys.map((k) => [k, counts[k as keyof VolunteerCounts]])) });
+    }
+    this.patch('volunteers', id, patch);
+    this.volunteers.delete(id);
+  }
+
   listVolunteers(): VolunteerRow[] {
     return (this.q(`SELECT ${VOLUNTEER_COLS} FROM volunteers ORDER BY credit DESC, created_at`).all() as Row[]).map(volunteerFromRow);
   }
@@ -269,22 +282,23 @@ export class SqliteStore implements Store {
     return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND tainted = 1').get(jobId) as { n: number }).n;
   }
 
-  recoveryTasks(jobId: string): TaskRow[] {
+  recoveryTasks(jobId: string, range: BatchRange = ALL_BATCHES): TaskRow[] {
     // Two index walks (open tasks, done canaries) rather than one scan of every task of the job and a sort; rows
     // as arrays, made into tasks one at a time (a million open tasks make no million intermediate objects).
     const out: TaskRow[] = [];
     for (const sql of [
-      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_pick WHERE job_id = ? AND status = 'pending' ORDER BY stage DESC, batch`,
-      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_canary_pick WHERE job_id = ? AND canary = 1 AND status = 'done' ORDER BY batch`,
+      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_pick WHERE job_id = ? AND status = 'pending' AND batch >= ? AND batch < ? ORDER BY stage DESC, batch`,
+      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_canary_pick WHERE job_id = ? AND canary = 1 AND status = 'done' AND batch >= ? AND batch < ? ORDER BY batch`,
     ]) {
-      for (const r of this.q(sql).raw(true).iterate(jobId) as Iterable<unknown[]>) out.push(taskFromRaw(r));
+      for (const r of this.q(sql).raw(true).iterate(jobId, range.from, range.to) as Iterable<unknown[]>) out.push(taskFromRaw(r));
     }
     return out;
   }
 
-  recoveryReplicas(jobId: string): ReplicaRow[] {
+  recoveryReplicas(jobId: string, range: BatchRange = ALL_BATCHES): ReplicaRow[] {
     return (this.q(`SELECT ${REPLICA_COLS.split(', ').map((c) => `r.${c}`).join(', ')} FROM replicas r JOIN tasks t ON t.id = r.task_id
-      WHERE r.job_id = ? AND (t.status = 'pending' OR t.canary = 1) ORDER BY r.leased_at, r.rowid`).all(jobId) as Row[]).map(replicaFromRow);
+      WHERE r.job_id = ? AND (t.status = 'pending' OR t.canary = 1) AND t.batch >= ? AND t.batch < ? ORDER BY r.leased_at, r.rowid`)
+      .all(jobId, range.from, range.to) as Row[]).map(replicaFromRow);
   }
 
   failedTasks(jobId: string): TaskRow[] {

@@ -159,6 +159,15 @@ export interface VolunteerRow {
 
 export type VolunteerPatch = Partial<Omit<VolunteerRow, 'id' | 'createdAt'>>;
 
+/** A volunteer's counters, added to rather than set: several servers of one database may count for one volunteer. */
+export type VolunteerCounts = Partial<Pick<VolunteerRow, 'valid' | 'invalid' | 'errors' | 'canaryPassed' | 'canaryFailed' | 'credit'>>;
+
+/** The batches [from, to) of a job, in every stage: the slice of work one server of several holds (SLICE_BATCHES long). */
+export interface BatchRange { from: number; to: number }
+
+/** Batches per slice: servers sharing one database claim a job's work in slices of this many batches. */
+export const SLICE_BATCHES = 256;
+
 export interface SiteRow { origin: string; credit: number; tasks: number; firstSeen: number }
 export interface TeamRow { team: string; credit: number; volunteers: number }
 
@@ -224,6 +233,8 @@ export interface Store {
   volunteerFor(tokenHash: string, newId: string, now: number): { id: string; created: boolean };
   getVolunteer(id: string): VolunteerRow | undefined;
   updateVolunteer(id: string, patch: VolunteerPatch): void;
+  /** Adds to a volunteer's counters (deltas, not values) and sets what `patch` names, in one write. */
+  addToVolunteer(id: string, counts: VolunteerCounts, patch?: VolunteerPatch): void;
   listVolunteers(): VolunteerRow[];
   /** Volunteers ordered by credit, best first. */
   topVolunteers(limit: number): VolunteerRow[];
@@ -248,11 +259,11 @@ export interface Store {
   failedTasks(jobId: string): TaskRow[];
   /**
    * A job's open tasks and its done known-answer tasks, in batch order within each stage (recovery: the scheduler's
-   * memory is rebuilt from these).
+   * memory is rebuilt from these); only those of batches in `range` when given.
    */
-  recoveryTasks(jobId: string): TaskRow[];
-  /** The replicas of a job's open and known-answer tasks, oldest first (recovery). */
-  recoveryReplicas(jobId: string): ReplicaRow[];
+  recoveryTasks(jobId: string, range?: BatchRange): TaskRow[];
+  /** The replicas of a job's open and known-answer tasks, oldest first (recovery); only those of batches in `range`. */
+  recoveryReplicas(jobId: string, range?: BatchRange): ReplicaRow[];
   /** Tasks of the job marked tainted. */
   taintedCount(jobId: string): number;
 

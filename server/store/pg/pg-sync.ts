@@ -1,0 +1,101 @@
+/**
+ * A synchronous PostgreSQL connection: the queries run on a `pg` client in a worker thread while the calling thread
+ * waits on a shared flag (Atomics.wait), so the Store interface, synchronous as better-sqlite3 is, fits a networked
+ * engine. Each call is one round trip to the worker however many statements it carries: the store sends a turn's
+ * writes together at its commit. What comes back is copied (structured clone), rows as plain objects, bytea as
+ * Uint8Array, int8 as numbers (times in ms and counts stay far below 2^53).
+ */
+import { createRequire } from 'node:module';
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
+
+export interface Statement { text: string; values?: unknown[] }
+
+/** What a failed statement said: PostgreSQL's SQLSTATE (`code`) when it came from the server. */
+export class PgError extends Error {
+  constructor(message: string, readonly code: string | undefined, readonly statement: string) {
+    super(message);
+  }
+}
+
+type Reply = { ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number };
+
+// The worker's code, as a string so the same file runs under tsx, vitest and the compiled build alike.
+const WORKER = `
+const { workerData } = require('node:worker_threads');
+const { createRequire } = require('node:module');
+const req = createRequire(workerData.requireFrom);
+const pg = req('pg');
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+const { port, flag, url } = workerData;
+const client = new pg.Client({ connectionString: url });
+let ready = client.connect();
+let broken = null;
+client.on('error', (err) => { broken = err; });
+const answer = (reply) => { port.postMessage(reply); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
+port.on('message', async (statements) => {
+  const rows = [];
+  let i = 0;
+  try {
+    await ready;
+    if (broken) throw broken;
+    for (; i < statements.length; i++) {
+      const r = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
+      rows.push(r.rows.map((row) => { for (const k in row) if (Buffer.isBuffer(row[k])) row[k] = new Uint8Array(row[k]); return row; }));
+    }
+    answer({ ok: true, rows });
+  } catch (err) {
+    answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: Math.min(i, statements.length - 1) });
+  }
+});
+port.on('close', () => { client.end().catch(() => {}); });
+`;
+
+export class PgSync {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly flag = new Int32Array(new SharedArrayBuffer(4));
+  private closed = false;
+
+  /** `timeoutMs` bounds one call: a database that does not answer in time makes the call throw. */
+  constructor(readonly url: string, private readonly timeoutMs = 30_000) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(WORKER, {
+      eval: true,
+      workerData: { port: port2, flag: this.flag, url, requireFrom: createRequire(import.meta.url).resolve('pg') },
+      transferList: [port2],
+    });
+    this.worker.unref();
+    // Connecting happens on the first call; this one fails fast with the reason when the database is not there.
+    this.query('SELECT 1');
+  }
+
+  /** Runs one statement and returns its rows. */
+  query<T = Record<string, unknown>>(text: string, values?: unknown[]): T[] {
+    return this.run([{ text, values }])[0] as T[];
+  }
+
+  /** Runs statements in order in one round trip and returns each one's rows; stops at the first that fails and throws. */
+  run(statements: Statement[]): Record<string, unknown>[][] {
+    if (this.closed) throw new Error('the PostgreSQL connection is closed');
+    if (statements.length === 0) return [];
+    Atomics.store(this.flag, 0, 0);
+    this.port.postMessage(statements);
+    if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
+      this.close();
+      throw new Error(`PostgreSQL did not answer within ${this.timeoutMs} ms (${statements[0].text.slice(0, 60)}...)`);
+    }
+    const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
+    if (!reply) throw new Error('the PostgreSQL worker gave no answer');
+    if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index].text);
+    return reply.rows;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
