@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { Server } from 'socket.io';
+import { Server, type ServerOptions } from 'socket.io';
 import { ApiKeys } from './auth/api-keys.js';
 import { SiteTokens } from './auth/site-tokens.js';
 import type { Config } from './config.js';
@@ -39,6 +39,10 @@ import { timedWrites } from './metrics/timed-store.js';
 import { inferRoutes } from './api/infer-routes.js';
 import { InferAudit } from './infer/infer-audit.js';
 import { InferRouter } from './infer/infer-router.js';
+import { type Claims, ClusterMember } from './cluster/cluster-member.js';
+import { followStatuses } from './cluster/follow-statuses.js';
+import { SlicedLiveStore } from './state/sliced-live-store.js';
+import { clusterBus } from './api/cluster-bus.js';
 
 /** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
 export const ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -56,7 +60,18 @@ function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export interface AppDeps { store: Store; blobs: BlobStore; clock: Clock; log: Logger; config: Config }
+/** Several servers on one database (main.ts builds it for a postgres:// store). */
+export interface ClusterDeps {
+  claims: Claims;
+  /** socket.io's adapter on the shared database (messages between servers). */
+  adapter?: ServerOptions['adapter'];
+  /** The others declared this server dead: it must stop. */
+  fenced(err: Error): void;
+  /** Closes what the cluster opened besides the store (the adapter's connections). */
+  close?(): Promise<void>;
+}
+
+export interface AppDeps { store: Store; blobs: BlobStore; clock: Clock; log: Logger; config: Config; cluster?: ClusterDeps }
 
 export interface App {
   http: http.Server;
@@ -96,8 +111,11 @@ export function createApp(deps: AppDeps): App {
     },
     workers: () => workers.values(),
   });
-  // The scheduler's working state in memory, over the store as its durable log (rebuilt from it here).
-  const store = new LiveStore(timedWrites(deps.store, (op, seconds) => metrics.storeWrite(op, seconds)));
+  // The scheduler's working state in memory, over the store as its durable log (rebuilt from it here); on a shared
+  // database, only the slices of work this server claims.
+  const durable = timedWrites(deps.store, (op, seconds) => metrics.storeWrite(op, seconds));
+  const sliced = deps.cluster ? new SlicedLiveStore(durable) : null;
+  const store = sliced ?? new LiveStore(durable);
   const events = new AppEvents();
   metrics.attach(events);
   /** Why the server takes no work: set when `stop` begins. */
@@ -134,7 +152,18 @@ export function createApp(deps: AppDeps): App {
   // widget.js loadable by any page), so those two are left to them. No CORS: nothing here is for other origins.
   app.use(helmet({ contentSecurityPolicy: false, frameguard: false, crossOriginEmbedderPolicy: false }));
   const server = http.createServer(app);
-  const io: TabGridIo = new Server(server, { maxHttpBufferSize: config.maxMessageBytes, serveClient: false, parser: serverParser });
+  const io: TabGridIo = new Server(server, {
+    maxHttpBufferSize: config.maxMessageBytes, serveClient: false, parser: serverParser, ...(deps.cluster?.adapter ? { adapter: deps.cluster.adapter } : {}),
+  });
+  const member = deps.cluster && sliced ? new ClusterMember({
+    claims: deps.cluster.claims, live: sliced, scheduler, log: log.child({ mod: 'cluster' }),
+    tickMs: config.clusterTickMs, ttlMs: config.clusterTtlMs, fenced: deps.cluster.fenced,
+  }) : null;
+  if (member) {
+    member.setBus(clusterBus(io, log.child({ mod: 'cluster' })));
+    followStatuses(events, store, () => member.jobsChanged());
+    events.on('volunteer:quarantined', (v) => member.quarantined(v));
+  }
   const siteTokens = new SiteTokens({ dataDir: config.dataDir, clock });
   // Interactive requests: a warm volunteer answers; a sample of single answers is recomputed by the server.
   const inferAudit = new InferAudit({ blobs, log: log.child({ mod: 'infer' }), refuted: (volunteerId) => scheduler.interactiveRefuted(volunteerId) });
@@ -176,6 +205,8 @@ export function createApp(deps: AppDeps): App {
         server.once('error', reject);
         server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
       });
+      const port = (server.address() as { port: number }).port;
+      member?.start(config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`);
       sweeper = setInterval(() => {
         try { scheduler.sweep(); } catch (err) { log.error({ err }, 'lease sweep failed'); }
       }, config.sweepMs);
@@ -200,6 +231,10 @@ export function createApp(deps: AppDeps): App {
       await new Promise<void>((resolve) => io.close(() => resolve()));
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       metrics.detach();
+      // What is pending is written before this server leaves the others (after that it may no longer commit).
+      store.transaction(() => {});
+      member?.stop();
+      await deps.cluster?.close?.();
       store.close();
       blobs.close();
     },

@@ -51,6 +51,14 @@ export const configSchema = z.object({
   /** When set, `GET /metrics` needs `Authorization: Bearer <token>` (TABGRID_METRICS_TOKEN); unset, the metrics are open. */
   // ---- Retention (server/jobs/retention.ts): retainDays, blobGraceMs, retentionSweepMs ----
   ...retentionConfigShape,
+  // ---- Several servers on one database (docs/scale-out.md) ----
+  /** Where the state lives: unset, SQLite in the data folder; `postgres://USER@HOST:PORT/DB` shares it with other servers. */
+  store: z.string().regex(/^postgres(ql)?:\/\//, 'the store is a postgres:// URL (unset: SQLite in the data folder)').optional(),
+  /** This server's URL as workers reach it (told to the workers of the other servers); default http://HOST:PORT. */
+  publicUrl: z.string().url().optional(),
+  /** How often a server on a shared database says it is alive and claims work; how long silence means it is dead. */
+  clusterTickMs: z.coerce.number().int().min(50).default(500),
+  clusterTtlMs: z.coerce.number().int().min(200).default(5000),
   metricsToken: z.string().min(8, 'the metrics token needs 8 characters or more').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -89,6 +97,10 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     retainDays: pick(flags.retainDays, env.TABGRID_RETAIN_DAYS),
     blobGraceMs: pick(flags.blobGraceMs, env.TABGRID_BLOB_GRACE_MS),
     retentionSweepMs: flags.retentionSweepMs,
+    store: pick(flags.store, env.TABGRID_STORE),
+    publicUrl: pick(flags.publicUrl, env.TABGRID_PUBLIC_URL),
+    clusterTickMs: pick(flags.clusterTickMs, env.TABGRID_CLUSTER_TICK_MS),
+    clusterTtlMs: pick(flags.clusterTtlMs, env.TABGRID_CLUSTER_TTL_MS),
     metricsToken: pick(flags.metricsToken, env.TABGRID_METRICS_TOKEN),
     logLevel: pick(flags.logLevel, env.LOG_LEVEL),
   });

@@ -5,7 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { createApp } from './app.js';
+import { randomUUID } from 'node:crypto';
+import { type ClusterDeps, createApp } from './app.js';
+import { PgBlobStore } from './store/pg/pg-blob-store.js';
+import { PgClaims } from './store/pg/pg-claims.js';
+import { pgIoAdapter } from './store/pg/pg-io-adapter.js';
+import { PgStore } from './store/pg/pg-store.js';
+import { PgSync } from './store/pg/pg-sync.js';
+import type { Store } from './store/store.js';
 import type { Config } from './config.js';
 import { systemClock } from './scheduler/clock.js';
 import { BlobStore } from './store/blob-store.js';
@@ -20,14 +27,37 @@ function makePrivate(dataDir: string): void {
   fs.chmodSync(dataDir, 0o700);
 }
 
+/** SQLite in the data folder: one server is the whole network. */
+function embeddedStore(dataDir: string): { store: Store; blobs: BlobStore; cluster?: ClusterDeps } {
+  const dbFile = path.join(dataDir, 'tabgrid.sqlite');
+  const store = new SqliteStore(dbFile);
+  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
+  return { store, blobs: new BlobStore(path.join(dataDir, 'blobs')) };
+}
+
+/** PostgreSQL shared with other servers: the state, the blobs (the data folder caches them) and messages between them. */
+async function sharedStore(url: string, dataDir: string, fenced: (err: Error) => void): Promise<{ store: Store; blobs: BlobStore; cluster: ClusterDeps }> {
+  const serverId = randomUUID();
+  const store = PgStore.open(url, { fence: serverId });
+  const blobs = new PgBlobStore(path.join(dataDir, 'blobs'), { url });
+  const io = await pgIoAdapter(url);
+  return { store, blobs, cluster: { claims: new PgClaims(new PgSync(url), serverId), adapter: io.adapter, fenced, close: io.close } };
+}
+
 export async function runServer(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel });
   const dataDir = path.resolve(config.dataDir);
   makePrivate(dataDir);
-  const dbFile = path.join(dataDir, 'tabgrid.sqlite');
-  const store = new SqliteStore(dbFile);
-  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
-  const app = createApp({ store, blobs: new BlobStore(path.join(dataDir, 'blobs')), clock: systemClock, log, config });
+  let stopping = false;
+  const { store, blobs, cluster } = config.store
+    ? await sharedStore(config.store, dataDir, (err) => {
+      // The others took over what this server held: it may no longer commit, so it stops (a supervisor restarts it).
+      log.fatal({ err: err.message }, 'declared dead by the other servers; stopping');
+      stopping = true;
+      void app.stop().finally(() => process.exit(1));
+    })
+    : embeddedStore(dataDir);
+  const app = createApp({ store, blobs, clock: systemClock, log, config, cluster });
   const keyFile = path.join(dataDir, 'admin.key');
   const created = app.keys.ensureAdmin(dataDir, config.apiKey);
   const port = await app.start();
@@ -43,7 +73,6 @@ export async function runServer(config: Config): Promise<void> {
       : `  admin API key:   in ${keyFile} (mode 0600${created ? ', created now' : ''})`,
     '',
   ].join('\n') + '\n');
-  let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;

@@ -194,8 +194,8 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
       }
     }
     const all = [...byOwner.values()].flat();
-    if (all.length) nsp.to(ADMIN_ROOM).emit('dashboard:jobs', all);
-    for (const [owner, views] of byOwner) nsp.to(ownerRoom(owner)).except(ADMIN_ROOM).emit('dashboard:jobs', views);
+    if (all.length) nsp.local.to(ADMIN_ROOM).emit('dashboard:jobs', all);
+    for (const [owner, views] of byOwner) nsp.local.to(ownerRoom(owner)).except(ADMIN_ROOM).emit('dashboard:jobs', views);
     scheduleVerification();
   };
 
@@ -209,7 +209,7 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
 
   const pushWorkers = () => {
     workersTimer = null;
-    nsp.to(ADMIN_ROOM).emit('dashboard:workers', [...workers.values()].map(workerView));
+    nsp.local.to(ADMIN_ROOM).emit('dashboard:workers', [...workers.values()].map(workerView));
   };
   const onWorkersChanged = () => {
     if (workersTimer || nsp.sockets.size === 0) return;

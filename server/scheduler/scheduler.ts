@@ -9,7 +9,7 @@ import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import type { JobRow } from '../store/store.js';
+import type { JobRow, TaskRow } from '../store/store.js';
 import { DEFAULT_REPUTATION } from '../verify/reputation.js';
 import { FairShare } from './fair-share.js';
 import { Leaser } from './leaser.js';
@@ -382,6 +382,47 @@ export class Scheduler {
       }
       fx.jobs.add(jobId);
     });
+    this.after(fx);
+  }
+
+  // Servers sharing one database (cluster/): slices taken over, jobs and volunteers that changed on another server.
+
+  /** Open tasks with replicas back in a slice taken over: decided again, as after a restart. */
+  decideAgain(tasks: TaskRow[]): void {
+    const { store } = this.deps;
+    const fx = noEffects();
+    store.transaction(() => {
+      for (const t of tasks) {
+        const task = store.getTask(t.id);
+        const job = store.getJob(t.jobId);
+        if (task?.status === 'pending' && job?.status === 'running') this.settler.verify(task, job, fx);
+      }
+    });
+    fx.dispatch = true;
+    this.after(fx);
+  }
+
+  /** A job ended on another server: its leases here are withdrawn from the workers holding them. */
+  withdrawJob(jobId: string): void {
+    const { store } = this.deps;
+    const fx = noEffects();
+    store.transaction(() => {
+      for (const r of store.leasedInJob(jobId)) { store.updateReplica(r.id, { status: 'cancelled' }); fx.cancels.push(r); }
+      fx.jobs.add(jobId);
+    });
+    this.after(fx);
+  }
+
+  /** Completes a running job whose tasks are all done (its last slice may have been finished by another server). */
+  completeIfDone(jobId: string): void {
+    this.deps.store.transaction(() => this.settler.completeIfDone(jobId));
+    this.events.jobChanged?.(jobId);
+  }
+
+  /** A volunteer quarantined by another server: its leases here are withdrawn and what it did here decided again. */
+  quarantinedElsewhere(volunteerId: string): void {
+    const fx = noEffects();
+    this.deps.store.transaction(() => this.settler.quarantine(volunteerId, fx));
     this.after(fx);
   }
 

@@ -83,7 +83,7 @@ export class Settler {
   }
 
   /** Withdraws a quarantined volunteer's leases and re-decides the tasks its replicas were counted in. */
-  private quarantine(volunteerId: string, fx: Effects): void {
+  quarantine(volunteerId: string, fx: Effects): void {
     const { store } = this.deps;
     fx.quarantined.add(volunteerId);
     for (const r of store.leasedByVolunteer(volunteerId)) {

@@ -46,20 +46,20 @@ function settledCounts(tasks: TaskRow[]): StageCounts[] {
 }
 
 export class LiveStore extends StoreThroughLog implements Store {
-  private readonly tasks = new LiveTasks();
-  private readonly replicas = new LiveReplicas();
-  private readonly jobs = new Map<string, JobRow>();
-  private readonly volunteers = new Map<string, VolunteerRow>();
+  protected readonly tasks = new LiveTasks();
+  protected readonly replicas = new LiveReplicas();
+  protected readonly jobs = new Map<string, JobRow>();
+  protected readonly volunteers = new Map<string, VolunteerRow>();
   /** Each volunteer's record as the store last had it: what is written is the difference. */
-  private readonly volunteerBase = new Map<string, VolunteerRow>();
+  protected readonly volunteerBase = new Map<string, VolunteerRow>();
   /** Replicas the store has a row for (a lease gets one when it ends). */
-  private readonly persisted = new Set<string>();
+  protected readonly persisted = new Set<string>();
   /** Replicas that may leave memory once this transaction has committed. */
-  private readonly leaving = new Set<string>();
+  protected readonly leaving = new Set<string>();
   /** Tasks settled in this transaction: they leave memory once it has committed. */
-  private readonly settling = new Set<string>();
+  protected readonly settling = new Set<string>();
   /** The columns of each task changed since it was last written (a lease's count is never written). */
-  private readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
+  protected readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
 
   /** Rebuilds the working state of running jobs from `inner`; leases left in it from an older TabGrid are released. */
   constructor(inner: Store) {
@@ -71,7 +71,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   }
 
   /** Takes a running job's tasks and the replicas of its open tasks into memory. */
-  private goLive(job: JobRow): void {
+  protected goLive(job: JobRow): void {
     this.jobs.set(job.id, job);
     const replicas = this.inner.recoveryReplicas(job.id);
     const returned = new Map<string, number>();
@@ -86,7 +86,7 @@ export class LiveStore extends StoreThroughLog implements Store {
     this.tasks.load(job, open, this.inner.stageCounts(job.id));
   }
 
-  private noteUndo(fn: () => void): void {
+  protected noteUndo(fn: () => void): void {
     this.log.noteUndo(fn);
   }
 
@@ -341,7 +341,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   }
 
   /** Tasks the store found, as the memory has them where it holds them. */
-  private current(rows: TaskRow[]): TaskRow[] {
+  protected current(rows: TaskRow[]): TaskRow[] {
     return rows.map((t) => this.tasks.get(t.id) ?? t);
   }
 
@@ -387,7 +387,7 @@ export class LiveStore extends StoreThroughLog implements Store {
     if (!prev) {
       // A settled task of a running job (it left memory) comes back; any other goes to the store as it is.
       const stored = this.inner.getTask(id);
-      if (!stored || !this.tasks.has(stored.jobId)) { this.log.write(() => this.inner.updateTask(id, patch)); return; }
+      if (!stored || !this.tasks.has(stored.jobId) || !this.holds(stored)) { this.log.write(() => this.inner.updateTask(id, patch)); return; }
       prev = stored;
     }
     const before = prev;
@@ -409,6 +409,11 @@ export class LiveStore extends StoreThroughLog implements Store {
       this.taskChanges.set(id, changes);
       this.log.touch(`t:${id}`);
     }
+  }
+
+  /** Whether this server holds the task's part of the job (all of it, but where servers share a database). */
+  protected holds(_task: TaskRow): boolean {
+    return true;
   }
 
   /** A settled task opened again: its replicas come back into memory, so who ran it still counts. */

@@ -105,6 +105,58 @@ export class LiveTasks {
     stages.reverse();
   }
 
+  /**
+   * Adds more of a job's open and known-answer tasks (a slice this server took over); the job must be loaded.
+   * Counts of settled tasks are not the memory's to keep then (servers sharing a database count in the store).
+   */
+  add(jobId: string, tasks: Iterable<TaskRow>): void {
+    const live = this.jobs.get(jobId);
+    if (!live) return;
+    const touched = new Set<StageQueue>();
+    for (const t of tasks) {
+      if (this.rows.has(t.id)) continue;
+      const q = live.stages.find((s) => s.stage === t.stage)!;
+      this.rows.set(t.id, t);
+      live.ids.add(t.id);
+      if (t.status === 'pending') count(q.counts, t, 1);
+      if (wanting(t) && t.active > 0) live.partial.add(t.id);
+      if (t.canary && t.status === 'done') live.canaries.push(t.id);
+      if (wanting(t)) { q.order.push(t.id); q.inOrder.add(t.id); touched.add(q); }
+    }
+    for (const q of touched) {
+      const rest = q.order.slice(q.head).sort((a, b) => this.rows.get(a)!.batch - this.rows.get(b)!.batch);
+      q.order = rest;
+      q.head = 0;
+    }
+  }
+
+  /** Lets the tasks of batches [from, to) of a job go (a slice given back); returns their ids. */
+  dropRange(jobId: string, from: number, to: number): string[] {
+    const live = this.jobs.get(jobId);
+    if (!live) return [];
+    const out: string[] = [];
+    for (const id of live.ids) {
+      const t = this.rows.get(id);
+      if (!t || t.batch < from || t.batch >= to) continue;
+      const q = live.stages.find((s) => s.stage === t.stage)!;
+      if (t.status === 'pending') count(q.counts, t, -1);
+      this.rows.delete(id);
+      live.ids.delete(id);
+      live.partial.delete(id);
+      q.retry.delete(id);
+      out.push(id);
+    }
+    if (out.length) live.canaries = live.canaries.filter((id) => this.rows.has(id));
+    return out;
+  }
+
+  /** Tasks in memory that want a replica now (what this server can still hand out). */
+  wantingCount(): number {
+    let n = 0;
+    for (const t of this.rows.values()) if (wanting(t) && this.jobs.get(t.jobId)?.job.status === 'running') n++;
+    return n;
+  }
+
   /** Lets a job's tasks go (it ended); returns the ids of those that were in memory. */
   drop(jobId: string): string[] {
     const live = this.jobs.get(jobId);

@@ -10,10 +10,13 @@ export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 export interface ServeProcess { process: ChildProcess; url: string; output: string }
 
-/** Starts `tabgrid serve --port 0 --data <dir>/data` in `dir`; resolves once it prints where it runs. */
-export async function startServe(dir: string): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', path.join(dir, 'data')], {
-    cwd: dir, env: { ...process.env, LOG_LEVEL: 'warn', TABGRID_API_KEY: '' },
+/**
+ * Starts `tabgrid serve --port 0 --data <dir>/data` in `dir`, with more flags and environment when given; resolves
+ * once it prints where it runs.
+ */
+export async function startServe(dir: string, more: { args?: string[]; env?: Record<string, string> } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', path.join(dir, 'data'), ...(more.args ?? [])], {
+    cwd: dir, env: { ...process.env, LOG_LEVEL: 'warn', TABGRID_API_KEY: '', ...more.env },
   });
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {

@@ -1,0 +1,199 @@
+/**
+ * One server among several on one database. Every `tickMs` it says it is alive (a server that the others declared
+ * dead stops: it may no longer commit), declares dead the servers silent for `ttlMs` (their slices become free),
+ * learns of jobs that started or ended on other servers, gives back the slices it finished, completes jobs whose
+ * slices are all finished, and claims slices for its workers while it has too few open tasks in memory. A job's
+ * tasks are decided by the one server holding their slice, so the rules on who may run a task hold across servers.
+ * Messages between servers (a job changed, a volunteer quarantined) make the others look at once rather than at
+ * their next tick.
+ */
+import type { Logger } from 'pino';
+import type { JobStatus } from '../../shared/protocol.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { SlicedLiveStore } from '../state/sliced-live-store.js';
+import type { ClaimedSlice } from '../store/pg/pg-claims.js';
+import { SLICE_BATCHES } from '../store/store.js';
+
+/** What the member needs of the claims' SQL (server/store/pg/pg-claims.ts). */
+export interface Claims {
+  readonly serverId: string;
+  register(url: string | null): void;
+  heartbeat(): void;
+  declareDead(ttlMs: number): string[];
+  peers(): string[];
+  jobStatuses(ids: string[]): { id: string; status: JobStatus }[];
+  claim(jobIds: string[], n: number): ClaimedSlice[];
+  release(slices: ClaimedSlice[]): void;
+  finish(slices: ClaimedSlice[]): void;
+  finishedRunningJobs(): string[];
+  leave(): void;
+}
+
+/** Messages between servers (api/cluster-bus.ts carries them). */
+export type ClusterMessage = { kind: 'jobs' } | { kind: 'quarantined'; volunteerId: string };
+export interface ClusterBus {
+  send(message: ClusterMessage): void;
+  onMessage(handler: (message: ClusterMessage) => void): void;
+}
+
+export interface ClusterMemberDeps {
+  claims: Claims;
+  live: SlicedLiveStore;
+  scheduler: Scheduler;
+  log: Logger;
+  tickMs: number;
+  ttlMs: number;
+  /** The others declared this server dead: it must stop (what it holds is theirs now). */
+  fenced(err: Error): void;
+}
+
+/** Open tasks a server with workers keeps in memory, at least: a few slices' worth. */
+const TARGET_OPEN = 4 * SLICE_BATCHES;
+
+export class ClusterMember {
+  private timer: NodeJS.Timeout | null = null;
+  private bus: ClusterBus | null = null;
+  private peerUrls: string[] = [];
+  /** Volunteers whose quarantine came from another server (not to be told back). */
+  private readonly heard = new Set<string>();
+  private stopped = false;
+  private noWorkersSince: number | null = null;
+
+  constructor(private readonly deps: ClusterMemberDeps) {}
+
+  get serverId(): string {
+    return this.deps.claims.serverId;
+  }
+
+  /** The other servers' URLs, as of the last tick. */
+  peers(): string[] {
+    return this.peerUrls;
+  }
+
+  setBus(bus: ClusterBus): void {
+    this.bus = bus;
+    bus.onMessage((m) => {
+      if (this.stopped) return;
+      if (m.kind === 'quarantined') {
+        this.heard.add(m.volunteerId);
+        this.deps.live.refreshVolunteer(m.volunteerId);
+        this.deps.scheduler.quarantinedElsewhere(m.volunteerId);
+      } else this.tick();
+    });
+  }
+
+  /** Something here changed that the other servers should look at now. */
+  jobsChanged(): void {
+    this.bus?.send({ kind: 'jobs' });
+  }
+
+  /** This server quarantined a volunteer: the others withdraw its leases and decide again what it did there. */
+  quarantined(volunteerId: string): void {
+    if (this.heard.delete(volunteerId)) return;
+    this.bus?.send({ kind: 'quarantined', volunteerId });
+  }
+
+  /** Joins the others; `url` is this server's, told to their workers. */
+  start(url: string): void {
+    this.deps.claims.register(url);
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.deps.tickMs);
+    this.timer.unref();
+  }
+
+  /** Leaves cleanly: slices given back at once rather than after the time to live. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      this.deps.claims.leave();
+    } catch (err) {
+      this.deps.log.warn({ err }, 'could not leave the cluster cleanly; the others will take over after the time to live');
+    }
+  }
+
+  /** One round of the member's duties; exposed for tests. */
+  tick(): void {
+    if (this.stopped) return;
+    const { claims, live, scheduler, log } = this.deps;
+    try {
+      claims.heartbeat();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'TG001') {
+        this.stopped = true;
+        if (this.timer) clearInterval(this.timer);
+        this.deps.fenced(err as Error);
+        return;
+      }
+      log.warn({ err }, 'cluster heartbeat failed');
+      return;
+    }
+    try {
+      const dead = claims.declareDead(this.deps.ttlMs);
+      if (dead.length) log.warn({ servers: dead }, 'servers silent past the time to live: their slices are free');
+      this.followJobs();
+      this.finishSlices();
+      this.claimSlices();
+      this.peerUrls = claims.peers();
+    } catch (err) {
+      log.warn({ err }, 'cluster round failed');
+    }
+  }
+
+  /** Jobs started or ended on other servers. */
+  private followJobs(): void {
+    const { claims, live, scheduler } = this.deps;
+    const known = live.runningJobs().map((j) => j.id);
+    const rows = claims.jobStatuses(known);
+    const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
+    for (const id of known) {
+      if (running.has(id)) continue;
+      scheduler.withdrawJob(id);
+      const job = live.refreshJob(id);
+      if (job) live.forgetJob(job);
+    }
+    const knownSet = new Set(known);
+    for (const id of running) {
+      if (knownSet.has(id)) continue;
+      const job = live.refreshJob(id);
+      if (job?.status !== 'running') continue;
+      live.learnJob(job);
+      scheduler.jobCreated(job);
+    }
+    for (const id of claims.finishedRunningJobs()) if (running.has(id)) scheduler.completeIfDone(id);
+  }
+
+  /** Slices with no open task left are finished; with no workers here for a while, the others may have the rest. */
+  private finishSlices(): void {
+    const { claims, live, scheduler } = this.deps;
+    const held = live.heldSlicesList();
+    const done = held.filter((s) => live.openInSlice(s.jobId, s.slice) === 0);
+    if (done.length) {
+      claims.finish(done);
+      for (const s of done) live.dropSlice(s.jobId, s.slice);
+    }
+    const now = Date.now();
+    if (scheduler.connectedWorkers > 0) { this.noWorkersSince = null; return; }
+    this.noWorkersSince ??= now;
+    if (now - this.noWorkersSince < this.deps.ttlMs) return;
+    const idle = live.heldSlicesList().filter((s) => live.leasesInSlice(s.jobId, s.slice).length === 0);
+    if (idle.length === 0) return;
+    for (const s of idle) live.dropSlice(s.jobId, s.slice);
+    claims.release(idle);
+  }
+
+  /** Claims slices while this server's workers could use more open tasks than memory holds. */
+  private claimSlices(): void {
+    const { claims, live, scheduler } = this.deps;
+    if (scheduler.connectedWorkers === 0) return;
+    const open = live.wantingCount();
+    if (open >= TARGET_OPEN) return;
+    const order = live.runningJobs().sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt).map((j) => j.id);
+    const got = claims.claim(order, Math.ceil((TARGET_OPEN - open) / SLICE_BATCHES));
+    const again = got.flatMap((s) => live.takeSlice(s.jobId, s.slice));
+    if (got.length === 0) return;
+    this.deps.log.debug({ slices: got.length }, 'slices claimed');
+    scheduler.decideAgain(again);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The SQL of servers sharing one PostgreSQL database: each server's row (its heartbeat: `tabgrid_fence`, also run
+ * first in each of its write transactions, so a server declared dead cannot commit), the slices of work each one
+ * claims (SKIP LOCKED, so two servers never wait for or take the same slice), and declaring servers dead when
+ * their heartbeat is older than the time to live, which frees their slices for the others. Times are the
+ * database's clock, so servers' clocks need not agree.
+ */
+import type { JobStatus } from '../../../shared/protocol.js';
+import type { PgSync } from './pg-sync.js';
+
+const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+export interface ClaimedSlice { jobId: string; slice: number }
+
+export class PgClaims {
+  constructor(private readonly pg: PgSync, readonly serverId: string) {}
+
+  /** Adds this server's row, alive. */
+  register(url: string | null): void {
+    this.pg.query(`INSERT INTO servers (id, url, started_at, seen_at, alive) VALUES ($1, $2, ${NOW_MS}, ${NOW_MS}, true)`, [this.serverId, url]);
+  }
+
+  /** Says this server is alive; throws (SQLSTATE TG001) when the others have declared it dead. */
+  heartbeat(): void {
+    this.pg.query('SELECT tabgrid_fence($1)', [this.serverId]);
+  }
+
+  /**
+   * Declares dead the servers not heard from within `ttlMs` and frees their slices; returns their ids. A server in
+   * the middle of a commit holds its row's lock (the fence), so it is never declared dead under its own commit.
+   */
+  declareDead(ttlMs: number): string[] {
+    const [dead] = this.pg.run([
+      { text: `UPDATE servers SET alive = false WHERE alive AND seen_at < ${NOW_MS} - $1 RETURNING id`, values: [ttlMs] },
+      { text: 'UPDATE slices SET server_id = NULL WHERE server_id IN (SELECT id FROM servers WHERE NOT alive)' },
+    ]);
+    return dead!.map((r) => String(r.id));
+  }
+
+  /** The public URLs of the other servers alive. */
+  peers(): string[] {
+    return this.pg.query<{ url: string }>('SELECT url FROM servers WHERE alive AND id <> $1 AND url IS NOT NULL ORDER BY started_at', [this.serverId]).map((r) => r.url);
+  }
+
+  /** Running jobs' ids and every job's status that changed since... (all running ones, and those given). */
+  jobStatuses(ids: string[]): { id: string; status: JobStatus }[] {
+    return this.pg.query<{ id: string; status: JobStatus }>(
+      "SELECT id, status FROM jobs WHERE status = 'running' OR id = ANY($1::text[])", [ids]);
+  }
+
+  /** Claims up to `n` unclaimed open slices of these jobs, in the order given (fair share's), oldest slice first. */
+  claim(jobIds: string[], n: number): ClaimedSlice[] {
+    if (n <= 0 || jobIds.length === 0) return [];
+    const rows = this.pg.query<{ job_id: string; slice: number }>(`
+      UPDATE slices SET server_id = $1 WHERE (job_id, slice) IN (
+        SELECT s.job_id, s.slice FROM slices s JOIN unnest($2::text[]) WITH ORDINALITY AS j(id, rank) ON j.id = s.job_id
+        WHERE NOT s.done AND s.server_id IS NULL ORDER BY j.rank, s.slice LIMIT $3 FOR UPDATE OF s SKIP LOCKED)
+      RETURNING job_id, slice`, [this.serverId, jobIds, n]);
+    return rows.map((r) => ({ jobId: r.job_id, slice: r.slice }));
+  }
+
+  /** Gives slices back (unclaimed, still open). */
+  release(slices: ClaimedSlice[]): void {
+    if (slices.length === 0) return;
+    this.pg.query('UPDATE slices SET server_id = NULL WHERE server_id = $1 AND (job_id, slice) IN (SELECT * FROM unnest($2::text[], $3::int[]))',
+      [this.serverId, slices.map((s) => s.jobId), slices.map((s) => s.slice)]);
+  }
+
+  /** Notes slices finished: no open task left in them. */
+  finish(slices: ClaimedSlice[]): void {
+    if (slices.length === 0) return;
+    this.pg.query('UPDATE slices SET done = true, server_id = NULL WHERE (job_id, slice) IN (SELECT * FROM unnest($1::text[], $2::int[]))',
+      [slices.map((s) => s.jobId), slices.map((s) => s.slice)]);
+  }
+
+  /** Opens slices again (a task in them was reopened), to be claimed by whoever has workers. */
+  reopen(slices: ClaimedSlice[]): void {
+    if (slices.length === 0) return;
+    this.pg.query('UPDATE slices SET done = false WHERE (job_id, slice) IN (SELECT * FROM unnest($1::text[], $2::int[]))',
+      [slices.map((s) => s.jobId), slices.map((s) => s.slice)]);
+  }
+
+  /** Running jobs whose slices are all finished (candidates to complete). */
+  finishedRunningJobs(): string[] {
+    return this.pg.query<{ id: string }>(`SELECT j.id FROM jobs j WHERE j.status = 'running'
+      AND NOT EXISTS (SELECT 1 FROM slices s WHERE s.job_id = j.id AND NOT s.done)`).map((r) => r.id);
+  }
+
+  /** Leaves the cluster cleanly: slices freed, row marked dead. */
+  leave(): void {
+    this.pg.run([
+      { text: 'UPDATE slices SET server_id = NULL WHERE server_id = $1', values: [this.serverId] },
+      { text: 'UPDATE servers SET alive = false WHERE id = $1', values: [this.serverId] },
+    ]);
+  }
+}

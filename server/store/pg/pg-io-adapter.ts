@@ -1,0 +1,19 @@
+/**
+ * socket.io's Postgres adapter on the shared database: messages between servers go by LISTEN/NOTIFY, payloads
+ * past PostgreSQL's 8,000-byte NOTIFY limit through a table of attachments (created here if missing). No Redis.
+ */
+import { createAdapter } from '@socket.io/postgres-adapter';
+import pg from 'pg';
+
+export interface PgIoAdapter {
+  adapter: ReturnType<typeof createAdapter>;
+  close(): Promise<void>;
+}
+
+export async function pgIoAdapter(url: string): Promise<PgIoAdapter> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // An idle connection the database dropped is an event on the pool, not a crash of the server.
+  pool.on('error', () => {});
+  await pool.query(`CREATE TABLE IF NOT EXISTS socket_io_attachments (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)`);
+  return { adapter: createAdapter(pool, { heartbeatInterval: 2000, heartbeatTimeout: 6000 }), close: () => pool.end() };
+}

@@ -1,0 +1,100 @@
+/**
+ * Several servers as one network on PostgreSQL: two `tabgrid serve` processes on one throwaway database, a job
+ * submitted to one, workers on both; the first is SIGKILLed mid-job. The other takes over its slices of work, the
+ * job completes with onnxruntime-node's outputs, and every result a worker had acknowledged is in the database.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../cli/api-client.js';
+import { compareOutputs } from '../../shared/compare.js';
+import { writeNpy } from '../../shared/npy.js';
+import { PgSync } from '../../server/store/pg/pg-sync.js';
+import { floatData, mlpModel } from '../helpers/models.js';
+import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
+import { type ServeProcess, startServe } from '../helpers/serve-process.js';
+import { loopbacks, npyTensor, reference, startWorkers } from '../helpers/workers.js';
+
+const KEY = 'scale-out-test-admin-key';
+
+describe.skipIf(!havePostgres())('several servers on one PostgreSQL database', () => {
+  let pg: PgCluster;
+  let db: string;
+  const dirs: string[] = [];
+  const servers: ServeProcess[] = [];
+
+  beforeAll(async () => {
+    pg = await startPgCluster();
+    db = pg.createDatabase('network');
+  });
+  afterAll(() => {
+    for (const s of servers) s.process.kill('SIGKILL');
+    pg?.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  const serve = async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-scale-'));
+    dirs.push(dir);
+    const s = await startServe(dir, { args: ['--store', db, '--cluster-ttl-ms', '1500'], env: { TABGRID_API_KEY: KEY } });
+    servers.push(s);
+    return s;
+  };
+
+  it('completes a job across two servers when the one it was submitted to is killed mid-job', async () => {
+    const [a, b] = [await serve(), await serve()];
+    const apiA = new ApiClient(a.url, KEY);
+    const apiB = new ApiClient(b.url, KEY);
+    const model = mlpModel(4, 16, 3, 7);
+    const items = 2400;
+    const x = writeNpy('float32', [items, 4], floatData(11, items * 4));
+    const m = await apiA.uploadModel(model);
+    const d = await apiA.uploadDataset(x);
+    const job = await apiA.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
+    // Any server answers for any job.
+    expect((await apiB.getJob(job.id)).status).toBe('running');
+
+    const onA = startWorkers(a.url, 2, 2, { bind: loopbacks });
+    const onB = startWorkers(b.url, 2, 2, { bind: (i) => loopbacks(i + 2) });
+    try {
+      // Both servers hand out work: each has workers that computed tasks.
+      await until(() => onA.loops.every((l) => l.status.tasksDone > 5) && onB.loops.every((l) => l.status.tasksDone > 5), 60_000);
+      const ackedOnA = () => onA.loops.reduce((n, l) => n + l.status.tasksDone, 0);
+      a.process.kill('SIGKILL');
+      await new Promise((r) => a.process.once('exit', r));
+      const ackedBeforeKill = ackedOnA();
+      const end = await apiB.waitJob(job.id, undefined, 200);
+      expect(end).toMatchObject({ status: 'completed', tasks: { total: items / 2, done: items / 2, failed: 0 } });
+      const want = await reference(model, { x });
+      const got = npyTensor('y', await apiB.result(job.id, 'y'));
+      expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+
+      // Nothing acknowledged lost: every result a worker of A had an ack for is a returned replica in the database.
+      const sql = new PgSync(db);
+      try {
+        const [row] = sql.query<{ n: number }>("SELECT count(*)::int AS n FROM replicas WHERE job_id = $1 AND returned_at IS NOT NULL AND volunteer_id = ANY($2)",
+          [job.id, onA.loops.map((l) => l.status.volunteerId ?? '')]);
+        expect(ackedBeforeKill).toBeGreaterThan(0);
+        expect(row!.n).toBeGreaterThanOrEqual(ackedBeforeKill);
+        const [open] = sql.query<{ n: number }>('SELECT count(*)::int AS n FROM slices WHERE job_id = $1 AND NOT done', [job.id]);
+        expect(open!.n).toBe(0);
+        const [dead] = sql.query<{ n: number }>('SELECT count(*)::int AS n FROM servers WHERE NOT alive');
+        expect(dead!.n).toBe(1);
+      } finally {
+        sql.close();
+      }
+    } finally {
+      await onA.stop();
+      await onB.stop();
+    }
+  }, 150_000);
+});
+
+async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
