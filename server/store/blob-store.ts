@@ -15,8 +15,8 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
 
 /** Blobs read by range (data sets) keep a file descriptor open, up to this many. */
 const OPEN_FILES = 16;
@@ -30,24 +30,32 @@ export class BlobStore {
   private readonly chunks = new Map<string, Buffer>();
   private cachedBytes = 0;
 
-  constructor(private readonly dir: string) {
+  constructor(protected readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
     // A folder from an earlier version may be open to others; closing it closes everything under it.
     fs.chmodSync(dir, DIR_MODE);
   }
 
   pathOf(hash: string): string {
+    return this.localPath(hash);
+  }
+
+  /**
+   * Where the blob's file is or would be. The methods here go through this, not `pathOf`, so a subclass may make
+   * `pathOf` fetch a missing blob first (PgBlobStore) without these fetching too.
+   */
+  protected localPath(hash: string): string {
     return path.join(this.dir, hash.slice(0, 2), hash);
   }
 
   has(hash: string): boolean {
-    return fs.existsSync(this.pathOf(hash));
+    return fs.existsSync(this.localPath(hash));
   }
 
   /** Stores bytes under their SHA-256 and returns it; storing the same bytes twice is a no-op. */
   put(bytes: Uint8Array): string {
     const hash = sha256(bytes);
-    const file = this.pathOf(hash);
+    const file = this.localPath(hash);
     if (fs.existsSync(file)) return hash;
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: DIR_MODE });
     const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
@@ -92,7 +100,7 @@ export class BlobStore {
       throw err;
     }
     const hash = hasher.digest('hex');
-    const file = this.pathOf(hash);
+    const file = this.localPath(hash);
     if (fs.existsSync(file)) fs.rmSync(tmp, { force: true });
     else {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: DIR_MODE });
@@ -106,7 +114,7 @@ export class BlobStore {
     for (const [key, chunk] of this.chunks) {
       if (key.startsWith(`${hash}:`)) { this.chunks.delete(key); this.cachedBytes -= chunk.byteLength; }
     }
-    fs.rmSync(this.pathOf(hash), { force: true });
+    fs.rmSync(this.localPath(hash), { force: true });
   }
 
   /** Closes the files kept open for range reads. */
@@ -126,14 +134,14 @@ export class BlobStore {
     let fd = this.open.get(hash);
     if (fd === undefined) {
       if (this.open.size >= OPEN_FILES) this.closeFile(this.open.keys().next().value!);
-      fd = fs.openSync(this.pathOf(hash), 'r');
+      fd = fs.openSync(this.localPath(hash), 'r');
       this.open.set(hash, fd);
     }
     return fd;
   }
 
   read(hash: string): Buffer {
-    return fs.readFileSync(this.pathOf(hash));
+    return fs.readFileSync(this.localPath(hash));
   }
 
   /**
