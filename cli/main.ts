@@ -236,7 +236,7 @@ program.command('shard')
 
 program.command('worker')
   .description('donate this machine: run tasks with onnxruntime-node (CPU)')
-  .option('--server <url>', 'server URL (default: TABGRID_SERVER, then http://127.0.0.1:8080)')
+  .option('--server <urls>', 'server URL, or several separated by commas: when one cannot be reached the next is tried in turn (default: TABGRID_SERVER, then http://127.0.0.1:8080)')
   .option('--slots <n>', 'tasks to hold at once (default 2)', int)
   .option('--token <token>', 'volunteer token (your identity, credit and reputation)')
   .option('--token-file <file>', 'where to keep the token between runs (default ~/.config/tabgrid/worker-token)')

@@ -5,12 +5,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type LoopStatus, WorkLoop } from '../client/net/work-loop.js';
+import { AppError } from '../shared/errors.js';
+import { safeText } from '../shared/safe-text.js';
 import { NodeRunner } from './node-runner.js';
 
 /** Interactive requests can come many a second: their count is logged at most this often. */
 const INTERACTIVE_LOG_MS = 5_000;
 
 export interface WorkerOptions {
+  /**
+   * The server's URL, or several separated by commas: the worker starts on the first and, when the one it is on
+   * cannot be reached, moves to the next in turn (client/net/connection-watch.ts says when).
+   */
   server: string;
   slots?: number;
   /** The volunteer token itself. */
@@ -28,14 +34,27 @@ export function defaultTokenFile(): string {
   return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'tabgrid', 'worker-token');
 }
 
+/** `--server A,B,...` as a list; surrounding spaces and empty entries are dropped. */
+export function serverList(server: string): string[] {
+  return server.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
 export async function runWorker(o: WorkerOptions, say: (s: string) => void): Promise<void> {
+  const [first, ...others] = serverList(o.server);
+  if (!first) throw new AppError('INVALID_PAYLOAD', '--server: no server URL given');
+  let server = first;
   const runner = new NodeRunner();
   let last: LoopStatus | null = null;
   let interactiveLogged = { at: 0, served: 0, failed: 0 };
   const file = o.token || o.ephemeral ? null : (o.tokenFile ?? defaultTokenFile());
   const saved = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
   const loop = new WorkLoop({
-    serverUrl: o.server, slots: o.slots, token: o.token ?? saved, runner, bind: o.bind,
+    serverUrl: first, servers: others, slots: o.slots, token: o.token ?? saved, runner, bind: o.bind,
+    onSwitch: (from, to) => {
+      server = to;
+      // A server learned from a hello's ack is a server's word: printed through safeText, like anything it says.
+      say(`server ${safeText(from)} unreachable; trying ${safeText(to)}`);
+    },
     onToken: (token) => {
       if (!file || token === saved) return;
       fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -43,7 +62,7 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
     },
     hello: { kind: 'node', backends: ['cpu'], agent: `tabgrid-worker node ${process.version}` },
     onStatus: (s) => {
-      if (s.connected !== last?.connected) say(s.connected ? `connected to ${o.server} as volunteer ${s.volunteerId}` : `not connected (${s.lastError ?? 'connecting'})`);
+      if (s.connected !== last?.connected) say(s.connected ? `connected to ${safeText(server)} as volunteer ${s.volunteerId}` : `not connected (${s.lastError ?? 'connecting'})`);
       if (s.tasksDone !== last?.tasksDone) say(`tasks done: ${s.tasksDone} (compute ${Math.round(s.computeMs)} ms)`);
       if (s.lastError && s.lastError !== last?.lastError) say(s.lastError);
       if (s.interactiveWarm.join() !== last?.interactiveWarm.join()) {

@@ -133,7 +133,25 @@ export interface TaskAssignment {
 export type AckResponse<T extends object = object> = ({ ok: true } & T) | { ok: false; error: WireError };
 export type Ack<T extends object = object> = (res: AckResponse<T>) => void;
 
-export interface HelloAccepted { workerId: string; volunteerId: string; token: string }
+/** Other servers a hello's ack may name, at most; a worker keeps no more than this many in its rotation either. */
+export const MAX_SERVERS = 16;
+
+/**
+ * One of the other servers a hello's ack names (a public URL), checked by the worker before it adds the server to
+ * those it will try: what a server says is input like any other.
+ */
+export const serverUrlSchema = z.url({ protocol: /^https?$/ }).max(2048);
+
+export interface HelloAccepted {
+  workerId: string;
+  volunteerId: string;
+  token: string;
+  /**
+   * The other servers of the same network, at most MAX_SERVERS: where a worker goes when this one cannot be
+   * reached. Absent from older servers and from a server that stands alone.
+   */
+  servers?: string[];
+}
 
 export interface ClientToServerEvents {
   'worker:hello': (hello: WorkerHello, ack: Ack<HelloAccepted>) => void;

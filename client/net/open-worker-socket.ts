@@ -18,9 +18,21 @@ export interface WorkerSocketOptions {
   bind?: string;
 }
 
+type Transport = Partial<ManagerOptions & SocketOptions> & { localAddress?: string };
+
+/**
+ * The transports for a connection to `url` from a page at `pageOrigin` (undefined outside a browser). A page
+ * reaching another server of the network (its own went away) speaks websocket only: long-polling there would be a
+ * cross-origin request, which the servers do not allow (no CORS), while a WebSocket handshake is not subject to it.
+ */
+export function transportFor(url: string, pageOrigin: string | undefined, bind?: string): Transport {
+  if (bind) return { transports: ['websocket'], localAddress: bind };
+  const crossOrigin = pageOrigin !== undefined && new URL(url, pageOrigin).origin !== pageOrigin;
+  return { transports: crossOrigin ? ['websocket'] : ['websocket', 'polling'] };
+}
+
 export function openWorkerSocket(url: string, o: WorkerSocketOptions = {}): WorkerSocket {
-  const transport: Partial<ManagerOptions & SocketOptions> & { localAddress?: string } = o.bind
-    ? { transports: ['websocket'], localAddress: o.bind }
-    : { transports: ['websocket', 'polling'] };
-  return io(url, { ...transport, parser: clientParser });
+  // Typed loosely: this file is also compiled for Node, which has no `location`.
+  const page = (globalThis as { location?: { origin?: string } }).location?.origin;
+  return io(url, { ...transportFor(url, page, o.bind), parser: clientParser });
 }

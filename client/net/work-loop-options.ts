@@ -31,7 +31,15 @@ export interface Runner {
 }
 
 export interface WorkLoopOptions {
+  /** The server to work for first. */
   serverUrl: string;
+  /**
+   * Servers to move to, in turn, when the current one cannot be reached (connection-watch.ts); those the servers
+   * name in their hello's ack are added after them. The volunteer token goes along.
+   */
+  servers?: string[];
+  /** Called on giving up server `from` for `to`. */
+  onSwitch?: (from: string, to: string) => void;
   hello: Omit<WorkerHello, 'token'>;
   /** Read afresh at every (re)connect: what may have changed since, such as the shards held in cache. */
   helloExtras?: () => Promise<Partial<Omit<WorkerHello, 'token'>>>;

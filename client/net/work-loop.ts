@@ -3,15 +3,18 @@
  * say hello, keep `slots` tasks in hand (so the next one is there when one finishes), run them one at a
  * time through a Runner, return outputs as binary. It also rests between tasks to honour the throttle,
  * pauses on request (handing its leases back at once) and times every task for the overhead benchmark; interactive
- * requests go to a lane of their own (interactive-lane.ts). Uses only socket.io-client and timers: no DOM, no Node APIs.
+ * requests go to a lane of their own (interactive-lane.ts). When its server cannot be reached it moves to the next
+ * one it knows of (server-rotation.ts, connection-watch.ts). Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
 import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
 import { InferErrorCode } from '../../shared/infer.js';
+import { watchConnection } from './connection-watch.js';
 import { InteractiveLane } from './interactive-lane.js';
 import { EMPTY_TIMING, type LoopStatus, type LoopTiming, addTimes, countResult } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
+import { ServerRotation } from './server-rotation.js';
 import type { RunOutcome, WorkLoopOptions } from './work-loop-options.js';
 import { withAck } from './with-ack.js';
 
@@ -22,8 +25,6 @@ export type { RunOutcome, Runner, WorkLoopOptions } from './work-loop-options.js
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
 const LEASE_SAFETY = 0.75;
 const ACK_TIMEOUT_MS = 15_000;
-/** socket.io retries a lost connection by itself, not one the server refused (e.g. too many from this network). */
-const REFUSED_RETRY_MS = 30_000;
 /** An event the server refused as over its rate (tiny tasks, many slots) is sent again after this long. */
 const RATE_RETRY_MS = 1_000;
 
@@ -51,10 +52,12 @@ export class WorkLoop {
   private freeSince: number | null = null;
   private readonly timers: LoopTimers;
   private readonly lane: InteractiveLane;
+  private readonly rotation: ServerRotation;
   readonly status: LoopStatus;
 
   constructor(private readonly opts: WorkLoopOptions) {
     this.token = opts.token;
+    const rotation = this.rotation = new ServerRotation([opts.serverUrl, ...(opts.servers ?? [])]);
     this.timers = opts.timers ?? systemTimers;
     this.status = {
       state: 'idle', connected: false, volunteerId: null, tasksDone: 0, tasksFailed: 0,
@@ -62,8 +65,13 @@ export class WorkLoop {
       throttle: clampThrottle(opts.throttle ?? MAX_THROTTLE), paused: false, released: 0, timing: { ...EMPTY_TIMING }, interactiveServed: 0, interactiveFailed: 0, interactiveWarm: [],
     };
     // Interactive requests (`infer:*`) beside the batch tasks: refused at once while paused or stopped.
-    this.lane = new InteractiveLane({ ...opts, open: () => this.socket !== null && !this.status.paused, report: (p) => this.update(p), status: this.status });
+    this.lane = new InteractiveLane({
+      ...opts, get serverUrl() { return rotation.current; }, open: () => this.socket !== null && !this.status.paused, report: (p) => this.update(p), status: this.status,
+    });
   }
+
+  /** The servers this worker may work for, in turn order: those it was given, then those servers told it of. */
+  get servers(): readonly string[] { return this.rotation.all; }
 
   private get slots(): number { return this.opts.slots ?? 2; }
 
@@ -73,10 +81,12 @@ export class WorkLoop {
     this.asking = 0;
     this.epoch++;
     this.update({ state: this.status.paused ? 'paused' : 'connecting', lastError: null });
-    const socket: WorkerSocket = (this.opts.connect ?? ((url) => openWorkerSocket(url, { bind: this.opts.bind })))(this.opts.serverUrl);
+    const socket: WorkerSocket = (this.opts.connect ?? ((url) => openWorkerSocket(url, { bind: this.opts.bind })))(this.rotation.current);
     this.socket = socket;
     socket.on('connect', () => this.onConnect(socket));
     socket.on('disconnect', () => {
+      // A socket given up for another server has nothing left to say about the one that replaced it.
+      if (this.socket && this.socket !== socket) return;
       // The server hands our leases back on disconnect; what we hold is no longer ours, and no ack will come.
       this.dropQueue();
       for (const settle of this.unacked.values()) settle();
@@ -86,11 +96,7 @@ export class WorkLoop {
       this.helloDone = false;
       this.update({ connected: false, state: this.socket ? (this.status.paused ? 'paused' : 'connecting') : 'stopped' });
     });
-    socket.on('connect_error', (err) => {
-      this.update({ lastError: `cannot reach server: ${err.message}` });
-      if (socket.active !== false) return;
-      this.timers.setTimeout(() => { if (socket === this.socket && !socket.connected) socket.connect(); }, REFUSED_RETRY_MS);
-    });
+    watchConnection(socket, { timers: this.timers, current: () => socket === this.socket, giveUp: () => this.moveOn(socket), report: (lastError) => this.update({ lastError }) });
     socket.on('task:assign', (tasks) => this.accept(tasks));
     this.lane.attach(socket);
     socket.on('task:cancel', (ids) => {
@@ -100,6 +106,18 @@ export class WorkLoop {
       // The server keeps no demand past a worker's lease cap: a slot a withdrawn task frees is asked for again.
       this.requestWork();
     });
+  }
+
+  /** `socket`'s server cannot be reached: on to the next, same token. Leases there went with the connection. */
+  private moveOn(socket: WorkerSocket): void {
+    if (socket !== this.socket) return;
+    const from = this.rotation.current;
+    const to = this.rotation.advance();
+    if (to === from) return;
+    this.opts.onSwitch?.(from, to);
+    this.socket = null;
+    socket.disconnect();
+    this.start();
   }
 
   /**
@@ -179,6 +197,7 @@ export class WorkLoop {
       if (!res.ok) { this.update({ state: 'error', lastError: `server refused hello: ${res.error.message}` }); return; }
       this.token = res.token;
       this.helloDone = true;
+      this.rotation.learn(res.servers);
       this.opts.onToken?.(res.token);
       this.update({ connected: true, volunteerId: res.volunteerId, state: this.status.paused ? 'paused' : 'waiting' });
       this.requestWork();
@@ -289,7 +308,7 @@ export class WorkLoop {
     if (!runner.prefetch || !next || !this.running || this.status.paused || this.status.throttle < MAX_THROTTLE) return;
     if (this.hinted === next.replicaId) return;
     this.hinted = next.replicaId;
-    runner.prefetch(next, new URL(next.modelUrl, this.opts.serverUrl).toString());
+    runner.prefetch(next, new URL(next.modelUrl, this.rotation.current).toString());
   }
 
   /** Runs one task and reports its result; returns the time spent in the runner and when it ended. */
@@ -297,7 +316,7 @@ export class WorkLoop {
     const socket = this.socket;
     // The lease lives as long as the connection it was given on: a result from before a reconnect is nobody's.
     const taken = this.epoch;
-    const modelUrl = new URL(task.modelUrl, this.opts.serverUrl).toString();
+    const modelUrl = new URL(task.modelUrl, this.rotation.current).toString();
     let outcome: RunOutcome;
     const t0 = this.timers.now();
     try {

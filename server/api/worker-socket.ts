@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { AppError } from '../../shared/errors.js';
 import {
-  type AdapterInfo, type ClientToServerEvents, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema,
+  type AdapterInfo, type ClientToServerEvents, MAX_SERVERS, type ResultAccepted, type ServerToClientEvents, type VolunteerStats, profileSchema, releaseSchema,
   statsRequestSchema, taskErrorSchema, taskResultSchema, workRequestSchema, workerHelloSchema,
 } from '../../shared/protocol.js';
 import type { SiteTokens } from '../auth/site-tokens.js';
@@ -54,6 +54,11 @@ export interface WorkerSocketDeps {
   siteTokens: SiteTokens;
   /** Interactive inference: the router is given a link to the workers through these sockets. */
   infer?: InferRouter;
+  /**
+   * The other servers of the network (public URLs), named in each hello's ack so a worker whose server goes away
+   * knows where to go; read at every hello, since servers come and go. Absent or empty: the ack names none.
+   */
+  peers?: () => string[];
 }
 
 /** Wires the worker events; returns the live worker table (the scheduler's, for status pages). */
@@ -111,7 +116,8 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       guards.greeted(socket);
       log.info({ workerId, volunteerId: volunteer.id, kind: hello.kind, backends: hello.backends, adapter: hello.adapter, site, origin }, 'worker joined');
       events.emit('worker:joined', workerId);
-      return { workerId, volunteerId: volunteer.id, token };
+      const servers = deps.peers?.().slice(0, MAX_SERVERS) ?? [];
+      return { workerId, volunteerId: volunteer.id, token, ...(servers.length ? { servers } : {}) };
     });
 
     const volunteerOf = () => {
