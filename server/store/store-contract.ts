@@ -142,6 +142,42 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
       expect(s.recoveryReplicas('j1').map((r) => r.id).sort()).toEqual(['r0', 'r3']);
     });
 
+    it('gives recovery only the tasks and replicas of batches in a range, in every stage', () => {
+      const s = make();
+      const two = [...tasks('j1', 6), ...tasks('j1', 6).map((t) => ({ ...t, id: `j1-s1-t${t.batch}`, stage: 1, ready: false }))];
+      s.createJob(job('j1'), two.map((t) => (t.id === 'j1-t4' ? { ...t, canary: true, status: 'done' as const } : t)));
+      s.updateTask('j1-t3', { status: 'done' });
+      for (const [id, task] of [['r1', 'j1-t1'], ['r2', 'j1-s1-t2'], ['r3', 'j1-t3'], ['r4', 'j1-t4'], ['r5', 'j1-t5']]) {
+        s.insertReplica(replica(id!, task!, 'j1', { status: 'returned' }));
+      }
+      const range = { from: 2, to: 5 };
+      expect(s.recoveryTasks('j1', range).map((t) => t.id)).toEqual(['j1-s1-t2', 'j1-s1-t3', 'j1-s1-t4', 'j1-t2', 'j1-t4']);
+      // r3's task is done (not a canary): not for recovery; r1 and r5 are outside the range.
+      expect(s.recoveryReplicas('j1', range).map((r) => r.id).sort()).toEqual(['r2', 'r4']);
+      expect(s.recoveryTasks('j1', { from: 6, to: 10 })).toEqual([]);
+      expect(s.recoveryTasks('j1').length).toBe(11);
+    });
+
+    it('adds to a volunteer\'s counters and sets the fields a patch names, in and out of transactions', () => {
+      const s = make();
+      const v = s.volunteerFor('hash-a', 'v-a', 7).id;
+      s.updateVolunteer(v, { valid: 5, credit: 1.5 });
+      s.addToVolunteer(v, { valid: 2, credit: 0.25, canaryPassed: 1, errors: 0 }, { streak: 9, team: 'red' });
+      expect(s.getVolunteer(v)).toMatchObject({ valid: 7, credit: 1.75, canaryPassed: 1, errors: 0, streak: 9, team: 'red', invalid: 0, createdAt: 7 });
+      s.transaction(() => {
+        s.addToVolunteer(v, { invalid: 1, credit: -0.75 });
+        s.addToVolunteer(v, { invalid: 2 });
+        expect(s.getVolunteer(v)).toMatchObject({ invalid: 3, credit: 1 });
+      });
+      s.addToVolunteer(v, {}, { name: 'Ada' });
+      expect(s.getVolunteer(v)).toMatchObject({ valid: 7, invalid: 3, credit: 1, name: 'Ada', streak: 9 });
+      expect(() => s.transaction(() => {
+        s.addToVolunteer(v, { valid: 100 });
+        throw new Error('undone');
+      })).toThrow('undone');
+      expect(s.getVolunteer(v)!.valid).toBe(7);
+    });
+
     it('rolls a failed transaction back whole', () => {
       const s = make();
       s.createJob(job('j1'), tasks('j1', 1));

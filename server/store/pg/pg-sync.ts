@@ -12,7 +12,8 @@ export interface Statement { text: string; values?: unknown[] }
 
 /** What a failed statement said: PostgreSQL's SQLSTATE (`code`) when it came from the server. */
 export class PgError extends Error {
-  constructor(message: string, readonly code: string | undefined, readonly statement: string) {
+  /** `index`: the failed statement's place in its call's list (those before it ran). */
+  constructor(message: string, readonly code: string | undefined, readonly statement: string, readonly index = 0) {
     super(message);
   }
 }
@@ -40,7 +41,9 @@ port.on('message', async (statements) => {
     await ready;
     if (broken) throw broken;
     for (; i < statements.length; i++) {
-      const r = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
+      const res = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
+      // Text with several statements (no values: the simple protocol) gives one result each: the last one's rows.
+      const r = Array.isArray(res) ? res[res.length - 1] : res;
       rows.push(r.rows.map((row) => { for (const k in row) if (Buffer.isBuffer(row[k])) row[k] = new Uint8Array(row[k]); return row; }));
     }
     answer({ ok: true, rows });
@@ -56,6 +59,8 @@ export class PgSync {
   private readonly port: MessagePort;
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private closed = false;
+  /** Calls made so far (each one round trip), for tests and metrics of how well writes are batched. */
+  roundTrips = 0;
 
   /** `timeoutMs` bounds one call: a database that does not answer in time makes the call throw. */
   constructor(readonly url: string, private readonly timeoutMs = 30_000) {
@@ -80,6 +85,7 @@ export class PgSync {
   run(statements: Statement[]): Record<string, unknown>[][] {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     if (statements.length === 0) return [];
+    this.roundTrips++;
     Atomics.store(this.flag, 0, 0);
     this.port.postMessage(statements);
     if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
@@ -88,7 +94,7 @@ export class PgSync {
     }
     const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
     if (!reply) throw new Error('the PostgreSQL worker gave no answer');
-    if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index].text);
+    if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index].text, reply.index);
     return reply.rows;
   }
 

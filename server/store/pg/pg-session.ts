@@ -1,0 +1,222 @@
+/**
+ * The PostgreSQL connection as the store uses it: a round trip costs about 250 µs, so inside a transaction writes
+ * are queued and go out with the next read (read-your-writes) or with the COMMIT, BEGIN with the first of these.
+ * A transaction that only writes is one round trip. Nested transactions and savepoints are SAVEPOINT statements
+ * queued in order; one released or rolled back before it went out never reaches the server (no subtransaction:
+ * PostgreSQL slows every snapshot once a transaction has more than 64 of them).
+ */
+import { PgError, type PgSync, type Statement } from './pg-sync.js';
+import type { Savepoint } from '../store.js';
+
+interface OpenSavepoint {
+  name: string;
+  /** Its SAVEPOINT statement's place in the queue while it waits there; null once it went out. */
+  queued: number | null;
+  /** It went out in a call that failed before reaching it: it does not exist on the server. */
+  lost: boolean;
+}
+
+export class PgSession {
+  private depth = 0;
+  private queue: Statement[] = [];
+  /** BEGIN went out in this transaction. */
+  private begun = false;
+  /** The fence ran in this transaction (it runs once, before its first write). */
+  private fenced = false;
+  /** Writes are queued that the fence has not covered yet. */
+  private dirty = false;
+  /** Set when the transaction can no longer commit (a failure no savepoint undid): commit throws it. */
+  private failed: unknown = null;
+  private savepoints: OpenSavepoint[] = [];
+  private names = 0;
+  /** Called once the outermost transaction has rolled back (callers drop what they cached inside it). */
+  onRollback: () => void = () => {};
+
+  /** `fence`: a server id whose writes must each pass `tabgrid_fence` (it throws once the server is declared dead). */
+  constructor(readonly db: PgSync, private readonly fence?: string) {}
+
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
+  /** Runs `fn` as one unit: outermost, a transaction; nested, a savepoint undone alone when `fn` throws. */
+  transaction<T>(fn: () => T): T {
+    if (this.depth > 0) {
+      const sp = this.savepoint();
+      let out: T;
+      try {
+        out = fn();
+      } catch (err) {
+        sp.rollback();
+        throw err;
+      }
+      sp.release();
+      return out;
+    }
+    this.depth = 1;
+    try {
+      const out = fn();
+      this.commit();
+      return out;
+    } catch (err) {
+      this.abort();
+      throw err;
+    } finally {
+      this.reset();
+    }
+  }
+
+  savepoint(): Savepoint {
+    if (this.depth === 0) {
+      // Outside a transaction a savepoint opens one (as in SQLite) that its release commits.
+      this.depth = 1;
+      let done = false;
+      const end = (keep: boolean) => {
+        if (done) return;
+        done = true;
+        try {
+          if (keep) this.commit(); else this.abort();
+        } catch (err) {
+          this.abort();
+          throw err;
+        } finally {
+          this.reset();
+        }
+      };
+      return { release: () => end(true), rollback: () => end(false) };
+    }
+    const sp: OpenSavepoint = { name: `sp_${++this.names}`, queued: this.queue.length, lost: false };
+    this.queue.push({ text: `SAVEPOINT ${sp.name}` });
+    this.savepoints.push(sp);
+    let done = false;
+    return {
+      release: () => {
+        if (done) return;
+        done = true;
+        this.close(sp, false);
+      },
+      rollback: () => {
+        if (done) return;
+        done = true;
+        this.close(sp, true);
+      },
+    };
+  }
+
+  /** Sends `statements` now, after what is queued, and returns their rows. For reads, and writes that return a value. */
+  read(statements: Statement[], write = false): Record<string, unknown>[][] {
+    if (this.depth === 0) return write ? this.autocommit(statements) : this.db.run(statements);
+    if (this.failed) throw this.failed;
+    const rows = this.send([...this.queue], statements, write);
+    return rows.slice(rows.length - statements.length);
+  }
+
+  /** A write that returns nothing: queued inside a transaction, sent at once (and committed) outside one. */
+  write(statements: Statement[]): void {
+    if (this.depth === 0) {
+      this.autocommit(statements);
+      return;
+    }
+    this.queue.push(...statements);
+    this.dirty = true;
+  }
+
+  /** Sends the queued statements then `extra` in one call, opening the transaction and fencing as needed. */
+  private send(queued: Statement[], extra: Statement[], write: boolean): Record<string, unknown>[][] {
+    const head: Statement[] = [];
+    if (!this.begun) head.push({ text: 'BEGIN' });
+    const fencing = this.fence !== undefined && !this.fenced && (this.dirty || write);
+    if (fencing) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
+    this.queue = [];
+    this.begun = true;
+    this.dirty = false;
+    const sent = this.savepoints.filter((sp) => sp.queued !== null);
+    const positions = sent.map((sp) => head.length + sp.queued!);
+    for (const sp of sent) sp.queued = null;
+    try {
+      const rows = this.db.run([...head, ...queued, ...extra]).slice(head.length);
+      this.fenced ||= fencing;
+      return rows;
+    } catch (err) {
+      // Savepoints at or after the failed statement were never made: rolling back to one cannot save the transaction.
+      const at = err instanceof PgError ? err.index : 0;
+      sent.forEach((sp, k) => { if (positions[k]! >= at) sp.lost = true; });
+      if (this.savepoints.every((sp) => sp.lost)) this.failed = err;
+      throw err;
+    }
+  }
+
+  private close(sp: OpenSavepoint, rollback: boolean): void {
+    const i = this.savepoints.indexOf(sp);
+    if (i < 0) return; // closed already, with a savepoint opened before it
+    // Savepoints opened after it close with it, as SQL's do.
+    this.savepoints.length = i;
+    if (sp.queued !== null) {
+      // Still in the queue: rolling back drops what was queued after it; releasing leaves that to the parent.
+      if (rollback) this.queue.length = sp.queued;
+      else this.queue.splice(sp.queued, 1);
+      return;
+    }
+    if (sp.lost) {
+      if (rollback) this.failed ??= new Error(`savepoint ${sp.name} was lost to a failed statement: the transaction cannot commit`);
+      return;
+    }
+    if (rollback) {
+      this.queue.push({ text: `ROLLBACK TO SAVEPOINT ${sp.name}` });
+      // What it undoes may have failed (the transaction is usable again), and may have been the fence: fence again.
+      this.failed = null;
+      this.fenced = false;
+    }
+    this.queue.push({ text: `RELEASE SAVEPOINT ${sp.name}` });
+  }
+
+  private reset(): void {
+    this.depth = 0;
+    this.queue = [];
+    this.savepoints = [];
+    this.begun = this.fenced = this.dirty = false;
+    this.failed = null;
+  }
+
+  private commit(): void {
+    if (this.failed) throw this.failed;
+    if (!this.begun) {
+      if (this.queue.length === 0) return;
+      // Nothing went out yet: a lone statement with no fence needs no BEGIN and COMMIT around it.
+      if (!this.fence && this.queue.length === 1) {
+        const only = this.queue;
+        this.queue = [];
+        this.db.run(only);
+        return;
+      }
+    }
+    this.send([...this.queue], [{ text: 'COMMIT' }], false);
+    this.begun = false;
+  }
+
+  private abort(): void {
+    this.queue = [];
+    if (this.begun) {
+      this.begun = false;
+      try {
+        this.db.run([{ text: 'ROLLBACK' }]);
+      } catch { /* the connection is gone, and the transaction with it */ }
+    }
+    this.onRollback();
+  }
+
+  /** Statements outside a transaction: one alone as it is, several (or any under a fence) in a transaction of their own. */
+  private autocommit(statements: Statement[]): Record<string, unknown>[][] {
+    if (!this.fence && statements.length === 1) return this.db.run(statements);
+    const head: Statement[] = [{ text: 'BEGIN' }];
+    if (this.fence) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
+    try {
+      return this.db.run([...head, ...statements, { text: 'COMMIT' }]).slice(head.length, head.length + statements.length);
+    } catch (err) {
+      try {
+        this.db.run([{ text: 'ROLLBACK' }]);
+      } catch { /* the connection is gone, and the transaction with it */ }
+      throw err;
+    }
+  }
+}
