@@ -55,9 +55,13 @@ program.command('serve')
   .option('--vet-tenure-ms <ms>', 'how old a volunteer must be before it can vouch for a quorum (default 60000)', int)
   .option('--retain-days <n>', 'delete finished (completed, failed, cancelled) jobs n days after they ended (TABGRID_RETAIN_DAYS; default: keep them)', num)
   .option('--metrics-token <token>', 'require Authorization: Bearer <token> for GET /metrics (TABGRID_METRICS_TOKEN; default: open)')
+  .option('--store <url>', 'postgres://USER@HOST:PORT/DB: share the state with other servers (TABGRID_STORE; default: SQLite in the data folder)')
+  .option('--public-url <url>', 'this server\'s URL as workers reach it, told to the other servers\' workers (TABGRID_PUBLIC_URL)')
+  .option('--cluster-ttl-ms <ms>', 'with --store: a server silent this long is dead and its work goes to the others (default 5000)', int)
   .action(async (o: {
     port?: number; host?: string; data?: string; leaseMs?: number; trustProxy?: boolean; ipv4OriginPrefix?: number;
     maxConnectionsPerOrigin?: number; auditRate?: number; vetTenureMs?: number; retainDays?: number; metricsToken?: string;
+    store?: string; publicUrl?: string; clusterTtlMs?: number;
   }) => {
     const { loadConfig } = await import('../server/config.js');
     const { ensureClientBuilt } = await import('./build-client.js');
@@ -66,7 +70,7 @@ program.command('serve')
     const flags = {
       port: o.port, host: o.host, dataDir: o.data, leaseMs: o.leaseMs, trustProxy: o.trustProxy, ipv4OriginPrefix: o.ipv4OriginPrefix,
       maxConnectionsPerOrigin: o.maxConnectionsPerOrigin, auditRate: o.auditRate, vetTenureMs: o.vetTenureMs, retainDays: o.retainDays,
-      metricsToken: o.metricsToken,
+      metricsToken: o.metricsToken, store: o.store, publicUrl: o.publicUrl, clusterTtlMs: o.clusterTtlMs,
     };
     await runServer(loadConfig(flags));
   });

@@ -171,7 +171,9 @@ export function createApp(deps: AppDeps): App {
     workers: scheduler.workerTable, vetted: (v) => scheduler.vetted(v), model: (hash) => store.getModel(hash), clock, log: log.child({ mod: 'infer' }),
     auditRate: config.auditRate, audit: (model, ins, outs, volunteerId) => void inferAudit.audit(model, ins, outs, volunteerId),
   });
-  const workers = attachWorkerSockets({ io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }) });
+  const workers = attachWorkerSockets({
+    io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }), peers: member ? () => member.peers() : undefined,
+  });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
   let openApi: object | null = null;
   app.use(opsRouter({

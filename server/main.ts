@@ -5,13 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { randomUUID } from 'node:crypto';
 import { type ClusterDeps, createApp } from './app.js';
-import { PgBlobStore } from './store/pg/pg-blob-store.js';
-import { PgClaims } from './store/pg/pg-claims.js';
-import { pgIoAdapter } from './store/pg/pg-io-adapter.js';
-import { PgStore } from './store/pg/pg-store.js';
-import { PgSync } from './store/pg/pg-sync.js';
+import { openSharedStore } from './cluster/shared-store.js';
 import type { Store } from './store/store.js';
 import type { Config } from './config.js';
 import { systemClock } from './scheduler/clock.js';
@@ -35,22 +30,13 @@ function embeddedStore(dataDir: string): { store: Store; blobs: BlobStore; clust
   return { store, blobs: new BlobStore(path.join(dataDir, 'blobs')) };
 }
 
-/** PostgreSQL shared with other servers: the state, the blobs (the data folder caches them) and messages between them. */
-async function sharedStore(url: string, dataDir: string, fenced: (err: Error) => void): Promise<{ store: Store; blobs: BlobStore; cluster: ClusterDeps }> {
-  const serverId = randomUUID();
-  const store = PgStore.open(url, { fence: serverId });
-  const blobs = new PgBlobStore(path.join(dataDir, 'blobs'), { url });
-  const io = await pgIoAdapter(url);
-  return { store, blobs, cluster: { claims: new PgClaims(new PgSync(url), serverId), adapter: io.adapter, fenced, close: io.close } };
-}
-
 export async function runServer(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel });
   const dataDir = path.resolve(config.dataDir);
   makePrivate(dataDir);
   let stopping = false;
   const { store, blobs, cluster } = config.store
-    ? await sharedStore(config.store, dataDir, (err) => {
+    ? await openSharedStore(config.store, dataDir, (err) => {
       // The others took over what this server held: it may no longer commit, so it stops (a supervisor restarts it).
       log.fatal({ err: err.message }, 'declared dead by the other servers; stopping');
       stopping = true;

@@ -148,11 +148,12 @@ export function restRouter(deps: RestDeps): express.Express {
   r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth, serverRuns: deps.serverRuns }));
   r.use('/api/v1', (req, _res, next) => next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`)));
 
-  // Model bytes for workers: public, content-addressed, cached forever.
+  // Model bytes for workers: public, content-addressed, cached forever. Readable from other origins: a page that
+  // failed over to another server of the same network fetches its models from there.
   r.get('/models/:hash', (req, res, next) => {
     const parsed = sha256Schema.safeParse(req.params.hash);
     if (!parsed.success || !deps.store.getModel(parsed.data)) return next(new AppError('NOT_FOUND', 'no such model'));
-    res.set('cache-control', 'public, max-age=31536000, immutable');
+    res.set({ 'cache-control': 'public, max-age=31536000, immutable', 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' });
     res.sendFile(deps.blobs.pathOf(parsed.data), { headers: { 'content-type': 'application/octet-stream' } });
   });
 

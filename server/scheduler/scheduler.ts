@@ -123,6 +123,11 @@ export class Scheduler {
     this.dispatch();
   }
 
+  /** Leases a volunteer holds now on this server. */
+  leasesOf(volunteerId: string): number {
+    return this.deps.store.leasedByVolunteer(volunteerId).length;
+  }
+
   get connectedWorkers(): number {
     return this.workers.size;
   }

@@ -12,7 +12,7 @@
  */
 import type { JobStatus } from '../../shared/protocol.js';
 import type {
-  JobRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, VolunteerCounts, VolunteerPatch, VolunteerRow,
+  BatchRange, JobRow, ReplicaPatch, ReplicaRow, ReplicaStatus, RunningJobRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, VolunteerCounts, VolunteerPatch, VolunteerRow,
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
 import { LiveTasks } from './live-tasks.js';
@@ -283,14 +283,14 @@ export class LiveStore extends StoreThroughLog implements Store {
     return this.current(this.inner.taintedTasks(jobId));
   }
 
-  recoveryTasks(jobId: string): TaskRow[] {
+  recoveryTasks(jobId: string, range?: BatchRange): TaskRow[] {
     this.flush();
-    return this.inner.recoveryTasks(jobId);
+    return this.inner.recoveryTasks(jobId, range);
   }
 
-  recoveryReplicas(jobId: string): ReplicaRow[] {
+  recoveryReplicas(jobId: string, range?: BatchRange): ReplicaRow[] {
     this.flush();
-    return this.inner.recoveryReplicas(jobId);
+    return this.inner.recoveryReplicas(jobId, range);
   }
 
   // Tasks.

@@ -165,9 +165,15 @@ export class SlicedLiveStore extends LiveStore {
     return this.inner.failedTasks(jobId);
   }
 
-  /** Only the tasks this server holds: the servers holding the others decide theirs when told of the quarantine. */
+  /**
+   * Only the tasks this server holds, to be reopened here: the servers holding others reopen theirs when told of the
+   * quarantine. The rest (in slices already finished) are marked tainted, as in a job that has ended, for the
+   * researcher to see and rerun (`tabgrid rerun`): reopening them would take a slice no server holds.
+   */
   acceptedTasksReturnedBy(volunteerId: string): TaskRow[] {
-    return super.acceptedTasksReturnedBy(volunteerId).filter((t) => this.holds(t));
+    const all = super.acceptedTasksReturnedBy(volunteerId);
+    for (const t of all) if (!this.holds(t) && !t.tainted) this.log.write(() => this.inner.updateTask(t.id, { tainted: true }));
+    return all.filter((t) => this.holds(t));
   }
 
   pendingTasksReturnedBy(volunteerId: string): TaskRow[] {

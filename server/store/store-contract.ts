@@ -145,7 +145,7 @@ export function storeContract(name: string, make: () => Store, reopen?: (s: Stor
     it('gives recovery only the tasks and replicas of batches in a range, in every stage', () => {
       const s = make();
       const two = [...tasks('j1', 6), ...tasks('j1', 6).map((t) => ({ ...t, id: `j1-s1-t${t.batch}`, stage: 1, ready: false }))];
-      s.createJob(job('j1'), two.map((t) => (t.id === 'j1-t4' ? { ...t, canary: true, status: 'done' as const } : t)));
+      s.createJob(job('j1', { stageModels: ['m'.repeat(64), 'm'.repeat(64)] }), two.map((t) => (t.id === 'j1-t4' ? { ...t, canary: true, status: 'done' as const } : t)));
       s.updateTask('j1-t3', { status: 'done' });
       for (const [id, task] of [['r1', 'j1-t1'], ['r2', 'j1-s1-t2'], ['r3', 'j1-t3'], ['r4', 'j1-t4'], ['r5', 'j1-t5']]) {
         s.insertReplica(replica(id!, task!, 'j1', { status: 'returned' }));

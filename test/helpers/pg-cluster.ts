@@ -17,6 +17,8 @@ export interface PgCluster {
   port: number;
   /** A fresh database in the cluster; resolves to its URL. */
   createDatabase(name: string): string;
+  /** Stops the database at once, as a crash would (`immediate`), and starts it again on the same port. */
+  restart(): void;
   /** Stops the cluster at once (`immediate`: as a crash would) and removes its folder. */
   stop(): void;
 }
@@ -51,13 +53,18 @@ export async function startPgCluster(): Promise<PgCluster> {
   const port = await freePort();
   runAs('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   // Sockets in the cluster's own folder; fsync off: a test cluster is thrown away, never recovered.
-  runAs('pg_ctl', ['-D', data, '-w', '-l', path.join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+  const start = () => runAs('pg_ctl', ['-D', data, '-w', '-l', path.join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+  start();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return {
     url, port,
     createDatabase(name) {
       runAs('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-q', '-c', `CREATE DATABASE "${name}"`]);
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    restart() {
+      runAs('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      start();
     },
     stop() {
       try {

@@ -25,7 +25,9 @@ export async function startServe(dir: string, more: { args?: string[]; env?: Rec
       const m = /TabGrid is running at (http:\/\/[^\s/]+)\//.exec(output);
       if (m) resolve(m[1]);
     });
-    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${output}`)));
+    let errors = '';
+    child.stderr!.on('data', (d) => { errors += d; });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${output}${errors.slice(-4000)}`)));
   });
   return { process: child, url, output };
 }

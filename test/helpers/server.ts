@@ -10,6 +10,7 @@ import { type Config, configSchema } from '../../server/config.js';
 import { type Clock, systemClock } from '../../server/scheduler/clock.js';
 import { BlobStore } from '../../server/store/blob-store.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { openSharedStore } from '../../server/cluster/shared-store.js';
 
 export interface TestServer {
   url: string;
@@ -19,14 +20,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** `config.store` set (a postgres:// URL): the server shares that database with others, as `--store` makes it. */
 export async function startTestServer(opts: { config?: Partial<Config>; clock?: Clock; dataDir?: string } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-test-'));
   const config = configSchema.parse({ port: 0, host: '127.0.0.1', dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent', ...opts.config });
-  const store = new SqliteStore(path.join(dataDir, 'tabgrid.sqlite'));
-  const app = createApp({
-    store, blobs: new BlobStore(path.join(dataDir, 'blobs')), clock: opts.clock ?? systemClock,
-    log: pino({ level: config.logLevel }), config,
-  });
+  const { store, blobs, cluster } = config.store
+    ? await openSharedStore(config.store, dataDir, (err) => { throw err; })
+    : { store: new SqliteStore(path.join(dataDir, 'tabgrid.sqlite')), blobs: new BlobStore(path.join(dataDir, 'blobs')), cluster: undefined };
+  const app = createApp({ store, blobs, clock: opts.clock ?? systemClock, log: pino({ level: config.logLevel }), config, cluster });
   const created = app.keys.ensureAdmin(dataDir, config.apiKey);
   const apiKey = created ?? config.apiKey ?? fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim();
   const port = await app.start();

@@ -15,9 +15,10 @@ export interface ClaimedSlice { jobId: string; slice: number }
 export class PgClaims {
   constructor(private readonly pg: PgSync, readonly serverId: string) {}
 
-  /** Adds this server's row, alive. */
+  /** Adds this server's row, alive (before its first write: the fence needs it); again with its URL once it listens. */
   register(url: string | null): void {
-    this.pg.query(`INSERT INTO servers (id, url, started_at, seen_at, alive) VALUES ($1, $2, ${NOW_MS}, ${NOW_MS}, true)`, [this.serverId, url]);
+    this.pg.query(`INSERT INTO servers (id, url, started_at, seen_at, alive) VALUES ($1, $2, ${NOW_MS}, ${NOW_MS}, true)
+      ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url`, [this.serverId, url]);
   }
 
   /** Says this server is alive; throws (SQLSTATE TG001) when the others have declared it dead. */

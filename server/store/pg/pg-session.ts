@@ -21,6 +21,8 @@ export class PgSession {
   private queue: Statement[] = [];
   /** BEGIN went out in this transaction. */
   private begun = false;
+  /** The connection BEGIN went out on: the rest of the transaction must run there. */
+  private conn: number | undefined;
   /** The fence ran in this transaction (it runs once, before its first write). */
   private fenced = false;
   /** Writes are queued that the fence has not covered yet. */
@@ -134,7 +136,8 @@ export class PgSession {
     const positions = sent.map((sp) => head.length + sp.queued!);
     for (const sp of sent) sp.queued = null;
     try {
-      const rows = this.db.run([...head, ...queued, ...extra]).slice(head.length);
+      const rows = this.db.run([...head, ...queued, ...extra], this.conn).slice(head.length);
+      this.conn ??= this.db.connection;
       this.fenced ||= fencing;
       return rows;
     } catch (err) {
@@ -175,6 +178,7 @@ export class PgSession {
     this.queue = [];
     this.savepoints = [];
     this.begun = this.fenced = this.dirty = false;
+    this.conn = undefined;
     this.failed = null;
   }
 
@@ -199,7 +203,7 @@ export class PgSession {
     if (this.begun) {
       this.begun = false;
       try {
-        this.db.run([{ text: 'ROLLBACK' }]);
+        this.db.run([{ text: 'ROLLBACK' }], this.conn);
       } catch { /* the connection is gone, and the transaction with it */ }
     }
     this.onRollback();

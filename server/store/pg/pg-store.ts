@@ -4,6 +4,7 @@
  * writes that return nothing are queued and sent with the next read or with the COMMIT. Nothing mutable is cached:
  * other servers write the same rows; models and data sets, immutable once put, are.
  */
+import { SLICE_BATCHES } from '../store.js';
 import type {
   ApiKeyRow, BatchRange, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus,
   RunningJobRow, Savepoint, SiteRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerCounts, VolunteerPatch,
@@ -228,6 +229,11 @@ export class PgStore implements Store {
       text: 'UPDATE jobs SET status = $2, finished_at = $3, error = $4, outputs_pruned = false WHERE id = $1',
       values: [id, status, status === 'running' ? null : at, error],
     });
+    // Slices of an ended job are no server's; a job running again (a rerun) has all of them looked at again (a
+    // server that claims one with nothing open finishes it at once).
+    this.write(status === 'running'
+      ? { text: 'UPDATE slices SET done = false WHERE job_id = $1', values: [id] }
+      : { text: 'UPDATE slices SET done = true, server_id = NULL WHERE job_id = $1', values: [id] });
   }
 
   taskCounts(jobId: string): TaskCounts {
@@ -302,6 +308,13 @@ export class PgStore implements Store {
 
   updateTask(id: string, patch: TaskPatch): void {
     this.write(patchStatement('tasks', id, patch));
+    // A task opened again opens its slice again, for a server to claim (the one holding it already has it in memory).
+    if (patch.status === 'pending') {
+      this.write({
+        text: `UPDATE slices s SET done = false FROM tasks t WHERE t.id = $1 AND s.job_id = t.job_id AND s.slice = t.batch / ${SLICE_BATCHES} AND s.done`,
+        values: [id],
+      });
+    }
   }
 
   setTaskResult(id: string, result: Uint8Array): void {

@@ -18,7 +18,7 @@ export class PgError extends Error {
   }
 }
 
-type Reply = { ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number };
+type Reply = ({ ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number }) & { conn: number };
 
 // The worker's code, as a string so the same file runs under tsx, vitest and the compiled build alike.
 const WORKER = `
@@ -29,17 +29,36 @@ const pg = req('pg');
 pg.types.setTypeParser(20, (v) => Number(v));
 pg.types.setTypeParser(1700, (v) => Number(v));
 const { port, flag, url } = workerData;
-const client = new pg.Client({ connectionString: url });
-let ready = client.connect();
+// A lost connection is made again on the next call, as connection number conn + 1. A call made for a transaction
+// begun on an earlier connection is refused rather than run: on a new connection it would commit on its own.
+let client = null;
+let ready = null;
 let broken = null;
-client.on('error', (err) => { broken = err; });
-const answer = (reply) => { port.postMessage(reply); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
-port.on('message', async (statements) => {
+let conn = 0;
+const connect = () => {
+  broken = null;
+  conn++;
+  client = new pg.Client({ connectionString: url });
+  client.on('error', (err) => { broken = err; });
+  ready = client.connect();
+};
+connect();
+const answer = (reply) => { port.postMessage({ ...reply, conn }); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
+port.on('message', async ({ statements, expect }) => {
   const rows = [];
   let i = 0;
   try {
-    await ready;
-    if (broken) throw broken;
+    if (broken) { client.end().catch(() => {}); connect(); }
+    if (expect !== undefined && expect !== conn) {
+      answer({ ok: false, message: 'the connection to PostgreSQL was lost in the middle of a transaction', code: '08003', index: 0 });
+      return;
+    }
+    try {
+      await ready;
+    } catch (err) {
+      broken = err;
+      throw err;
+    }
     for (; i < statements.length; i++) {
       const res = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
       // Text with several statements (no values: the simple protocol) gives one result each: the last one's rows.
@@ -51,7 +70,7 @@ port.on('message', async (statements) => {
     answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: Math.min(i, statements.length - 1) });
   }
 });
-port.on('close', () => { client.end().catch(() => {}); });
+port.on('close', () => { if (client) client.end().catch(() => {}); });
 `;
 
 export class PgSync {
@@ -81,19 +100,26 @@ export class PgSync {
     return this.run([{ text, values }])[0] as T[];
   }
 
-  /** Runs statements in order in one round trip and returns each one's rows; stops at the first that fails and throws. */
-  run(statements: Statement[]): Record<string, unknown>[][] {
+  /** The connection the last call ran on (numbered from 1; a new number after the database was reached again). */
+  connection = 0;
+
+  /**
+   * Runs statements in order in one round trip and returns each one's rows; stops at the first that fails and throws.
+   * With `expect`, they run only on that connection (the one a transaction began on); on another the call throws.
+   */
+  run(statements: Statement[], expect?: number): Record<string, unknown>[][] {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     if (statements.length === 0) return [];
     this.roundTrips++;
     Atomics.store(this.flag, 0, 0);
-    this.port.postMessage(statements);
+    this.port.postMessage({ statements, expect });
     if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
       this.close();
       throw new Error(`PostgreSQL did not answer within ${this.timeoutMs} ms (${statements[0].text.slice(0, 60)}...)`);
     }
     const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
     if (!reply) throw new Error('the PostgreSQL worker gave no answer');
+    this.connection = reply.conn;
     if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index].text, reply.index);
     return reply.rows;
   }

@@ -1,0 +1,79 @@
+/**
+ * The trust rules across servers on one database: a volunteer quarantined by one server is quarantined by the
+ * others at once (they hear of it through the adapter): its leases there are withdrawn and it gets no more work,
+ * although their memory held its record from before.
+ */
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../cli/api-client.js';
+import { WorkLoop } from '../../client/net/work-loop.js';
+import type { Runner } from '../../client/net/work-loop-options.js';
+import { writeNpy } from '../../shared/npy.js';
+import { floatData, mlpModel } from '../helpers/models.js';
+import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
+import { type TestServer, startTestServer } from '../helpers/server.js';
+
+const KEY = 'scale-out-trust-admin-key';
+
+/** A runner that never answers: its worker holds what it leased. */
+const holding = (): Runner => ({ run: () => new Promise(() => {}) });
+
+describe.skipIf(!havePostgres())('trust across servers on one database', () => {
+  let pg: PgCluster;
+  const servers: TestServer[] = [];
+  const loops: WorkLoop[] = [];
+
+  beforeAll(async () => {
+    pg = await startPgCluster();
+    const db = pg.createDatabase('trust');
+    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000 } }));
+  });
+  afterAll(async () => {
+    for (const l of loops) l.stop();
+    for (const s of servers) await s.close();
+    pg?.stop();
+    for (const s of servers) fs.rmSync(s.dataDir, { recursive: true, force: true });
+  });
+
+  it('withdraws a volunteer\'s leases on every server when one quarantines it', async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const api = new ApiClient(a.url, KEY);
+    const m = await api.uploadModel(mlpModel(4, 8, 3, 3));
+    const d = await api.uploadDataset(writeNpy('float32', [4000, 4], floatData(3, 16000)));
+    await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
+    // One volunteer (one token), a worker on each server, both holding leases.
+    let token = '';
+    const onA = new WorkLoop({ serverUrl: a.url, slots: 2, runner: holding(), hello: { kind: 'node', backends: ['cpu'] }, onToken: (t) => { token = t; } });
+    loops.push(onA);
+    onA.start();
+    await until(() => onA.status.volunteerId !== null && token !== '');
+    const volunteerId = onA.status.volunteerId!;
+    const onB = new WorkLoop({ serverUrl: b.url, slots: 2, runner: holding(), token, hello: { kind: 'node', backends: ['cpu'] } });
+    loops.push(onB);
+    onB.start();
+    const leasedOn = (s: TestServer) => s.app.scheduler.workerTable.size > 0 && [...s.app.scheduler.workerTable.values()].some((w) => w.volunteerId === volunteerId);
+    await until(() => leasedOn(a) && leasedOn(b) && heldBy(a, volunteerId) > 0 && heldBy(b, volunteerId) > 0);
+
+    // B catches it (an interactive answer its audit refuted): quarantined for good.
+    b.app.scheduler.interactiveRefuted(volunteerId);
+    expect(heldBy(b, volunteerId)).toBe(0);
+    // A hears of it: its leases are withdrawn and it is no longer vetted nor given work there.
+    await until(() => heldBy(a, volunteerId) === 0);
+    expect(a.app.scheduler.vetted(volunteerId)).toBe(false);
+    const aWorker = [...a.app.scheduler.workerTable.values()].find((w) => w.volunteerId === volunteerId)!;
+    expect(() => a.app.scheduler.requestWork(aWorker.workerId, 2)).toThrow(/gets no more work/);
+  }, 60_000);
+});
+
+/** Leases a server's memory holds for a volunteer. */
+function heldBy(s: TestServer, volunteerId: string): number {
+  return s.app.scheduler.leasesOf(volunteerId);
+}
+
+async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
