@@ -12,7 +12,7 @@ import type { JobStatus } from '../../shared/protocol.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SlicedLiveStore } from '../state/sliced-live-store.js';
 import type { ClaimedSlice } from '../store/pg/pg-claims.js';
-import { SLICE_BATCHES } from '../store/store.js';
+import { SLICE_BATCHES, type TaskRow } from '../store/store.js';
 
 /** What the member needs of the claims' SQL (server/store/pg/pg-claims.ts). */
 export interface Claims {
@@ -191,7 +191,19 @@ export class ClusterMember {
     if (open >= TARGET_OPEN) return;
     const order = live.runningJobs().sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt).map((j) => j.id);
     const got = claims.claim(order, Math.ceil((TARGET_OPEN - open) / SLICE_BATCHES));
-    const again = got.flatMap((s) => live.takeSlice(s.jobId, s.slice));
+    const again: TaskRow[] = [];
+    const failed: ClaimedSlice[] = [];
+    for (const s of got) {
+      try {
+        again.push(...live.takeSlice(s.jobId, s.slice));
+      } catch (err) {
+        // Claimed but not taken in: given back, or it would be this server's in the database and no one's in fact.
+        this.deps.log.warn({ err, jobId: s.jobId, slice: s.slice }, 'could not take a claimed slice in; giving it back');
+        live.dropSlice(s.jobId, s.slice);
+        failed.push(s);
+      }
+    }
+    claims.release(failed);
     if (got.length === 0) return;
     this.deps.log.debug({ slices: got.length }, 'slices claimed');
     scheduler.decideAgain(again);

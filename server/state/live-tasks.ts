@@ -124,8 +124,10 @@ export class LiveTasks {
       if (wanting(t)) { q.order.push(t.id); q.inOrder.add(t.id); touched.add(q); }
     }
     for (const q of touched) {
-      const rest = q.order.slice(q.head).sort((a, b) => this.rows.get(a)!.batch - this.rows.get(b)!.batch);
-      q.order = rest;
+      // What is left of the queue (tasks of a slice given back are gone from memory), in batch order again.
+      const rest = q.order.slice(q.head).filter((id) => this.rows.has(id));
+      q.order = rest.sort((a, b) => this.rows.get(a)!.batch - this.rows.get(b)!.batch);
+      q.inOrder = new Set(q.order);
       q.head = 0;
     }
   }
@@ -144,6 +146,7 @@ export class LiveTasks {
       live.ids.delete(id);
       live.partial.delete(id);
       q.retry.delete(id);
+      q.inOrder.delete(id);
       out.push(id);
     }
     if (out.length) live.canaries = live.canaries.filter((id) => this.rows.has(id));

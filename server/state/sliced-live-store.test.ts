@@ -1,0 +1,76 @@
+/**
+ * The live state of a server that shares its database: only the slices it took are in memory and handed out, a
+ * slice given back leaves memory whole, and what memory sees only in part is asked of the store.
+ */
+import { describe, expect, it } from 'vitest';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { type JobRow, SLICE_BATCHES, type TaskRow } from '../store/store.js';
+import { SlicedLiveStore, sliceOf } from './sliced-live-store.js';
+
+const M = 'm'.repeat(64);
+const job = (id: string): JobRow => ({
+  id, owner: 'k', name: null, model: M, stageModels: [M], inputs: [], items: 6 * SLICE_BATCHES, batchSize: 2, replicas: 1, maxReplicas: 3,
+  rtol: 1e-3, atol: 1e-4, priority: 0, adaptive: false, canaryRate: 0, status: 'running', error: null, createdAt: 1, finishedAt: null,
+});
+const tasks = (jobId: string, count: number): TaskRow[] => Array.from({ length: count }, (_, b) => ({
+  id: `${jobId}-t${b}`, jobId, stage: 0, model: M, batch: b, itemStart: 2 * b, itemEnd: 2 * b + 2, status: 'pending', canary: false,
+  ready: true, readyAt: 0, wanted: 1, active: 0, failures: 0, error: null, doneAt: null, tainted: false,
+}));
+const pick = (live: SlicedLiveStore, n: number) => live.assignableTasks('v', n).map((t) => t.batch);
+
+describe('SlicedLiveStore', () => {
+  it('hands out only the slices it took, in batch order, and lets a slice given back go whole', () => {
+    const live = new SlicedLiveStore(new SqliteStore(':memory:'));
+    live.createJob(job('j'), tasks('j', 3 * SLICE_BATCHES));
+    expect(pick(live, 5)).toEqual([]);
+    live.takeSlice('j', 1);
+    live.takeSlice('j', 0);
+    expect(pick(live, 3)).toEqual([0, 1, 2]);
+    // Tasks of slice 0 are handed out, then the slice is given back: what is left comes from slices 1 and 2 only.
+    live.transaction(() => { for (const b of [0, 1]) live.updateTask(`j-t${b}`, { active: 1 }); });
+    live.dropSlice('j', 0);
+    live.takeSlice('j', 2);
+    const next = live.assignableTasks('v', 2 * SLICE_BATCHES);
+    expect(next.map((t) => sliceOf(t.batch)).every((s) => s === 1 || s === 2)).toBe(true);
+    expect(next.map((t) => t.batch)).toEqual([...next.map((t) => t.batch)].sort((a, b) => a - b));
+    expect(next).toHaveLength(2 * SLICE_BATCHES);
+    expect(live.heldSlicesList().map((s) => s.slice).sort()).toEqual([1, 2]);
+    expect(live.getTask('j-t0')?.active).toBe(0); // the store's row: the lease was memory's, given back with the slice
+  });
+
+  it('asks the store for counts and whether a job is finished, since other servers hold the rest', () => {
+    const inner = new SqliteStore(':memory:');
+    const live = new SlicedLiveStore(inner);
+    live.createJob(job('j'), tasks('j', 2 * SLICE_BATCHES));
+    live.takeSlice('j', 0);
+    live.transaction(() => {
+      for (let b = 0; b < SLICE_BATCHES; b++) live.updateTask(`j-t${b}`, { status: 'done', doneAt: 5 });
+    });
+    expect(live.openInSlice('j', 0)).toBe(0);
+    // Memory holds nothing open; the store still has slice 1's tasks.
+    expect(live.hasUnfinishedTasks('j')).toBe(true);
+    expect(live.taskCounts('j')).toMatchObject({ total: 2 * SLICE_BATCHES, done: SLICE_BATCHES });
+    inner.transaction(() => { for (let b = SLICE_BATCHES; b < 2 * SLICE_BATCHES; b++) inner.updateTask(`j-t${b}`, { status: 'done', doneAt: 6 }); });
+    expect(live.hasUnfinishedTasks('j')).toBe(false);
+  });
+
+  it('reopens only what it holds of a quarantined volunteer\'s accepted tasks, and marks the rest tainted', () => {
+    const inner = new SqliteStore(':memory:');
+    const live = new SlicedLiveStore(inner);
+    live.createJob(job('j'), tasks('j', 2 * SLICE_BATCHES));
+    const held = 'j-t3';
+    const elsewhere = `j-t${SLICE_BATCHES + 3}`;
+    for (const [i, id] of [held, elsewhere].entries()) {
+      inner.insertReplica({
+        id: `r${i}`, taskId: id, jobId: 'j', workerId: 'w', volunteerId: 'liar', status: 'returned', workerClass: '-|-', single: false, site: null,
+        leasedAt: 1, leaseExpires: 9, backend: 'cpu', runMs: 1, error: null, returnedAt: 2, origin: null,
+      });
+      inner.updateTask(id, { status: 'done', doneAt: 3 });
+    }
+    live.takeSlice('j', 0);
+    const reopen = live.transaction(() => live.acceptedTasksReturnedBy('liar'));
+    expect(reopen.map((t) => t.id)).toEqual([held]);
+    expect(inner.getTask(elsewhere)?.tainted).toBe(true);
+    expect(inner.getTask(held)?.tainted).toBe(false);
+  });
+});
