@@ -35,14 +35,13 @@ export async function runServer(config: Config): Promise<void> {
   const dataDir = path.resolve(config.dataDir);
   makePrivate(dataDir);
   let stopping = false;
-  const { store, blobs, cluster } = config.store
-    ? await openSharedStore(config.store, dataDir, (err) => {
-      // The others took over what this server held: it may no longer commit, so it stops (a supervisor restarts it).
-      log.fatal({ err: err.message }, 'declared dead by the other servers; stopping');
-      stopping = true;
-      void app.stop().finally(() => process.exit(1));
-    })
-    : embeddedStore(dataDir);
+  // The others took over what this server held: it may no longer commit, so it stops (a supervisor restarts it).
+  const fenced = (err: Error) => {
+    log.fatal({ err: err.message }, 'declared dead by the other servers; stopping');
+    stopping = true;
+    void app.stop().finally(() => process.exit(1));
+  };
+  const { store, blobs, cluster } = config.store ? await openSharedStore(config.store, dataDir, fenced) : embeddedStore(dataDir);
   const app = createApp({ store, blobs, clock: systemClock, log, config, cluster });
   const keyFile = path.join(dataDir, 'admin.key');
   const created = app.keys.ensureAdmin(dataDir, config.apiKey);

@@ -116,7 +116,7 @@ export class ClusterMember {
   /** One round of the member's duties; exposed for tests. */
   tick(): void {
     if (this.stopped) return;
-    const { claims, live, scheduler, log } = this.deps;
+    const { claims, log } = this.deps;
     try {
       claims.heartbeat();
     } catch (err) {

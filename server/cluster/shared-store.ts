@@ -26,4 +26,3 @@ export async function openSharedStore(url: string, dataDir: string, fenced: (err
   const io = await pgIoAdapter(url);
   return { store, blobs, cluster: { claims, adapter: io.adapter, fenced, close: async () => { await io.close(); sync.close(); } } };
 }
-

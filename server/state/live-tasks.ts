@@ -8,7 +8,27 @@
  * wants a replica again (a lease lapsed, replicas disagreed) goes to the stage's retry set, which is looked at
  * first, so it is not kept waiting behind the rest of the job.
  */
-import type { JobRow, StageCounts, TaskCounts, TaskRow } from '../store/store.js';
+import type { JobRow, StageCounts, TaskCounts, TaskPatch, TaskRow } from '../store/store.js';
+
+/** A copy of `row` with the patch's defined fields (rows are replaced, never changed in place). */
+export const patched = <T extends object>(row: T, patch: Partial<NoInfer<T>>): T =>
+  ({ ...row, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
+
+/** What a task's row keeps across a restart (`active` is rebuilt from the replicas returned). */
+export const DURABLE_TASK_COLUMNS = new Set<keyof TaskPatch>(['status', 'wanted', 'failures', 'error', 'doneAt', 'ready', 'readyAt', 'tainted']);
+
+/** Counts of settled tasks per stage in `tasks` (a job created with some already settled). */
+export function settledCounts(tasks: TaskRow[]): StageCounts[] {
+  const by = new Map<number, StageCounts>();
+  for (const t of tasks) {
+    if (t.status === 'pending') continue;
+    const c = by.get(t.stage) ?? { stage: t.stage, total: 0, done: 0, failed: 0, pending: 0, running: 0 };
+    c.total++;
+    if (t.status === 'done') c.done++; else c.failed++;
+    by.set(t.stage, c);
+  }
+  return [...by.values()];
+}
 
 /** Whether a task wants another replica now. */
 export const wanting = (t: TaskRow): boolean => t.status === 'pending' && t.ready && t.active < t.wanted;

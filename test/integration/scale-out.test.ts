@@ -73,7 +73,7 @@ describe.skipIf(!havePostgres())('several servers on one PostgreSQL database', (
       // Nothing acknowledged lost: every result a worker of A had an ack for is a returned replica in the database.
       const sql = new PgSync(db);
       try {
-        const [row] = sql.query<{ n: number }>("SELECT count(*)::int AS n FROM replicas WHERE job_id = $1 AND returned_at IS NOT NULL AND volunteer_id = ANY($2)",
+        const [row] = sql.query<{ n: number }>('SELECT count(*)::int AS n FROM replicas WHERE job_id = $1 AND returned_at IS NOT NULL AND volunteer_id = ANY($2)',
           [job.id, onA.loops.map((l) => l.status.volunteerId ?? '')]);
         expect(ackedBeforeKill).toBeGreaterThan(0);
         expect(row!.n).toBeGreaterThanOrEqual(ackedBeforeKill);

@@ -124,7 +124,7 @@ export class PgSession {
   }
 
   /** Sends the queued statements then `extra` in one call, opening the transaction and fencing as needed. */
-  private send(queued: Statement[], extra: Statement[], write: boolean): Record<string, unknown>[][] {
+  private send(queued: Statement[], extra: Statement[], write: boolean, inline = false): Record<string, unknown>[][] {
     const head: Statement[] = [];
     if (!this.begun) head.push({ text: 'BEGIN' });
     const fencing = this.fence !== undefined && !this.fenced && (this.dirty || write);
@@ -136,7 +136,14 @@ export class PgSession {
     const positions = sent.map((sp) => head.length + sp.queued!);
     for (const sp of sent) sp.queued = null;
     try {
-      const rows = this.db.run([...head, ...queued, ...extra], this.conn).slice(head.length);
+      // Writes need no rows back: they go as one text (one round trip to the database), the reads after them as they
+      // are. Only up to the first SAVEPOINT: a failure in the text does not say where, and a savepoint made before
+      // the failure must be known to exist.
+      const all = [...head, ...queued, ...extra];
+      const writes = head.length + queued.length + (inline ? extra.length : 0);
+      const firstSavepoint = all.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
+      const joined = firstSavepoint < 0 ? writes : firstSavepoint;
+      const rows = this.db.run(all, this.conn, joined > 1 ? joined : 0).slice(head.length);
       this.conn ??= this.db.connection;
       this.fenced ||= fencing;
       return rows;
@@ -194,7 +201,8 @@ export class PgSession {
         return;
       }
     }
-    this.send([...this.queue], [{ text: 'COMMIT' }], false);
+    // The commit's writes need no rows back: one text, one round trip to the database however many they are.
+    this.send([...this.queue], [{ text: 'COMMIT' }], false, true);
     this.begun = false;
   }
 

@@ -28,7 +28,18 @@ const req = createRequire(workerData.requireFrom);
 const pg = req('pg');
 pg.types.setTypeParser(20, (v) => Number(v));
 pg.types.setTypeParser(1700, (v) => Number(v));
+const { prepareValue, escapeLiteral } = req('pg/lib/utils');
 const { port, flag, url } = workerData;
+// A value written into the statement's text: a literal of unknown type, which PostgreSQL resolves from where it stands
+// as it would a parameter's.
+const literal = (v) => {
+  if (v === null || v === undefined) return 'NULL';
+  const p = prepareValue(v);
+  if (p === null) return 'NULL';
+  if (Buffer.isBuffer(p)) return "'\\\\x" + p.toString('hex') + "'";
+  return escapeLiteral(String(p));
+};
+const inlined = (st) => (st.values && st.values.length ? st.text.replace(/\\$(\\d+)/g, (_, n) => literal(st.values[Number(n) - 1])) : st.text);
 // A lost connection is made again on the next call, as connection number conn + 1. A call made for a transaction
 // begun on an earlier connection is refused rather than run: on a new connection it would commit on its own.
 let client = null;
@@ -44,7 +55,7 @@ const connect = () => {
 };
 connect();
 const answer = (reply) => { port.postMessage({ ...reply, conn }); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
-port.on('message', async ({ statements, expect }) => {
+port.on('message', async ({ statements, expect, inline }) => {
   const rows = [];
   let i = 0;
   try {
@@ -58,6 +69,13 @@ port.on('message', async ({ statements, expect }) => {
     } catch (err) {
       broken = err;
       throw err;
+    }
+    // The first \`inline\` statements as one text, one round trip to the database (the extended protocol sends each
+    // statement and waits for it); a failure there is reported at index 0.
+    const joined = Math.min(inline || 0, statements.length);
+    if (joined > 0) {
+      await client.query(statements.slice(0, joined).map(inlined).join(';\\n'));
+      for (; i < joined; i++) rows.push([]);
     }
     for (; i < statements.length; i++) {
       const res = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
@@ -106,13 +124,15 @@ export class PgSync {
   /**
    * Runs statements in order in one round trip and returns each one's rows; stops at the first that fails and throws.
    * With `expect`, they run only on that connection (the one a transaction began on); on another the call throws.
+   * `inline`: the first `inline` statements have their values written into their text and go as one text in one round
+   * trip to the database; no rows come back for them, and a failure among them is reported at index 0. For writes.
    */
-  run(statements: Statement[], expect?: number): Record<string, unknown>[][] {
+  run(statements: Statement[], expect?: number, inline = 0): Record<string, unknown>[][] {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     if (statements.length === 0) return [];
     this.roundTrips++;
     Atomics.store(this.flag, 0, 0);
-    this.port.postMessage({ statements, expect });
+    this.port.postMessage({ statements, expect, inline });
     if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
       this.close();
       throw new Error(`PostgreSQL did not answer within ${this.timeoutMs} ms (${statements[0].text.slice(0, 60)}...)`);
