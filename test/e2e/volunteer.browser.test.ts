@@ -219,9 +219,13 @@ describe('volunteer page (Chromium, real server)', () => {
   it('remembers the opt-in per site until Stop, and pauses while the tab is hidden', async () => {
     const p = await openPage('?autostart=1&backend=wasm');
     await p.page.waitForFunction(() => window.tabgrid!.status().connected);
+    const before = [...server.app.workers.keys()];
     // A later visit, without ?autostart, starts on its own: the choice was remembered.
     await p.page.goto(`${server.url}/?backend=wasm`);
     await p.page.waitForFunction(() => window.tabgrid?.status().connected === true, undefined, { timeout: 15_000 });
+    // The first visit's worker is gone from the server too (on a busy machine its socket may close late, and a job
+    // created meanwhile would lease it a task that it hands back only as it leaves).
+    await expect.poll(() => before.filter((id) => server.app.workers.has(id)), { timeout: 15_000 }).toEqual([]);
     expect(await p.page.evaluate(() => window.tabgrid!.status().consentAt)).not.toBeNull();
     await expect.poll(() => p.page.locator('#consent-note').textContent()).toMatch(/^You opted in on /);
 
