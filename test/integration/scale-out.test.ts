@@ -91,6 +91,39 @@ describe.skipIf(!havePostgres())('several servers on one PostgreSQL database', (
   }, 150_000);
 });
 
+describe.skipIf(!havePostgres())('a server on PostgreSQL when the database restarts', () => {
+  it('refuses what it cannot commit while the database is gone, and completes the job once it is back', async () => {
+    const pg = await startPgCluster();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-restart-'));
+    const server = await startServe(dir, { args: ['--store', pg.createDatabase('restart')], env: { TABGRID_API_KEY: KEY } });
+    const workers = startWorkers(server.url, 2, 2, { bind: loopbacks });
+    try {
+      const api = new ApiClient(server.url, KEY);
+      const model = mlpModel(4, 8, 3, 5);
+      const items = 1200;
+      const x = writeNpy('float32', [items, 4], floatData(5, items * 4));
+      const m = await api.uploadModel(model);
+      const d = await api.uploadDataset(x);
+      const job = await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
+      await until(() => workers.loops.every((l) => l.status.tasksDone > 5), 60_000);
+      pg.restart();
+      const end = await api.waitJob(job.id, undefined, 200);
+      expect(end).toMatchObject({ status: 'completed', tasks: { total: items / 2, done: items / 2, failed: 0 } });
+      const got = npyTensor('y', await api.result(job.id, 'y'));
+      const want = await reference(model, { x });
+      expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+      // The server went on: it did not stop on the lost connections.
+      expect(server.process.exitCode).toBeNull();
+    } finally {
+      await workers.stop();
+      server.process.kill('SIGTERM');
+      await new Promise((r) => server.process.once('exit', r));
+      pg.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {

@@ -205,6 +205,8 @@ export class PgBlobStore extends BlobStore {
       this.pool = new pg.Pool({ connectionString: this.url, max: 4 });
       // An idle connection that drops is replaced on the next connect; without a listener it would end the process.
       this.pool.on('error', () => {});
+      // A checked-out connection the database drops reports on the client: its query fails, the process goes on.
+      this.pool.on('connect', (client) => { client.on('error', () => {}); });
     }
     return this.pool;
   }

@@ -12,8 +12,10 @@ export interface PgIoAdapter {
 
 export async function pgIoAdapter(url: string): Promise<PgIoAdapter> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
-  // An idle connection the database dropped is an event on the pool, not a crash of the server.
+  // A connection the database dropped is an event, not a crash of the server: idle ones report it on the pool, the
+  // one the adapter holds for LISTEN on the client itself (the adapter sees its end and connects again).
   pool.on('error', () => {});
+  pool.on('connect', (client) => { client.on('error', () => {}); });
   await pool.query(`CREATE TABLE IF NOT EXISTS socket_io_attachments (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)`);
   return { adapter: createAdapter(pool, { heartbeatInterval: 2000, heartbeatTimeout: 6000 }), close: () => pool.end() };
 }

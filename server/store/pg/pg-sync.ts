@@ -55,6 +55,10 @@ const connect = () => {
 };
 connect();
 const answer = (reply) => { port.postMessage({ ...reply, conn }); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
+// Whatever goes wrong here is the connection's (the next call connects again), and is told to a caller that waits.
+const fail = (err) => { broken = err || new Error('unknown'); if (Atomics.load(flag, 0) === 0) answer({ ok: false, message: String(broken.message || broken), code: broken.code, index: 0 }); };
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
 port.on('message', async ({ statements, expect, inline }) => {
   const rows = [];
   let i = 0;
