@@ -112,12 +112,15 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
       const got = npyTensor('y', await api.result(job.id, 'y'));
       const want = await reference(model, { x });
       expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
-      // The server went on: it did not stop on the lost connections.
+      // The server went on: it did not stop on the lost connections; and it still stops cleanly when told to.
       expect(server.process.exitCode).toBeNull();
+      await workers.stop();
+      const exited = new Promise<number | null>((r) => server.process.once('exit', (code) => r(code)));
+      server.process.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])).toBe(0);
     } finally {
       await workers.stop();
-      server.process.kill('SIGTERM');
-      await new Promise((r) => server.process.once('exit', r));
+      server.process.kill('SIGKILL');
       pg.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -17,5 +17,10 @@ export async function pgIoAdapter(url: string): Promise<PgIoAdapter> {
   pool.on('error', () => {});
   pool.on('connect', (client) => { client.on('error', () => {}); });
   await pool.query(`CREATE TABLE IF NOT EXISTS socket_io_attachments (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)`);
-  return { adapter: createAdapter(pool, { heartbeatInterval: 2000, heartbeatTimeout: 6000 }), close: () => pool.end() };
+  return {
+    adapter: createAdapter(pool, { heartbeatInterval: 2000, heartbeatTimeout: 6000 }),
+    // end() waits for every client to come back to the pool: the adapter's LISTEN client, made again after a lost
+    // connection, may not; a stopping server does not wait for it longer than a moment.
+    close: () => Promise.race([pool.end(), new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]),
+  };
 }
