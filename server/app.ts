@@ -160,6 +160,7 @@ export function createApp(deps: AppDeps): App {
     tickMs: config.clusterTickMs, ttlMs: config.clusterTtlMs, fenced: deps.cluster.fenced,
   }) : null;
   if (member) {
+    member.keepAlive();
     member.setBus(clusterBus(io, log.child({ mod: 'cluster' })));
     followStatuses(events, store, () => member.jobsChanged());
     events.on('volunteer:quarantined', (v) => member.quarantined(v));

@@ -57,6 +57,7 @@ export class ClusterMember {
   /** Volunteers whose quarantine came from another server (not to be told back). */
   private readonly heard = new Set<string>();
   private stopped = false;
+  private started = false;
   private noWorkersSince: number | null = null;
 
   constructor(private readonly deps: ClusterMemberDeps) {}
@@ -93,12 +94,22 @@ export class ClusterMember {
     this.bus?.send({ kind: 'quarantined', volunteerId });
   }
 
-  /** Joins the others; `url` is this server's, told to their workers. */
-  start(url: string): void {
-    this.deps.claims.register(url);
-    this.tick();
+  /**
+   * Says this server is alive from now on (its row exists: the store registers it before anything is written), so
+   * a slow start is not taken for a death by the others; it takes no work until `start`.
+   */
+  keepAlive(): void {
+    if (this.timer) return;
     this.timer = setInterval(() => this.tick(), this.deps.tickMs);
     this.timer.unref();
+  }
+
+  /** Takes part fully: follows jobs, claims work; `url` is this server's, told to the others' workers. */
+  start(url: string): void {
+    this.deps.claims.register(url);
+    this.started = true;
+    this.keepAlive();
+    this.tick();
   }
 
   /** Leaves cleanly: slices given back at once rather than after the time to live. */
@@ -129,6 +140,7 @@ export class ClusterMember {
       log.warn({ err }, 'cluster heartbeat failed');
       return;
     }
+    if (!this.started) return;
     try {
       const dead = claims.declareDead(this.deps.ttlMs);
       if (dead.length) log.warn({ servers: dead }, 'servers silent past the time to live: their slices are free');

@@ -1,0 +1,62 @@
+/**
+ * The member's duties, with the claims' SQL stood in for: alive from construction (a slow start is no death), no work
+ * taken before it starts, and a server the others declared dead stops at once.
+ */
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { SlicedLiveStore } from '../state/sliced-live-store.js';
+import { type Claims, ClusterMember } from './cluster-member.js';
+
+function fakeClaims(): Claims & { calls: string[]; dead: boolean } {
+  const calls: string[] = [];
+  const c = {
+    serverId: 's1', calls, dead: false,
+    register: (url: string | null) => { calls.push(`register ${url}`); },
+    heartbeat: () => {
+      calls.push('heartbeat');
+      if (c.dead) throw Object.assign(new Error('server s1 has lost its claims'), { code: 'TG001' });
+    },
+    declareDead: () => { calls.push('declareDead'); return []; },
+    peers: () => [],
+    jobStatuses: () => [],
+    claim: () => { calls.push('claim'); return []; },
+    release: () => {},
+    finish: () => {},
+    finishedRunningJobs: () => [],
+    leave: () => { calls.push('leave'); },
+  };
+  return c;
+}
+
+const live = { runningJobs: () => [], heldSlicesList: () => [], wantingCount: () => 0 } as unknown as SlicedLiveStore;
+const scheduler = { connectedWorkers: 1 } as unknown as Scheduler;
+
+describe('ClusterMember', () => {
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('says it is alive from the start, and takes part only once started', () => {
+    vi.useFakeTimers();
+    const claims = fakeClaims();
+    const member = new ClusterMember({ claims, live, scheduler, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {} });
+    member.keepAlive();
+    vi.advanceTimersByTime(350);
+    expect(claims.calls).toEqual(['heartbeat', 'heartbeat', 'heartbeat']);
+    member.start('http://a.example');
+    expect(claims.calls.slice(3)).toEqual(['register http://a.example', 'heartbeat', 'declareDead', 'claim']);
+    member.stop();
+    expect(claims.calls.at(-1)).toBe('leave');
+  });
+
+  it('stops at once when the others declared it dead', () => {
+    vi.useFakeTimers();
+    const claims = fakeClaims();
+    const fenced = vi.fn();
+    const member = new ClusterMember({ claims, live, scheduler, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced });
+    member.start('http://a.example');
+    claims.dead = true;
+    vi.advanceTimersByTime(500);
+    expect(fenced).toHaveBeenCalledTimes(1);
+    expect(claims.calls.filter((c) => c === 'heartbeat')).toHaveLength(2);
+  });
+});
