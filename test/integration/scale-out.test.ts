@@ -96,6 +96,9 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
     const pg = await startPgCluster();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-restart-'));
     const server = await startServe(dir, { args: ['--store', pg.createDatabase('restart')], env: { TABGRID_API_KEY: KEY } });
+    let said = '';
+    server.process.stdout!.on('data', (d) => { said += d; });
+    server.process.stderr!.on('data', (d) => { said += d; });
     const workers = startWorkers(server.url, 2, 2, { bind: loopbacks });
     try {
       const api = new ApiClient(server.url, KEY);
@@ -107,7 +110,10 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
       const job = await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
       await until(() => workers.loops.every((l) => l.status.tasksDone > 5), 60_000);
       pg.restart();
-      const end = await api.waitJob(job.id, undefined, 200);
+      const end = await Promise.race([
+        api.waitJob(job.id, undefined, 200),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the job did not end; the server said: ${said.slice(-3000)}`)), 60_000)),
+      ]);
       expect(end).toMatchObject({ status: 'completed', tasks: { total: items / 2, done: items / 2, failed: 0 } });
       const got = npyTensor('y', await api.result(job.id, 'y'));
       const want = await reference(model, { x });
