@@ -19,7 +19,8 @@ export async function openSharedStore(url: string, dataDir: string, fenced: (err
   const serverId = randomUUID();
   const store = PgStore.open(url, { fence: serverId });
   // Registered before anything is written: every write transaction of this server is fenced by its row.
-  const sync = new PgSync(url);
+  // The claims' connection beats on its own thread too: a server busy with a long unit of work stays alive.
+  const sync = new PgSync(url, undefined, { text: 'SELECT tabgrid_fence($1)', values: [serverId], ms: 500 });
   const claims = new PgClaims(sync, serverId);
   claims.register(null);
   const blobs = new PgBlobStore(path.join(dataDir, 'blobs'), { url });

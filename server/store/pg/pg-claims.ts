@@ -28,11 +28,13 @@ export class PgClaims {
 
   /**
    * Declares dead the servers not heard from within `ttlMs` and frees their slices; returns their ids. A server in
-   * the middle of a commit holds its row's lock (the fence), so it is never declared dead under its own commit.
+   * the middle of a commit holds its row's lock (the fence), so it is never declared dead under its own commit; its
+   * heartbeat also goes on from the connection's own thread while the server's thread is busy (PgSync's `beat`).
    */
   declareDead(ttlMs: number): string[] {
     const [dead] = this.pg.run([
-      { text: `UPDATE servers SET alive = false WHERE alive AND seen_at < ${NOW_MS} - $1 RETURNING id`, values: [ttlMs] },
+      // SKIP LOCKED: a server in the middle of a commit holds its row (the fence) and is alive, however long it takes.
+      { text: `UPDATE servers SET alive = false WHERE id IN (SELECT id FROM servers WHERE alive AND seen_at < ${NOW_MS} - $1 FOR UPDATE SKIP LOCKED) RETURNING id`, values: [ttlMs] },
       { text: 'UPDATE slices SET server_id = NULL WHERE server_id IN (SELECT id FROM servers WHERE NOT alive)' },
     ]);
     return dead!.map((r) => String(r.id));

@@ -29,7 +29,7 @@ const pg = req('pg');
 pg.types.setTypeParser(20, (v) => Number(v));
 pg.types.setTypeParser(1700, (v) => Number(v));
 const { prepareValue, escapeLiteral } = req('pg/lib/utils');
-const { port, flag, url } = workerData;
+const { port, flag, url, beat } = workerData;
 // A value written into the statement's text: a literal of unknown type, which PostgreSQL resolves from where it stands
 // as it would a parameter's.
 const literal = (v) => {
@@ -92,6 +92,11 @@ port.on('message', async ({ statements, expect, inline }) => {
     answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: Math.min(i, statements.length - 1) });
   }
 });
+// A statement run every beat.ms on this thread, whatever the caller's thread is doing (a heartbeat: a server whose
+// thread is busy with a long piece of work is alive). Its failures are the next call's to find.
+if (beat) {
+  setInterval(() => { if (client && !broken) client.query(beat.text, beat.values).catch(() => {}); }, beat.ms).unref();
+}
 port.on('close', () => { if (client) client.end().catch(() => {}); });
 `;
 
@@ -103,13 +108,16 @@ export class PgSync {
   /** Calls made so far (each one round trip), for tests and metrics of how well writes are batched. */
   roundTrips = 0;
 
-  /** `timeoutMs` bounds one call: a database that does not answer in time makes the call throw. */
-  constructor(readonly url: string, private readonly timeoutMs = 30_000) {
+  /**
+   * `timeoutMs` bounds one call: a database that does not answer in time makes the call throw. `beat`: a statement
+   * the connection's thread runs every `ms` on its own (a heartbeat that a busy caller does not hold up).
+   */
+  constructor(readonly url: string, private readonly timeoutMs = 30_000, beat?: Statement & { ms: number }) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { port: port2, flag: this.flag, url, requireFrom: createRequire(import.meta.url).resolve('pg') },
+      workerData: { port: port2, flag: this.flag, url, beat, requireFrom: createRequire(import.meta.url).resolve('pg') },
       transferList: [port2],
     });
     this.worker.unref();
