@@ -18,7 +18,7 @@ import { ServerRuns, type ServerRunSink } from './server-runs.js';
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
 
-function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
+function setup(opts: { auditCpuShare?: number; now?: () => number; refusals?: number } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-runs-'));
   dirs.push(dir);
   const store = new LiveStore(new SqliteStore(':memory:'));
@@ -35,15 +35,18 @@ function setup(opts: { auditCpuShare?: number; now?: () => number } = {}) {
   const heard: string[] = [];
   /** The order runs start in (each reads its task's inputs first). */
   const started: string[] = [];
+  /** The first `refusals` answers handed over fail, as when the database is gone. */
+  let refusals = opts.refusals ?? 0;
+  const refuse = () => { if (refusals > 0) { refusals--; throw new Error('connect ECONNREFUSED'); } };
   const sink: ServerRunSink = {
-    canaryReady: (id, out) => heard.push(`canary ${id} ${out ? 'ok' : 'none'}`),
-    serverChecked: (id, out, err) => heard.push(`check ${id} ${out ? `ok ${(out as Tensor[])[0]!.dims}` : `error ${err}`}`),
+    canaryReady: (id, out) => { refuse(); heard.push(`canary ${id} ${out ? 'ok' : 'none'}`); },
+    serverChecked: (id, out, err) => { refuse(); heard.push(`check ${id} ${out ? `ok ${(out as Tensor[])[0]!.dims}` : `error ${err}`}`); },
     audited: (id) => heard.push(`audit ${id}`),
   };
   /** What the runs report to the event bus. */
   const reported: string[] = [];
   const runs = new ServerRuns({
-    store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now,
+    store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now, retryMs: 5,
     observer: { emit: (event, ...args: unknown[]) => reported.push([event, ...args.slice(0, 2)].join(' ')) },
     taskInputs: (_job, task) => {
       started.push(task.id);
@@ -76,6 +79,15 @@ describe('ServerRuns', () => {
     expect(s.heard).toEqual([expect.stringMatching(/^check bad error .+/)]);
     expect(s.runs.stats.failed).toBe(1);
     expect(s.reported).toEqual(['server-run:done check false']);
+  });
+
+  it('applies a check\'s answer again when the store refused it, until it is taken', async () => {
+    const s = setup({ refusals: 3 });
+    s.runs.check(s.task('c1'));
+    await s.runs.idle();
+    await expect.poll(() => s.heard).toEqual(['check c1 ok 1,3']);
+    expect(s.started).toEqual(['c1']); // computed once, applied four times
+    expect(s.runs.stats.checks).toBe(1);
   });
 
   it('skips audits while its runs already take their share of a core', async () => {

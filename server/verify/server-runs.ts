@@ -34,6 +34,8 @@ export interface ServerRunsDeps {
   now?: () => number;
   /** Told of each run as it ends and of each audit skipped (the metrics count them). */
   observer?: EventSink<ServerRunEventMap>;
+  /** How long to wait before applying again a check's or canary's answer the store refused (default 1 s). */
+  retryMs?: number;
 }
 
 export interface ServerRunStats { canaries: number; checks: number; audits: number; auditsSkipped: number; failed: number; busyMs: number }
@@ -46,6 +48,11 @@ const WINDOW_MS = 10_000;
 const MAX_SESSIONS = 4;
 /** Runs in flight at once. */
 const CONCURRENCY = 4;
+/**
+ * Times a check's or canary's answer is applied again after the store refused it (a database gone for a while):
+ * dropped, the task would wait for a decision that never comes. About five minutes at the default pace.
+ */
+const APPLY_ATTEMPTS = 300;
 
 export class ServerRuns {
   private readonly urgent: { task: TaskRow; kind: 'canary' | 'check' }[] = [];
@@ -157,19 +164,27 @@ export class ServerRuns {
     if (this.stopped || !res || !this.sink) return;
     if (res.error) this.stats.failed++;
     this.deps.observer?.emit('server-run:done', kind, !res.error, ms);
+    this.apply(task, kind, res, 1);
+  }
+
+  /** Hands a run's answer to the scheduler; a check's or canary's that the store refused is applied again later. */
+  private apply(task: TaskRow, kind: ServerRunKind, res: { outputs: Tensor[] | null; error: string | null }, attempt: number): void {
+    if (this.stopped || !this.sink) return;
     try {
       if (kind === 'canary') {
-        this.stats.canaries++;
         this.sink.canaryReady(task.id, res.outputs);
+        this.stats.canaries++;
       } else if (kind === 'check') {
-        this.stats.checks++;
         this.sink.serverChecked(task.id, res.outputs, res.error);
+        this.stats.checks++;
       } else if (res.outputs) {
-        this.stats.audits++;
         this.sink.audited(task.id, res.outputs);
+        this.stats.audits++;
       }
     } catch (err) {
-      this.deps.log.error({ err, taskId: task.id, kind }, 'applying the server\'s own run failed');
+      const again = kind !== 'audit' && attempt < APPLY_ATTEMPTS;
+      this.deps.log.error({ err, taskId: task.id, kind, attempt, again }, 'applying the server\'s own run failed');
+      if (again) setTimeout(() => this.apply(task, kind, res, attempt + 1), this.deps.retryMs ?? 1000).unref();
     }
   }
 
