@@ -48,6 +48,24 @@ describe('ClusterMember', () => {
     expect(claims.calls.at(-1)).toBe('leave');
   });
 
+  it('does not tell the others back of a job it learned from them', () => {
+    const claims = fakeClaims();
+    claims.jobStatuses = () => [{ id: 'j', status: 'running' }];
+    const job = { id: 'j', status: 'running' };
+    const learned = { ...live, refreshJob: () => job, learnJob: () => {} } as unknown as SlicedLiveStore;
+    const sent: unknown[] = [];
+    let member: ClusterMember | null = null;
+    // Taking the job in emits its change, which reaches jobsChanged as any job's change does (app.ts wires it so).
+    const noting = { connectedWorkers: 0, jobCreated: () => member!.jobsChanged() } as unknown as Scheduler;
+    member = new ClusterMember({ claims, live: learned, scheduler: noting, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {} });
+    member.setBus({ send: (m) => sent.push(m), onMessage: () => {} });
+    member.start('http://a.example');
+    expect(sent).toEqual([]);
+    member.jobsChanged();
+    expect(sent).toEqual([{ kind: 'jobs' }]);
+    member.stop();
+  });
+
   it('stops at once when the others declared it dead', () => {
     vi.useFakeTimers();
     const claims = fakeClaims();

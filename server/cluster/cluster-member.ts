@@ -59,12 +59,10 @@ export class ClusterMember {
   private stopped = false;
   private started = false;
   private noWorkersSince: number | null = null;
+  /** Set while this server takes in jobs that started or ended elsewhere: their events are not told back. */
+  private following = false;
 
   constructor(private readonly deps: ClusterMemberDeps) {}
-
-  get serverId(): string {
-    return this.deps.claims.serverId;
-  }
 
   /** The other servers' URLs, as of the last tick. */
   peers(): string[] {
@@ -83,9 +81,9 @@ export class ClusterMember {
     });
   }
 
-  /** Something here changed that the other servers should look at now. */
+  /** Something here changed that the other servers should look at now (not what this server learned from them). */
   jobsChanged(): void {
-    this.bus?.send({ kind: 'jobs' });
+    if (!this.following) this.bus?.send({ kind: 'jobs' });
   }
 
   /** This server quarantined a volunteer: the others withdraw its leases and decide again what it did there. */
@@ -159,6 +157,17 @@ export class ClusterMember {
     const known = live.runningJobs().map((j) => j.id);
     const rows = claims.jobStatuses(known);
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
+    this.following = true;
+    try {
+      this.applyJobs(known, running);
+    } finally {
+      this.following = false;
+    }
+    for (const id of claims.finishedRunningJobs()) if (running.has(id)) scheduler.completeIfDone(id);
+  }
+
+  private applyJobs(known: string[], running: Set<string>): void {
+    const { live, scheduler } = this.deps;
     for (const id of known) {
       if (running.has(id)) continue;
       scheduler.withdrawJob(id);
@@ -173,7 +182,6 @@ export class ClusterMember {
       live.learnJob(job);
       scheduler.jobCreated(job);
     }
-    for (const id of claims.finishedRunningJobs()) if (running.has(id)) scheduler.completeIfDone(id);
   }
 
   /** Slices with no open task left are finished; with no workers here for a while, the others may have the rest. */

@@ -4,16 +4,13 @@
  * for the same volunteer. Rankings are the store's.
  */
 import type { Store, VolunteerCounts, VolunteerPatch, VolunteerRow } from '../store/store.js';
+import { patched } from './live-tasks.js';
 import type { UnitLog } from './unit-log.js';
 
 /** Records kept in memory before the ones not being written are let go. */
 const LIMIT = 100_000;
 
 const COUNTERS = ['valid', 'invalid', 'errors', 'canaryPassed', 'canaryFailed', 'credit'] as const;
-
-/** A copy of `row` with the patch's defined fields (rows are replaced, never changed in place). */
-const patched = (row: VolunteerRow, patch: VolunteerPatch): VolunteerRow =>
-  ({ ...row, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
 
 export class LiveVolunteers {
   private readonly rows = new Map<string, VolunteerRow>();

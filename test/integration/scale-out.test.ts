@@ -46,12 +46,8 @@ describe.skipIf(!havePostgres())('several servers on one PostgreSQL database', (
     const [a, b] = [await serve(), await serve()];
     const apiA = new ApiClient(a.url, KEY);
     const apiB = new ApiClient(b.url, KEY);
-    const model = mlpModel(4, 16, 3, 7);
     const items = 2400;
-    const x = writeNpy('float32', [items, 4], floatData(11, items * 4));
-    const m = await apiA.uploadModel(model);
-    const d = await apiA.uploadDataset(x);
-    const job = await apiA.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
+    const { job, model, x } = await submitMlp(apiA, items, 11);
     // Any server answers for any job.
     expect((await apiB.getJob(job.id)).status).toBe('running');
 
@@ -66,9 +62,7 @@ describe.skipIf(!havePostgres())('several servers on one PostgreSQL database', (
       const ackedBeforeKill = ackedOnA();
       const end = await apiB.waitJob(job.id, undefined, 200);
       expect(end).toMatchObject({ status: 'completed', tasks: { total: items / 2, done: items / 2, failed: 0 } });
-      const want = await reference(model, { x });
-      const got = npyTensor('y', await apiB.result(job.id, 'y'));
-      expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+      await expectReference(apiB, job.id, model, x);
 
       // Nothing acknowledged lost: every result a worker of A had an ack for is a returned replica in the database.
       const sql = new PgSync(db);
@@ -102,12 +96,8 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
     const workers = startWorkers(server.url, 2, 2, { bind: loopbacks });
     try {
       const api = new ApiClient(server.url, KEY);
-      const model = mlpModel(4, 8, 3, 5);
       const items = 1200;
-      const x = writeNpy('float32', [items, 4], floatData(5, items * 4));
-      const m = await api.uploadModel(model);
-      const d = await api.uploadDataset(x);
-      const job = await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 });
+      const { job, model, x } = await submitMlp(api, items, 5);
       await until(() => workers.loops.every((l) => l.status.tasksDone > 5), 60_000);
       pg.restart();
       const end = await Promise.race([
@@ -115,9 +105,7 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the job did not end; the server said: ${said.slice(-3000)}`)), 60_000)),
       ]);
       expect(end).toMatchObject({ status: 'completed', tasks: { total: items / 2, done: items / 2, failed: 0 } });
-      const got = npyTensor('y', await api.result(job.id, 'y'));
-      const want = await reference(model, { x });
-      expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+      await expectReference(api, job.id, model, x);
       // The server went on: it did not stop on the lost connections; and it still stops cleanly when told to.
       expect(server.process.exitCode).toBeNull();
       await workers.stop();
@@ -132,6 +120,22 @@ describe.skipIf(!havePostgres())('a server on PostgreSQL when the database resta
     }
   }, 120_000);
 });
+
+/** A job of `items` rows through a small MLP, two rows a task, one replica. */
+async function submitMlp(api: ApiClient, items: number, seed: number) {
+  const model = mlpModel(4, 16, 3, seed);
+  const x = writeNpy('float32', [items, 4], floatData(seed, items * 4));
+  const m = await api.uploadModel(model);
+  const d = await api.uploadDataset(x);
+  return { job: await api.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1 }), model, x };
+}
+
+/** The job's output `y` equals onnxruntime-node's on the same input. */
+async function expectReference(api: ApiClient, jobId: string, model: Uint8Array, x: Uint8Array): Promise<void> {
+  const want = await reference(model, { x });
+  const got = npyTensor('y', await api.result(jobId, 'y'));
+  expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
+}
 
 async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
