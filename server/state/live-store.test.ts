@@ -119,4 +119,35 @@ describe('LiveStore', () => {
     expect(live.assignableTasks('v3', 1).map((t) => t.id)).toEqual(['j-t0']);
     live.close();
   });
+
+  it('answers a settled task\'s result from memory once set and committed, and forgets a result rolled back', () => {
+    const inner = new SqliteStore(':memory:');
+    let reads = 0;
+    const taskResult = inner.taskResult.bind(inner);
+    inner.taskResult = (id) => { reads++; return taskResult(id); };
+    const live = new LiveStore(inner);
+    live.createJob(job('j', { replicas: 1 }), tasks('j', 3).map((t) => ({ ...t, wanted: 1 })));
+    live.transaction(() => {
+      live.insertReplica(lease('r1', 'j-t0', 'v1', { status: 'returned' }));
+      live.setReplicaOutputs('r1', new Uint8Array([1, 2]));
+      live.setTaskResultOf('j-t0', 'r1');
+      live.setTaskResult('j-t1', new Uint8Array([3]));
+      live.updateTask('j-t0', { active: 1, status: 'done' });
+      live.updateTask('j-t1', { status: 'done' });
+    });
+    expect(() => live.transaction(() => {
+      live.setTaskResult('j-t2', new Uint8Array([9]));
+      live.updateTask('j-t2', { status: 'done' });
+      throw new Error('refused');
+    })).toThrow('refused');
+    expect(Array.from(live.taskResult('j-t0')!)).toEqual([1, 2]);
+    expect(Array.from(live.taskResult('j-t1')!)).toEqual([3]);
+    expect(reads).toBe(0);
+    expect(live.taskResult('j-t2')).toBeUndefined();
+    expect(reads).toBe(1);
+    // A result cleared (the task reopened) is not answered from memory any more.
+    live.transaction(() => { live.clearTaskResult('j-t1'); live.updateTask('j-t1', { status: 'pending' }); });
+    expect(live.taskResult('j-t1')).toBeUndefined();
+    live.close();
+  });
 });

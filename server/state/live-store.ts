@@ -16,7 +16,7 @@ import type {
 } from '../store/store.js';
 import { LiveReplicas } from './live-replicas.js';
 import { DURABLE_TASK_COLUMNS, LiveTasks, patched, settledCounts } from './live-tasks.js';
-import { KnownAnswers } from './known-answers.js';
+import { SettledResults } from './settled-results.js';
 import { LiveVolunteers } from './live-volunteers.js';
 import { StoreThroughLog } from './store-through-log.js';
 
@@ -33,7 +33,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   protected readonly leaving = new Set<string>();
   /** Tasks settled in this transaction: they leave memory once it has committed. */
   protected readonly settling = new Set<string>();
-  private readonly knownAnswers = new KnownAnswers();
+  protected readonly results = new SettledResults();
   /** The columns of each task changed since it was last written (a lease's count is never written). */
   protected readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
 
@@ -68,6 +68,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   }
 
   protected abandoned(): void {
+    this.results.abandoned();
     this.leaving.clear();
     this.settling.clear();
   }
@@ -101,6 +102,7 @@ export class LiveStore extends StoreThroughLog implements Store {
 
   /** After a commit: what the store now holds and the scheduler no longer needs leaves memory. */
   protected committed(): void {
+    this.results.committed();
     for (const id of this.settling) this.tasks.evict(id);
     this.settling.clear();
     for (const jobId of [...this.tasks.jobIds()]) {
@@ -376,19 +378,30 @@ export class LiveStore extends StoreThroughLog implements Store {
     }
   }
 
-  clearTaskResult(id: string): void { this.knownAnswers.forget(id); this.log.defer(() => this.inner.clearTaskResult(id)); }
-  setTaskResult(id: string, result: Uint8Array): void { this.knownAnswers.forget(id); this.log.defer(() => this.inner.setTaskResult(id, result)); }
-  setTaskResultOf(id: string, replicaId: string): void { this.knownAnswers.forget(id); this.log.defer(() => this.inner.setTaskResultOf(id, replicaId)); }
+  clearTaskResult(id: string): void { this.stageResult(id, undefined); this.log.defer(() => this.inner.clearTaskResult(id)); }
+  setTaskResult(id: string, result: Uint8Array): void { this.stageResult(id, result); this.log.defer(() => this.inner.setTaskResult(id, result)); }
+  setTaskResultOf(id: string, replicaId: string): void {
+    this.stageResult(id, this.replicas.outputsOf(replicaId));
+    this.log.defer(() => this.inner.setTaskResultOf(id, replicaId));
+  }
 
-  /** A known-answer task's answer is read for every probe a newcomer returns: kept (up to a bound) once read. */
+  /** A result set in this unit, kept in memory once its transaction commits (`undefined`: read from the store). */
+  private stageResult(id: string, result: Uint8Array | undefined): void {
+    const prev = this.results.staging(id);
+    this.results.stage(id, result);
+    this.noteUndo(() => this.results.unstage(id, prev));
+  }
+
+  /**
+   * Results of settled tasks are read for every known-answer probe and late replica: those set by this server are kept
+   * from their commit, others once read (up to a bound).
+   */
   taskResult(id: string): Uint8Array | undefined {
-    const task = this.tasks.get(id);
-    const known = task?.canary === true && task.status === 'done';
-    const cached = known ? this.knownAnswers.get(id) : undefined;
+    const cached = this.results.get(id);
     if (cached) return cached;
     this.flush();
     const result = this.inner.taskResult(id);
-    if (known && result) this.knownAnswers.set(id, result);
+    if (result && this.tasks.get(id)?.status === 'done' && !this.results.staging(id)) this.results.keep(id, result);
     return result;
   }
 
@@ -478,6 +491,7 @@ export class LiveStore extends StoreThroughLog implements Store {
     if (this.log.inTransaction) throw new Error('deleteJob is a unit of its own: call it outside a transaction');
     this.flush();
     const deleted = this.inner.deleteJob(id);
+    this.results.forgetJob(id);
     for (const taskId of this.tasks.drop(id)) {
       this.taskChanges.delete(taskId);
       this.settling.delete(taskId);

@@ -75,6 +75,7 @@ export class SlicedLiveStore extends LiveStore {
       this.settling.delete(taskId);
     }
     for (const [k, ref] of this.held) if (ref.jobId === job.id) this.held.delete(k);
+    this.results.forgetJob(job.id);
   }
 
   private forgetReplica(r: ReplicaRow): void {
@@ -115,6 +116,7 @@ export class SlicedLiveStore extends LiveStore {
       this.settling.delete(taskId);
     }
     this.held.delete(key(jobId, slice));
+    this.results.forgetJob(jobId);
   }
 
   /** The slices held now. */
