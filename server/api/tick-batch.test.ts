@@ -60,4 +60,32 @@ describe('TickBatch', () => {
     await nextTurn();
     expect(replies).toEqual([{ ok: true, n: 1 }]);
   });
+
+  it('on an engine that commits without waiting, answers and sends only once the commit is known, and nothing of a failed one', async () => {
+    const pending: ((err: Error | null) => void)[] = [];
+    const store = Object.assign(fakeStore(), {
+      transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+        const out = fn();
+        pending.push(done);
+        return out;
+      },
+    }) as Store;
+    const batch = new TickBatch(store, pino({ level: 'silent' }));
+    const replies: unknown[] = [];
+    const sent: string[] = [];
+    batch.add('task:result', () => { batch.afterCommit(() => sent.push('task pushed')); return { n: 1 }; }, (r) => replies.push(r));
+    await nextTurn();
+    expect(pending).toHaveLength(1);
+    expect(replies).toEqual([]);
+    expect(sent).toEqual([]);
+    pending.shift()!(null);
+    expect(sent).toEqual(['task pushed']);
+    expect(replies).toEqual([{ ok: true, n: 1 }]);
+
+    batch.add('task:result', () => { batch.afterCommit(() => sent.push('another')); return { n: 2 }; }, (r) => replies.push(r));
+    await nextTurn();
+    pending.shift()!(new Error('the connection was lost'));
+    expect(sent).toEqual(['task pushed']);
+    expect(replies[1]).toMatchObject({ ok: false, error: { code: 'INTERNAL' } });
+  });
 });

@@ -3,7 +3,9 @@
  * in one store transaction, each in a savepoint of its own, so one that throws changes nothing and is
  * answered with its error while the others commit. The acks, and whatever was meant to be sent meanwhile (tasks pushed to
  * workers, leases withdrawn), go out only after the commit: a worker never hears of a state the store
- * could still lose. One commit per turn instead of one per event is what makes a busy server cheap.
+ * could still lose. One commit per turn instead of one per event is what makes a busy server cheap. On an engine
+ * that commits without waiting (Store.transactionThen), the turn's commit is sent and the next events are read while
+ * it runs; the acks go out when it is durable, and if it fails they are errors and nothing of the turn stands.
  * With an observer, each turn's commit time and each event's time from arrival to reply are reported (the
  * metrics' commit and dispatch latencies); they are wall-clock measurements, not scheduling, so not the Clock's.
  */
@@ -11,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AppError } from '../../shared/errors.js';
 import type { EventSink, TickEventMap } from '../events.js';
-import type { Store } from '../store/store.js';
+import { commitThen, type Store } from '../store/store.js';
 import { toWireError } from './wire-error.js';
 
 type Reply = (response: unknown) => void;
@@ -56,11 +58,11 @@ export class TickBatch {
     const batch = this.queue;
     this.queue = [];
     const replies: [Reply, unknown][] = [];
+    let sends: (() => void)[] = [];
     this.flushing = true;
     const started = this.observer ? this.now() : 0;
-    let committed = false;
     try {
-      this.store.transaction(() => {
+      commitThen(this.store, () => {
         for (const p of batch) {
           try {
             const out = this.store.transaction(p.run);
@@ -71,26 +73,35 @@ export class TickBatch {
             replies.push([p.reply, { ok: false, error: wire }]);
           }
         }
-      });
-      committed = true;
+        // What was meant to be sent in this turn goes with its commit.
+        sends = this.sends;
+        this.sends = [];
+        this.flushing = false;
+      }, (err) => this.landed(batch, replies, sends, started, err));
     } catch (err) {
-      // The commit itself failed (disk full, store closed): nothing of this batch happened.
+      // The commit could not be sent (store closed): nothing of this batch happened.
+      this.landed(batch, replies, [], started, err);
+    } finally {
+      this.flushing = false;
+      this.sends = [];
+    }
+  }
+
+  /** The turn's commit is durable (`err` null) or failed: its acks, and what it meant to send, go out or become errors. */
+  private landed(batch: Pending[], replies: [Reply, unknown][], sends: (() => void)[], started: number, err: unknown): void {
+    const committed = !err;
+    if (err) {
       const wire = toWireError(err, this.log);
       replies.length = 0;
       for (const p of batch) replies.push([p.reply, { ok: false, error: wire }]);
-      this.sends = [];
-    } finally {
-      this.flushing = false;
+    } else {
+      for (const send of sends) send();
     }
-    const commitMs = this.observer ? this.now() - started : 0;
-    const sends = this.sends;
-    this.sends = [];
-    for (const send of sends) send();
     if (!this.observer) {
       for (const [reply, response] of replies) reply(response);
       return;
     }
-    this.observer.emit('tick:committed', batch.length, commitMs, committed);
+    this.observer.emit('tick:committed', batch.length, this.now() - started, committed);
     for (let i = 0; i < replies.length; i++) {
       const [reply, response] = replies[i]!;
       reply(response);

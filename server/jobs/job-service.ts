@@ -15,7 +15,7 @@ import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { type JobRow, type Store, type TaskRow, taskId } from '../store/store.js';
+import { type JobRow, type Store, type TaskRow, createJobThen, taskId } from '../store/store.js';
 import type { ServerRuns } from '../verify/server-runs.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
@@ -77,7 +77,7 @@ export class JobService {
         });
       }
     }
-    store.createJob(job, tasks);
+    await createJobThen(store, job, tasks);
     this.deps.canaries.compute(tasks.filter((t) => t.canary));
     this.deps.scheduler.jobCreated(job);
     return job;

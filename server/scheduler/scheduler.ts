@@ -9,7 +9,7 @@ import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import type { JobRow, TaskRow } from '../store/store.js';
+import { type JobRow, type TaskRow, commitThen } from '../store/store.js';
 import { DEFAULT_REPUTATION } from '../verify/reputation.js';
 import { FairShare } from './fair-share.js';
 import { Leaser } from './leaser.js';
@@ -214,9 +214,9 @@ export class Scheduler {
   }
 
   /** The server computed a canary task's answer: the task is settled and can test volunteers. */
-  canaryReady(taskId: string, outputs: Tensor[] | null): void {
+  canaryReady(taskId: string, outputs: Tensor[] | null, done?: (err: Error | null) => void): void {
     const { store, clock } = this.deps;
-    store.transaction(() => {
+    commitThen(store, () => {
       const task = store.getTask(taskId);
       if (!task || task.status !== 'pending') return;
       if (outputs) {
@@ -227,15 +227,23 @@ export class Scheduler {
         // The server could not compute it: volunteers compute it like any other task.
         store.updateTask(taskId, { ready: true });
       }
+    }, (err) => {
+      if (!err) this.dispatch();
+      this.landed('canary', taskId, err, done);
     });
-    this.dispatch();
+  }
+
+  /** A transaction not waited for is known now: a failure goes to `done`, or to the log where nobody asked. */
+  private landed(what: string, taskId: string, err: Error | null, done?: (err: Error | null) => void): void {
+    if (done) done(err);
+    else if (err) this.deps.log.error({ err, taskId }, `the ${what}'s answer did not commit`);
   }
 
   /** The server's own run of a task it was asked to decide: its answer settles the task, or its failure fails it. */
-  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null): void {
+  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null, done?: (err: Error | null) => void): void {
     const { store } = this.deps;
     const fx = noEffects();
-    store.transaction(() => {
+    commitThen(store, () => {
       const task = store.getTask(taskId);
       if (!task) return;
       // The server's outputs are held to the model like anyone's: a model whose outputs do not fit its own
@@ -243,8 +251,10 @@ export class Scheduler {
       const problem = outputs && outputProblem(outputs, this.picker.model(task.model).outputs, task.itemEnd - task.itemStart);
       if (outputs && !problem) this.settler.serverDecided(task, outputs, fx);
       else this.settler.serverFailed(task, problem ? `its outputs do not fit the model: ${problem}` : error ?? 'unknown error', fx);
+    }, (err) => {
+      if (!err) this.after(fx);
+      this.landed('check', taskId, err, done);
     });
-    this.after(fx);
   }
 
   /** The server's audit of an accepted result; false when it refuted the result. */

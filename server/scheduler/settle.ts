@@ -162,13 +162,16 @@ export class Settler {
     const task = store.getTask(taskRow.id);
     const job = store.getJob(taskRow.jobId);
     if (!task || !job || task.status !== 'pending' || job.status !== 'running') return;
+    // Read while the task is open (its replicas are in memory then).
+    const replicas = store.replicasOfTask(task.id);
+    const inStatus = (status: string) => replicas.filter((r) => r.status === status);
     store.setTaskResult(task.id, packTensors(outputs));
     store.updateTask(task.id, { status: 'done', doneAt: clock.now() });
     if (this.taskDone(task)) fx.dispatch = true;
-    this.withdraw(store.replicasOfTask(task.id, 'leased'), fx);
+    this.withdraw(inStatus('leased'), fx);
     const items = task.itemEnd - task.itemStart;
     // Refuted replicas leave the result's replicas first, so a quarantine they cause does not reopen this task.
-    const returned = store.replicasOfTask(task.id, 'returned').map((r) => ({
+    const returned = inStatus('returned').map((r) => ({
       r, ok: compareOutputs(unpackTensors(store.replicaOutputs(r.id)!), outputs, job).verdict === 'agree',
     }));
     for (const { r, ok } of returned) {
@@ -181,7 +184,7 @@ export class Settler {
       if (ok) this.outcome(r.volunteerId, 'valid', items, fx, r.site);
       else this.outcome(r.volunteerId, 'canary-fail', 0, fx);
     }
-    for (const r of store.replicasOfTask(task.id, 'failed')) this.outcome(r.volunteerId, 'invalid', 0, fx);
+    for (const r of inStatus('failed')) this.outcome(r.volunteerId, 'invalid', 0, fx);
     fx.jobs.add(job.id);
   }
 

@@ -154,6 +154,18 @@ export class LiveStore extends StoreThroughLog implements Store {
 
   createJob(job: JobRow, tasks: TaskRow[]): void {
     this.log.write(() => this.inner.createJob(job, tasks));
+    this.takeNewJob(job, tasks);
+  }
+
+  /** Creates a job on the store's own time (see Store.createJobAsync), then takes it into memory. */
+  async createJobAsync(job: JobRow, tasks: TaskRow[]): Promise<void> {
+    if (!this.inner.createJobAsync) { this.createJob(job, tasks); return; }
+    await this.inner.createJobAsync(job, tasks);
+    this.takeNewJob(job, tasks);
+  }
+
+  /** A job just created comes into memory as recovery would take it. */
+  protected takeNewJob(job: JobRow, tasks: TaskRow[]): void {
     this.jobs.set(job.id, job);
     if (job.status !== 'running') return;
     // What recovery would load: the open tasks and the done known-answer ones.

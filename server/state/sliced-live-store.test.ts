@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../store/sqlite-store.js';
-import { type JobRow, SLICE_BATCHES, type TaskRow } from '../store/store.js';
+import { type JobRow, SLICE_BATCHES, type Store, type TaskRow } from '../store/store.js';
 import { SlicedLiveStore, sliceOf } from './sliced-live-store.js';
 
 const M = 'm'.repeat(64);
@@ -72,5 +72,24 @@ describe('SlicedLiveStore', () => {
     expect(reopen.map((t) => t.id)).toEqual([held]);
     expect(inner.getTask(elsewhere)?.tainted).toBe(true);
     expect(inner.getTask(held)?.tainted).toBe(false);
+  });
+
+  it('keeps the slices it took of a job it learned from the store while that job was still being created here', async () => {
+    let created = () => {};
+    // The job's rows commit (another connection), the store is seen to hold it, and only then is the creation told.
+    const inner: Store = Object.assign(new SqliteStore(':memory:'), {
+      createJobAsync(this: SqliteStore, j: JobRow, t: TaskRow[]) {
+        this.createJob(j, t);
+        return new Promise<void>((resolve) => { created = resolve; });
+      },
+    });
+    const live = new SlicedLiveStore(inner);
+    const creating = live.createJobAsync(job('j'), tasks('j', SLICE_BATCHES));
+    live.learnJob(inner.getJob('j')!);
+    live.takeSlice('j', 0);
+    expect(pick(live, 2)).toEqual([0, 1]);
+    created();
+    await creating;
+    expect(pick(live, 2)).toEqual([0, 1]);
   });
 });

@@ -38,8 +38,9 @@ export class SlicedLiveStore extends LiveStore {
     return this.held.has(key(task.jobId, sliceOf(task.batch)));
   }
 
-  createJob(job: JobRow, tasks: TaskRow[]): void {
-    this.log.write(() => this.inner.createJob(job, tasks));
+  protected takeNewJob(job: JobRow): void {
+    // Created on a connection of its own, it may have been learned from the store (and slices of it taken) already.
+    if (this.tasks.has(job.id)) return;
     this.jobs.set(job.id, job);
     if (job.status !== 'running') return;
     this.tasks.load(job, [], []);

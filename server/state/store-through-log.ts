@@ -32,6 +32,14 @@ export abstract class StoreThroughLog {
     return this.log.run(fn);
   }
 
+  transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+    return this.log.runThen(fn, done);
+  }
+
+  settle(): void {
+    this.log.settle();
+  }
+
   savepoint(): Savepoint {
     return this.inner.savepoint();
   }

@@ -82,4 +82,48 @@ describe('units of work over memory and the store', () => {
     expect(live.assignableTasks('v', 5).map((t) => t.id)).toEqual(['j-t0', 'j-t1', 'j-t2']);
     expect(disk.getJob('j')!.status).toBe('running');
   });
+
+  it('lets a commit not waited for stand once durable, undoes it in memory when it fails, and begins nothing before', async () => {
+    const file = path.join(dir, `u${++n}.sqlite`);
+    const sqlite = new SqliteStore(file);
+    let fail = false;
+    const told: [(err: Error | null) => void, Error | null][] = [];
+    const settle = () => { for (const [done, err] of told.splice(0)) done(err); };
+    // An engine whose commit is learned later: it runs now, and its outcome is told on a later turn or at settle().
+    const engine = Object.assign(Object.create(sqlite) as SqliteStore, {
+      transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+        let out!: T;
+        let err: Error | null = null;
+        try {
+          sqlite.transaction(() => { out = fn(); if (fail) throw new Error('the commit failed'); });
+        } catch (e) { err = e as Error; }
+        told.push([done, err]);
+        setImmediate(settle);
+        return out;
+      },
+      settle,
+    });
+    const live = new LiveStore(engine);
+    live.createJob(job, tasks);
+    const db = new Database(file, { readonly: true });
+    const failures = (id: string) => (db.prepare('SELECT failures FROM tasks WHERE id = ?').get(id) as { failures: number }).failures;
+    const outcomes: (string | null)[] = [];
+
+    fail = true;
+    live.transactionThen(() => live.updateTask('j-t0', { failures: 1 }), (err) => outcomes.push(err?.message ?? null));
+    expect(live.getTask('j-t0')!.failures).toBe(1); // memory has it while the commit is in flight
+    fail = false;
+    // The next transaction begins only once the one in flight is known: failed, so memory was undone first.
+    const seen = live.transaction(() => live.getTask('j-t0')!.failures);
+    expect(outcomes).toEqual(['the commit failed']);
+    expect(seen).toBe(0);
+    expect(failures('j-t0')).toBe(0);
+
+    live.transactionThen(() => live.updateTask('j-t1', { failures: 2 }), (err) => outcomes.push(err?.message ?? null));
+    await new Promise((r) => setImmediate(r));
+    expect(outcomes).toEqual(['the commit failed', null]);
+    expect(live.getTask('j-t1')!.failures).toBe(2);
+    expect(failures('j-t1')).toBe(2);
+    db.close();
+  });
 });

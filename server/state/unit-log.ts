@@ -9,8 +9,12 @@
  * write what is pending under them; if it then throws, the store rolls back to its savepoint and the rows
  * written there are marked dirty again (memory, undone, holds what they must be) with the writes of the units
  * around it queued again.
+ *
+ * A transaction may also be committed without waiting (`runThen`, on an engine with Store.transactionThen): its
+ * changes to memory stand at once, and are undone should its commit fail. Every transaction, and every write outside
+ * one, first waits for that outcome (`settle`), so the one in flight is always the last one made.
  */
-import type { Savepoint, Store } from '../store/store.js';
+import { commitThen, type Savepoint, type Store } from '../store/store.js';
 
 interface Op { depth: number; run: () => void }
 
@@ -54,20 +58,27 @@ export class UnitLog {
 
   /** A row to write at the end (`kind:id`); outside a transaction it is written at once. */
   touch(key: string): void {
+    if (this.depth === 0) this.settle();
     this.dirty.add(key);
     if (this.depth === 0) this.flush();
   }
 
   /** A write to make at the end, in order with the others. */
   defer(run: () => void): void {
-    if (this.depth === 0) { run(); return; }
+    if (this.depth === 0) { this.settle(); run(); return; }
     this.ops.push({ depth: this.depth, run });
   }
 
   /** Writes to the store now, after what is pending (a write that cannot wait: it is undone with its unit). */
   write<T>(fn: () => T): T {
+    if (this.depth === 0) this.settle();
     this.flush(true);
     return fn();
+  }
+
+  /** Waits for the outcome of a commit in flight (a transaction or a write outside one must come after it). */
+  settle(): void {
+    this.deps.store.settle?.();
   }
 
   /** Makes the store current now (before a read of it). */
@@ -123,7 +134,63 @@ export class UnitLog {
     }
   }
 
+  /**
+   * Runs `fn` as the outermost unit of a transaction whose commit is not waited for: `done` is told once it is durable
+   * (memory's changes then stand) or failed (they are undone first). Throws, with memory undone and `done` never told,
+   * when `fn` throws or the commit cannot be sent.
+   */
+  runThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+    if (this.depth > 0) throw new Error('runThen is a transaction of its own: call it outside one');
+    this.settle();
+    this.depth = 1;
+    let posted = false;
+    let early: { err: Error | null } | null = null;
+    let undo: (() => void)[] = [];
+    let out: T;
+    try {
+      out = commitThen(this.deps.store, () => {
+        const r = fn();
+        this.flush();
+        return r;
+      }, (err) => {
+        if (posted) this.landed(undo, err, done);
+        else early = { err };
+      });
+    } catch (err) {
+      this.rolledBack();
+      throw err;
+    }
+    undo = this.undo;
+    this.undo = [];
+    this.depth = 0;
+    posted = true;
+    const told = early as { err: Error | null } | null;
+    if (told) this.landed(undo, told.err, done);
+    return out;
+  }
+
+  /** A commit not waited for is known now: its changes stand, or are undone. */
+  private landed(undo: (() => void)[], err: Error | null, done: (err: Error | null) => void): void {
+    if (err) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      this.deps.abandoned();
+    } else {
+      this.deps.committed();
+    }
+    done(err);
+  }
+
+  private rolledBack(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
+    this.undo = [];
+    this.dirty.clear();
+    this.ops = [];
+    this.depth = 0;
+    this.deps.abandoned();
+  }
+
   private outermost<T>(fn: () => T): T {
+    this.settle();
     this.depth = 1;
     try {
       const out = this.deps.store.transaction(() => {
@@ -136,12 +203,7 @@ export class UnitLog {
       this.deps.committed();
       return out;
     } catch (err) {
-      for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
-      this.undo = [];
-      this.dirty.clear();
-      this.ops = [];
-      this.depth = 0;
-      this.deps.abandoned();
+      this.rolledBack();
       throw err;
     }
   }

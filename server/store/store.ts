@@ -208,6 +208,15 @@ export interface Savepoint { release(): void; rollback(): void }
 
 export interface Store {
   transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` as a transaction whose commit need not be waited for (a networked engine sends it and goes on): `done`
+   * is told once it is durable (null) or failed, on a later turn or at the next `settle`; the next transaction begins
+   * only after that. Throws, and never tells `done`, when `fn` throws or the commit cannot be sent. Absent: use
+   * `commitThen`, which commits before it returns.
+   */
+  transactionThen?<T>(fn: () => T, done: (err: Error | null) => void): T;
+  /** Waits for a commit `transactionThen` sent and tells its `done`. */
+  settle?(): void;
   /** Opens a savepoint inside the current transaction (for a caller that undoes its own memory as well). */
   savepoint(): Savepoint;
   close(): void;
@@ -245,6 +254,11 @@ export interface Store {
   topSites(limit: number): SiteRow[];
 
   createJob(job: JobRow, tasks: TaskRow[]): void;
+  /**
+   * Creates a job without holding up the calls made meanwhile (a networked engine writes it on a connection of its
+   * own): it exists, committed, once the promise resolves. Absent: use `createJobThen`.
+   */
+  createJobAsync?(job: JobRow, tasks: TaskRow[]): Promise<void>;
   getJob(id: string): JobRow | undefined;
   listJobs(owner?: string): JobRow[];
   /** The running jobs, in no particular order. */
@@ -348,4 +362,18 @@ export interface Store {
   /** Counts one comparison between results of two worker classes (order-independent). */
   recordClassPair(a: string, b: string, agree: boolean): void;
   classPairs(): ClassPairRow[];
+}
+
+/** `store.transactionThen` where the engine has it; else a transaction committed before it returns, then `done`. */
+export function commitThen<T>(store: Store, fn: () => T, done: (err: Error | null) => void): T {
+  if (store.transactionThen) return store.transactionThen(fn, done);
+  const out = store.transaction(fn);
+  done(null);
+  return out;
+}
+
+/** `store.createJobAsync` where the engine has it; else the job created at once. */
+export async function createJobThen(store: Store, job: JobRow, tasks: TaskRow[]): Promise<void> {
+  if (store.createJobAsync) await store.createJobAsync(job, tasks);
+  else store.createJob(job, tasks);
 }

@@ -17,9 +17,10 @@ export const ServerRunKind = { canary: 'canary', check: 'check', audit: 'audit' 
 export type ServerRunKind = (typeof ServerRunKind)[keyof typeof ServerRunKind];
 
 /** Where the answers go (the scheduler). `outputs` null: the server could not run the task; `error` says why. */
+/** A check's or canary's answer is applied in a transaction that may commit after the call returns: `done` is told. */
 export interface ServerRunSink {
-  canaryReady(taskId: string, outputs: Tensor[] | null): void;
-  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null): void;
+  canaryReady(taskId: string, outputs: Tensor[] | null, done?: (err: Error | null) => void): void;
+  serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null, done?: (err: Error | null) => void): void;
   audited(taskId: string, outputs: Tensor[]): void;
 }
 
@@ -170,21 +171,26 @@ export class ServerRuns {
   /** Hands a run's answer to the scheduler; a check's or canary's that the store refused is applied again later. */
   private apply(task: TaskRow, kind: ServerRunKind, res: { outputs: Tensor[] | null; error: string | null }, attempt: number): void {
     if (this.stopped || !this.sink) return;
+    const refused = (err: unknown) => {
+      const again = kind !== 'audit' && attempt < APPLY_ATTEMPTS;
+      this.deps.log.error({ err, taskId: task.id, kind, attempt, again }, 'applying the server\'s own run failed');
+      if (again) setTimeout(() => this.apply(task, kind, res, attempt + 1), this.deps.retryMs ?? 1000).unref();
+    };
+    // Its commit may fail after the call returned (a networked store): then it is applied again as well.
+    const done = (err: Error | null) => { if (err) refused(err); };
     try {
       if (kind === 'canary') {
-        this.sink.canaryReady(task.id, res.outputs);
+        this.sink.canaryReady(task.id, res.outputs, done);
         this.stats.canaries++;
       } else if (kind === 'check') {
-        this.sink.serverChecked(task.id, res.outputs, res.error);
+        this.sink.serverChecked(task.id, res.outputs, res.error, done);
         this.stats.checks++;
       } else if (res.outputs) {
         this.sink.audited(task.id, res.outputs);
         this.stats.audits++;
       }
     } catch (err) {
-      const again = kind !== 'audit' && attempt < APPLY_ATTEMPTS;
-      this.deps.log.error({ err, taskId: task.id, kind, attempt, again }, 'applying the server\'s own run failed');
-      if (again) setTimeout(() => this.apply(task, kind, res, attempt + 1), this.deps.retryMs ?? 1000).unref();
+      refused(err);
     }
   }
 

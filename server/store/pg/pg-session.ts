@@ -4,8 +4,11 @@
  * A transaction that only writes is one round trip. Nested transactions and savepoints are SAVEPOINT statements
  * queued in order; one released or rolled back before it went out never reaches the server (no subtransaction:
  * PostgreSQL slows every snapshot once a transaction has more than 64 of them).
+ *
+ * `transactionThen` sends its commit without waiting for it; the next transaction begins only once it is known to
+ * have committed (or failed), so transactions still follow one another, and reads in between see what it wrote.
  */
-import { PgError, type PgSync, type Statement } from './pg-sync.js';
+import { PgError, type PgSync, type Posted, type Statement } from './pg-sync.js';
 import type { Savepoint } from '../store.js';
 
 interface OpenSavepoint {
@@ -31,6 +34,8 @@ export class PgSession {
   private failed: unknown = null;
   private savepoints: OpenSavepoint[] = [];
   private names = 0;
+  /** Told once the outermost transaction has committed (or failed): `transactionThen`s nested in it. */
+  private afterCommit: Posted[] = [];
   /** Called once the outermost transaction has rolled back (callers drop what they cached inside it). */
   onRollback: () => void = () => {};
 
@@ -55,6 +60,7 @@ export class PgSession {
       sp.release();
       return out;
     }
+    this.settle();
     this.depth = 1;
     try {
       const out = fn();
@@ -66,6 +72,36 @@ export class PgSession {
     } finally {
       this.reset();
     }
+  }
+
+  /**
+   * Runs `fn` as a transaction whose commit is sent without waiting for it: `done` is told once it committed (null)
+   * or failed, on a later turn or at the next `settle`. Throws, and never tells `done`, when `fn` throws or the commit
+   * could not be sent. Nested in a transaction, `fn` is part of it and `done` is told when that one has committed.
+   */
+  transactionThen<T>(fn: () => T, done: Posted): T {
+    if (this.depth > 0) {
+      const out = this.transaction(fn);
+      this.afterCommit.push(done);
+      return out;
+    }
+    this.settle();
+    this.depth = 1;
+    try {
+      const out = fn();
+      this.commitLater(done);
+      return out;
+    } catch (err) {
+      this.abort();
+      throw err;
+    } finally {
+      this.reset();
+    }
+  }
+
+  /** Waits for a commit sent without waiting, and tells its outcome. */
+  settle(): void {
+    if (this.db.inFlight > 0) this.db.settle();
   }
 
   savepoint(): Savepoint {
@@ -181,6 +217,9 @@ export class PgSession {
   }
 
   private reset(): void {
+    const told = this.afterCommit;
+    this.afterCommit = [];
+    for (const done of told) done(new Error('the transaction it was part of did not commit'));
     this.depth = 0;
     this.queue = [];
     this.savepoints = [];
@@ -190,6 +229,13 @@ export class PgSession {
   }
 
   private commit(): void {
+    this.commitWrites();
+    const told = this.afterCommit;
+    this.afterCommit = [];
+    for (const done of told) done(null);
+  }
+
+  private commitWrites(): void {
     if (this.failed) throw this.failed;
     if (!this.begun) {
       if (this.queue.length === 0) return;
@@ -203,6 +249,27 @@ export class PgSession {
     }
     // The commit's writes need no rows back: one text, one round trip to the database however many they are.
     this.send([...this.queue], [{ text: 'COMMIT' }], false, true);
+    this.begun = false;
+  }
+
+  /** Sends the queued writes and COMMIT as one text, not waiting: `done` is told the outcome. */
+  private commitLater(done: Posted): void {
+    if (this.failed) throw this.failed;
+    const nested = this.afterCommit;
+    this.afterCommit = [];
+    const tell: Posted = (err) => { for (const d of nested) d(err); done(err); };
+    if (!this.begun && this.queue.length === 0) {
+      // Nothing to write: told on a later turn, as a commit sent would be.
+      setImmediate(() => tell(null));
+      return;
+    }
+    const head: Statement[] = this.begun ? [] : [{ text: 'BEGIN' }];
+    if (this.fence !== undefined && !this.fenced && this.dirty) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
+    const all = [...head, ...this.queue, { text: 'COMMIT' }];
+    const firstSavepoint = all.findIndex((st) => st.text.startsWith('SAVEPOINT '));
+    const joined = firstSavepoint < 0 ? all.length : firstSavepoint;
+    this.db.post(all, tell, this.conn, joined > 1 ? joined : 0);
+    this.queue = [];
     this.begun = false;
   }
 

@@ -276,5 +276,38 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(s.recoveryTasks('big', { from: SLICE_BATCHES, to: 2 * SLICE_BATCHES }).map((t) => t.batch)).toEqual(range(SLICE_BATCHES).map((b) => b + SLICE_BATCHES));
       expect(s.db.query('SELECT COUNT(*) AS n FROM slices WHERE NOT done')).toEqual([{ n: Math.ceil(n / SLICE_BATCHES) }]);
     });
+
+    it('creates a job on a connection of its own: the main one is free meanwhile, and the job is there once it resolves', async () => {
+      const url = migratedDb();
+      const s = track(new PgStore(url));
+      const before = s.db.roundTrips;
+      const creating = s.createJobAsync(job('bg', { items: 4 }), tasks('bg', range(4)));
+      expect(s.db.roundTrips).toBe(before);
+      await creating;
+      expect(track(new PgStore(url)).taskCounts('bg')).toMatchObject({ total: 4, pending: 4 });
+      await expect(s.createJobAsync(job('bg'), tasks('bg', [0]))).rejects.toMatchObject({ code: '23505' });
+    });
+  });
+
+  describe('commits not waited for', () => {
+    it('are told durable later, seen by reads made meanwhile, and a failed one leaves no transaction open behind it', async () => {
+      const url = migratedDb();
+      const s = track(new PgStore(url));
+      const other = track(new PgStore(url));
+      const key = (id: string, hash: string) => ({ id, keyHash: hash, name: id, admin: false, createdAt: 1, revokedAt: null, weight: 1 });
+      const told: (string | null)[] = [];
+      s.transactionThen(() => s.insertApiKey(key('k1', 'h1')), (err) => told.push(err ? err.message : null));
+      expect(told).toEqual([]);
+      // A read on the same connection runs after the commit.
+      expect(s.listApiKeys().map((k) => k.id)).toEqual(['k1']);
+      await new Promise((r) => setImmediate(r));
+      expect(told).toEqual([null]);
+      s.transactionThen(() => { s.insertApiKey(key('k2', 'h2')); s.insertApiKey(key('k3', 'h1')); }, (err) => told.push(err ? 'failed' : null));
+      // The next transaction waits for the outcome, and runs on a connection with no transaction left open.
+      s.transaction(() => s.insertApiKey(key('k4', 'h4')));
+      expect(told).toEqual([null, 'failed']);
+      expect(other.listApiKeys().map((k) => k.id)).toEqual(['k1', 'k4']);
+      expect(s.db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'`)).toEqual([{ n: 0 }]);
+    });
   });
 });

@@ -39,7 +39,10 @@ export class PgStore implements Store {
   private readonly datasets = new Map<string, DatasetRow>();
   private readonly send = (statements: Statement[], write = false) => this.session.read(statements, write);
 
-  constructor(url: string, options: PgStoreOptions = {}) {
+  /** The connection jobs are created on (made on first use): creating a big job holds up nothing else. */
+  private background: PgSync | null = null;
+
+  constructor(private readonly url: string, private readonly options: PgStoreOptions = {}) {
     const db = new PgSync(url);
     try {
       migrate(db);
@@ -88,12 +91,23 @@ export class PgStore implements Store {
     return this.session.transaction(fn);
   }
 
+  transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+    return this.session.transactionThen(fn, done);
+  }
+
+  settle(): void {
+    this.session.settle();
+  }
+
   savepoint(): Savepoint {
     return this.session.savepoint();
   }
 
   close(): void {
+    this.session.settle();
     this.session.db.close();
+    this.background?.settle();
+    this.background?.close();
   }
 
   insertApiKey(row: ApiKeyRow): void {
@@ -202,6 +216,15 @@ export class PgStore implements Store {
 
   topSites(limit: number): SiteRow[] {
     return this.all('SELECT origin, credit, tasks, first_seen AS "firstSeen" FROM sites ORDER BY credit DESC LIMIT $1', [limit]);
+  }
+
+  createJobAsync(job: JobRow, tasks: TaskRow[]): Promise<void> {
+    this.background ??= new PgSync(this.url);
+    const fence = this.options.fence;
+    const statements: Statement[] = [
+      { text: 'BEGIN' }, ...(fence ? [{ text: 'SELECT tabgrid_fence($1)', values: [fence] }] : []), ...createJobStatements(job, tasks), { text: 'COMMIT' },
+    ];
+    return new Promise((resolve, reject) => this.background!.post(statements, (err) => (err ? reject(err) : resolve())));
   }
 
   createJob(job: JobRow, tasks: TaskRow[]): void {

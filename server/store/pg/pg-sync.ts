@@ -4,6 +4,10 @@
  * engine. Each call is one round trip to the worker however many statements it carries: the store sends a turn's
  * writes together at its commit. What comes back is copied (structured clone), rows as plain objects, bytea as
  * Uint8Array, int8 as numbers (times in ms and counts stay far below 2^53).
+ *
+ * A call may also be posted without waiting (`post`: a commit the caller need not wait for); the connection runs
+ * calls in the order they were made, so a later call sees what an earlier one wrote. Its outcome is told to its
+ * callback on a later turn of the event loop, or by `settle`, which waits for every posted call.
  */
 import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
@@ -18,7 +22,10 @@ export class PgError extends Error {
   }
 }
 
-type Reply = ({ ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number }) & { conn: number };
+type Reply = ({ ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number }) & { conn: number; id: number };
+
+/** What a posted call is told: null once it ran, else why it failed. */
+export type Posted = (err: Error | null) => void;
 
 // The worker's code, as a string so the same file runs under tsx, vitest and the compiled build alike.
 const WORKER = `
@@ -54,12 +61,29 @@ const connect = () => {
   ready = client.connect();
 };
 connect();
-const answer = (reply) => { port.postMessage({ ...reply, conn }); Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
-// Whatever goes wrong here is the connection's (the next call connects again), and is told to a caller that waits.
-const fail = (err) => { broken = err || new Error('unknown'); if (Atomics.load(flag, 0) === 0) answer({ ok: false, message: String(broken.message || broken), code: broken.code, index: 0 }); };
+// Each answer counts up the shared flag, which a waiting caller watches.
+let current = 0;
+let answered = -1;
+const answer = (reply) => {
+  if (answered === current) return;
+  answered = current;
+  port.postMessage({ ...reply, conn, id: current });
+  Atomics.add(flag, 0, 1);
+  Atomics.notify(flag, 0);
+};
+// Whatever goes wrong here is the connection's (the next call connects again), and is told to the call in hand.
+// The call in hand is over then: the next one need not wait for it to come back.
+let over = () => {};
+const fail = (err) => { broken = err || new Error('unknown'); answer({ ok: false, message: String(broken.message || broken), code: broken.code, index: 0 }); over(); };
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
-port.on('message', async ({ statements, expect, inline }) => {
+// Calls run one after another, in the order they came (a posted one does not wait for its caller).
+let tail = Promise.resolve();
+port.on('message', (msg) => {
+  tail = tail.then(() => new Promise((resolve) => { over = resolve; handle(msg).then(resolve, resolve); }));
+});
+const handle = async ({ id, statements, expect, inline, rollbackOnFailure }) => {
+  current = id;
   const rows = [];
   let i = 0;
   try {
@@ -89,9 +113,11 @@ port.on('message', async ({ statements, expect, inline }) => {
     }
     answer({ ok: true, rows });
   } catch (err) {
+    // A posted commit that failed leaves no transaction open behind it: the calls after it run outside one.
+    if (rollbackOnFailure && client && !broken) await client.query('ROLLBACK').catch(() => {});
     answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: Math.min(i, statements.length - 1) });
   }
-});
+};
 // A statement run every beat.ms on this thread, whatever the caller's thread is doing (a heartbeat: a server whose
 // thread is busy with a long piece of work is alive). Its failures are the next call's to find.
 if (beat) {
@@ -105,6 +131,12 @@ export class PgSync {
   private readonly port: MessagePort;
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private closed = false;
+  private ids = 0;
+  /** Posted calls not yet answered, by id, in order. */
+  private readonly posted = new Map<number, { callback: Posted; statement: string }>();
+  /** Posted calls answered while a caller waited for its own, to be told on a later turn. */
+  private readonly told: [Posted, Error | null][] = [];
+  private telling = false;
   /** Calls made so far (each one round trip), for tests and metrics of how well writes are batched. */
   roundTrips = 0;
 
@@ -121,6 +153,9 @@ export class PgSync {
       transferList: [port2],
     });
     this.worker.unref();
+    // Answers to posted calls that arrive while nobody waits.
+    this.port.on('message', (reply: Reply) => this.answered(reply));
+    this.port.unref();
     // Connecting happens on the first call; this one fails fast with the reason when the database is not there.
     this.query('SELECT 1');
   }
@@ -142,23 +177,94 @@ export class PgSync {
   run(statements: Statement[], expect?: number, inline = 0): Record<string, unknown>[][] {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     if (statements.length === 0) return [];
-    this.roundTrips++;
-    Atomics.store(this.flag, 0, 0);
-    this.port.postMessage({ statements, expect, inline });
-    if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
-      this.close();
-      throw new Error(`PostgreSQL did not answer within ${this.timeoutMs} ms (${statements[0].text.slice(0, 60)}...)`);
-    }
-    const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
-    if (!reply) throw new Error('the PostgreSQL worker gave no answer');
+    const id = this.send(statements, expect, inline, false);
+    const reply = this.wait(id, statements[0]!.text);
     this.connection = reply.conn;
-    if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index].text, reply.index);
+    if (!reply.ok) throw new PgError(reply.message, reply.code, statements[reply.index]!.text, reply.index);
     return reply.rows;
+  }
+
+  /**
+   * Runs statements as `run` does (with `expect` and `inline`), without waiting: `callback` is told the outcome on a
+   * later turn, or by `settle`. A failure rolls back the transaction they were in, so the calls after them run outside
+   * it. For a commit whose caller need not wait.
+   */
+  post(statements: Statement[], callback: Posted, expect?: number, inline = 0): void {
+    if (this.closed) throw new Error('the PostgreSQL connection is closed');
+    const id = this.send(statements, expect, inline, true);
+    this.posted.set(id, { callback, statement: statements[0]?.text ?? '' });
+  }
+
+  /** Posted calls not answered yet. */
+  get inFlight(): number {
+    return this.posted.size;
+  }
+
+  /** Waits for every posted call and tells each its outcome, in order. */
+  settle(): void {
+    const last = [...this.posted.keys()].pop();
+    if (last !== undefined && !this.closed) {
+      try {
+        this.wait(last, this.posted.get(last)!.statement);
+      } catch { /* timed out: the connection is closed, and the calls failed with it */ }
+    }
+    this.tell();
+  }
+
+  private send(statements: Statement[], expect: number | undefined, inline: number, rollbackOnFailure: boolean): number {
+    this.roundTrips++;
+    const id = ++this.ids;
+    this.port.postMessage({ id, statements, expect, inline, rollbackOnFailure });
+    return id;
+  }
+
+  /** Waits for call `id`'s answer; answers to posted calls met on the way are kept to be told. */
+  private wait(id: number, statement: string): Reply {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const seen = Atomics.load(this.flag, 0);
+      for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+        const reply = m.message as Reply;
+        if (reply.id === id && !this.posted.has(id)) return reply;
+        this.answered(reply, true);
+        if (reply.id === id) return reply;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || Atomics.wait(this.flag, 0, seen, left) === 'timed-out') {
+        this.close();
+        throw new Error(`PostgreSQL did not answer within ${this.timeoutMs} ms (${statement.slice(0, 60)}...)`);
+      }
+    }
+  }
+
+  /** An answer to a posted call: told now, or (`later`) after what is running now. */
+  private answered(reply: Reply, later = false): void {
+    const p = this.posted.get(reply.id);
+    if (!p) return; // a call that timed out long ago
+    this.posted.delete(reply.id);
+    this.connection = reply.conn;
+    this.told.push([p.callback, reply.ok ? null : new PgError(reply.message, reply.code, p.statement, reply.index)]);
+    if (!later) this.tell();
+    else if (!this.telling) {
+      this.telling = true;
+      setImmediate(() => this.tell());
+    }
+  }
+
+  private tell(): void {
+    this.telling = false;
+    while (this.told.length > 0) {
+      const [callback, err] = this.told.shift()!;
+      callback(err);
+    }
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const lost = new Error('the PostgreSQL connection was closed before the call was answered');
+    for (const p of this.posted.values()) this.told.push([p.callback, lost]);
+    this.posted.clear();
     this.port.close();
     void this.worker.terminate();
   }
