@@ -202,7 +202,8 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
   const onJobChanged = (jobId: string) => {
     changed.add(jobId);
     if (!flushTimer) {
-      flushTimer = setTimeout(flushJobs, timing.flushMs);
+      // With no dashboard here, views are made only for the throughput history, which is sampled every sampleMs.
+      flushTimer = setTimeout(flushJobs, nsp.sockets.size > 0 ? timing.flushMs : Math.max(timing.flushMs, timing.sampleMs));
       flushTimer.unref();
     }
   };

@@ -34,6 +34,8 @@ export class LiveStore extends StoreThroughLog implements Store {
   /** Tasks settled in this transaction: they leave memory once it has committed. */
   protected readonly settling = new Set<string>();
   protected readonly results = new SettledResults();
+  /** The row of a task not in memory last read from the store, until anything is written (what `updateTask` reads). */
+  private lastRead: TaskRow | null = null;
   /** The columns of each task changed since it was last written (a lease's count is never written). */
   protected readonly taskChanges = new Map<string, Set<keyof TaskPatch>>();
 
@@ -68,6 +70,7 @@ export class LiveStore extends StoreThroughLog implements Store {
   }
 
   protected abandoned(): void {
+    this.lastRead = null;
     this.results.abandoned();
     this.leaving.clear();
     this.settling.clear();
@@ -102,6 +105,7 @@ export class LiveStore extends StoreThroughLog implements Store {
 
   /** After a commit: what the store now holds and the scheduler no longer needs leaves memory. */
   protected committed(): void {
+    this.lastRead = null;
     this.results.committed();
     for (const id of this.settling) this.tasks.evict(id);
     this.settling.clear();
@@ -341,16 +345,22 @@ export class LiveStore extends StoreThroughLog implements Store {
   }
 
   getTask(id: string): TaskRow | undefined {
-    return this.tasks.get(id) ?? this.inner.getTask(id);
+    const held = this.tasks.get(id);
+    if (held) return held;
+    this.flush();
+    this.lastRead = this.inner.getTask(id) ?? null;
+    return this.lastRead ?? undefined;
   }
 
   updateTask(id: string, patch: TaskPatch): void {
     let prev = this.tasks.get(id);
     const adopted = !prev;
     if (!prev) {
-      // A settled task of a running job (it left memory) comes back; any other goes to the store as it is.
-      const stored = this.inner.getTask(id);
-      if (!stored || !this.tasks.has(stored.jobId) || !this.holds(stored)) { this.log.write(() => this.inner.updateTask(id, patch)); return; }
+      // A settled task of a running job (it left memory) comes back; any other goes to the store as it is, with the
+      // turn's writes (a read of it first writes what is pending).
+      const stored = this.lastRead?.id === id ? this.lastRead : this.inner.getTask(id);
+      this.lastRead = null;
+      if (!stored || !this.tasks.has(stored.jobId) || !this.holds(stored)) { this.log.defer(() => this.inner.updateTask(id, patch)); return; }
       prev = stored;
     }
     const before = prev;
