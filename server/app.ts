@@ -42,6 +42,7 @@ import { InferRouter } from './infer/infer-router.js';
 import { type Claims, ClusterMember } from './cluster/cluster-member.js';
 import { followStatuses } from './cluster/follow-statuses.js';
 import { SlicedLiveStore } from './state/sliced-live-store.js';
+import { OriginShare } from './cluster/origin-share.js';
 import { clusterBus } from './api/cluster-bus.js';
 
 /** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
@@ -88,6 +89,8 @@ export interface App {
   metrics: Metrics;
   /** Interactive inference: the warm pools and the router behind POST /api/v1/infer. */
   infer: InferRouter;
+  /** Servers sharing a database: what each network origin holds on the others (absent for one server alone). */
+  origins?: OriginShare;
   /** Every HTTP route the app registers (what the OpenAPI document must describe). */
   routes(): RouteEntry[];
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
@@ -122,8 +125,10 @@ export function createApp(deps: AppDeps): App {
   let draining: string | null = null;
   const datasets = new DatasetService({ store, blobs, clock });
   const inputs = new TaskInputs({ store, datasets });
+  // Servers sharing a database count per-origin caps over all of them.
+  const origins = deps.cluster ? new OriginShare() : undefined;
   const scheduler = new Scheduler({
-    store, clock, log: log.child({ mod: 'scheduler' }),
+    store, clock, log: log.child({ mod: 'scheduler' }), origins,
     config: {
       leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs, newcomerLeases: config.newcomerLeases,
       newcomerLeasesPerOrigin: config.newcomerLeasesPerOrigin,
@@ -157,7 +162,7 @@ export function createApp(deps: AppDeps): App {
   });
   const member = deps.cluster && sliced ? new ClusterMember({
     claims: deps.cluster.claims, live: sliced, scheduler, log: log.child({ mod: 'cluster' }),
-    tickMs: config.clusterTickMs, ttlMs: config.clusterTtlMs, fenced: deps.cluster.fenced,
+    tickMs: config.clusterTickMs, ttlMs: config.clusterTtlMs, fenced: deps.cluster.fenced, origins,
   }) : null;
   if (member) {
     member.keepAlive();
@@ -174,6 +179,7 @@ export function createApp(deps: AppDeps): App {
   });
   const workers = attachWorkerSockets({
     io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }), peers: member ? () => member.peers() : undefined,
+    origins,
   });
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
   let openApi: object | null = null;
@@ -198,7 +204,7 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics, infer,
+    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics, infer, origins,
     routes: () => listRoutes(app, [restApi, inferApi]),
     async start() {
       const recovered = scheduler.recoverLeases();

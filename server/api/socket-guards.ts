@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
 import { AppError } from '../../shared/errors.js';
+import type { OriginShare } from '../cluster/origin-share.js';
 import type { Config } from '../config.js';
 import type { Clock } from '../scheduler/clock.js';
 import { EventRate } from './event-rate.js';
@@ -23,7 +24,14 @@ import type { TabGridIo } from './worker-socket.js';
 export type SocketGuardConfig = Pick<Config,
   'trustProxy' | 'ipv4OriginPrefix' | 'maxConnectionsPerOrigin' | 'preHelloMaxBytes' | 'maxMessageBytes' | 'socketEventsPerSecond'>;
 
-export interface SocketGuardDeps { io: TabGridIo; config: SocketGuardConfig; clock: Clock; log: Logger }
+export interface SocketGuardDeps {
+  io: TabGridIo;
+  config: SocketGuardConfig;
+  clock: Clock;
+  log: Logger;
+  /** Servers sharing a database: connections each origin holds on the others count against its cap too. */
+  origins?: OriginShare;
+}
 
 /** What the guards need of an engine.io socket (the transport-level connection under a socket.io socket). */
 interface EngineConnection {
@@ -41,7 +49,9 @@ export class SocketGuards {
   private readonly origins = new WeakMap<Socket, string>();
   private readonly perOrigin = new Map<string, number>();
 
-  constructor(private readonly deps: SocketGuardDeps) {}
+  constructor(private readonly deps: SocketGuardDeps) {
+    deps.origins?.provide({ connections: () => this.perOrigin });
+  }
 
   /** Installs the guards on the server; call once, before the worker connection handler is attached. */
   install(): void {
@@ -99,14 +109,14 @@ export class SocketGuards {
   private admit(socket: Socket): AppError | null {
     const { config, clock, log } = this.deps;
     const origin = this.addressOrigin(socket);
-    const open = this.perOrigin.get(origin) ?? 0;
+    const open = (this.perOrigin.get(origin) ?? 0) + (this.deps.origins?.connectionsElsewhere(origin) ?? 0);
     if (open >= config.maxConnectionsPerOrigin) {
       log.info({ origin, open }, 'connection refused: too many from its network');
       return new AppError('RATE_LIMITED',
         `too many connections from your network (${config.maxConnectionsPerOrigin} at once); close some tabs or workers and try again later`);
     }
     this.origins.set(socket, origin);
-    this.perOrigin.set(origin, open + 1);
+    this.perOrigin.set(origin, (this.perOrigin.get(origin) ?? 0) + 1);
     let counted = true;
     const release = () => {
       if (!counted) return;

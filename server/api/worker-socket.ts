@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { z } from 'zod';
+import type { OriginShare } from '../cluster/origin-share.js';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { AppError } from '../../shared/errors.js';
 import {
@@ -59,6 +60,8 @@ export interface WorkerSocketDeps {
    * knows where to go; read at every hello, since servers come and go. Absent or empty: the ack names none.
    */
   peers?: () => string[];
+  /** Servers sharing a database: per-origin caps counted over all of them. */
+  origins?: OriginShare;
 }
 
 /** Wires the worker events; returns the live worker table (the scheduler's, for status pages). */
@@ -73,7 +76,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
   };
   const socketOf = new Map<string, WorkerSocket>();
   const batch = new TickBatch(store, log, events);
-  const guards = new SocketGuards({ io, config: deps.config, clock, log });
+  const guards = new SocketGuards({ io, config: deps.config, clock, log, origins: deps.origins });
   guards.install();
 
   io.on('connection', (socket: WorkerSocket) => {

@@ -12,6 +12,7 @@ import type { JobStatus } from '../../shared/protocol.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SlicedLiveStore } from '../state/sliced-live-store.js';
 import type { ClaimedSlice } from '../store/pg/pg-claims.js';
+import type { OriginShare, OriginUse } from './origin-share.js';
 import { SLICE_BATCHES, type TaskRow } from '../store/store.js';
 
 /** What the member needs of the claims' SQL (server/store/pg/pg-claims.ts). */
@@ -27,6 +28,8 @@ export interface Claims {
   finish(slices: ClaimedSlice[]): void;
   finishedRunningJobs(): string[];
   leave(): void;
+  /** Says what each origin holds here; returns what they hold on the other servers alive. */
+  shareOrigins?(mine: OriginUse[]): OriginUse[];
 }
 
 /** Messages between servers (api/cluster-bus.ts carries them). */
@@ -45,6 +48,8 @@ export interface ClusterMemberDeps {
   ttlMs: number;
   /** The others declared this server dead: it must stop (what it holds is theirs now). */
   fenced(err: Error): void;
+  /** Per-origin caps over the whole network: told and learned at each tick. */
+  origins?: OriginShare;
 }
 
 /** Open tasks a server with workers keeps in memory, at least: a few slices' worth. */
@@ -146,6 +151,8 @@ export class ClusterMember {
       this.finishSlices();
       this.claimSlices();
       this.peerUrls = claims.peers();
+      const { origins } = this.deps;
+      if (origins && claims.shareOrigins) origins.learn(claims.shareOrigins(origins.mine()));
     } catch (err) {
       log.warn({ err }, 'cluster round failed');
     }

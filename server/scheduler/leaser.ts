@@ -18,7 +18,7 @@ const ID_BASE = randomBytes(6).toString('hex');
 let idSeq = 0;
 const newId = (prefix: string) => `${prefix}-${ID_BASE}${(++idSeq).toString(36)}`;
 
-export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'config' | 'taskInputs'> {
+export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'config' | 'taskInputs' | 'origins'> {
   settler: Settler;
   picker: TaskPicker;
   fairShare: FairShare;
@@ -29,6 +29,13 @@ export interface LeaserDeps extends Pick<SchedulerDeps, 'store' | 'clock' | 'con
 
 export class Leaser {
   constructor(private readonly deps: LeaserDeps) {}
+
+  /** Leases held now by newcomers (volunteers not vetted yet) of one network origin. */
+  newcomerLeases(origin: string): number {
+    const policy = this.deps.config.reputation ?? DEFAULT_REPUTATION;
+    const createdBefore = this.deps.clock.now() - policy.tenureMs;
+    return this.deps.store.newcomerLeasesByOrigin(origin, { canaries: policy.canariesToVet, valid: policy.validToVet, createdBefore });
+  }
 
   /**
    * Leases up to `slots` tasks to worker `workerId`; returns them, the jobs they belong to, and `room`: how many
@@ -49,7 +56,8 @@ export class Leaser {
     // Fresh identities are free: behind one origin, newcomers together hold no more than the origin's share
     // (vetted volunteers behind the same address, a campus NAT say, do not use it up).
     if (!vetted && w.origin !== null) {
-      const held = store.newcomerLeasesByOrigin(w.origin, { canaries: policy.canariesToVet, valid: policy.validToVet, createdBefore: now - policy.tenureMs });
+      // Counted over the whole network where servers share a database (what the others said at their last tick).
+      const held = this.newcomerLeases(w.origin) + (this.deps.origins?.newcomerLeasesElsewhere(w.origin) ?? 0);
       slots = Math.min(slots, (config.newcomerLeasesPerOrigin ?? 32) - held);
       if (slots <= 0) return { tasks: [], jobs, room: 0 };
     }

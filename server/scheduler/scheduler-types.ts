@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment, WireTensor } from '../../shared/protocol.js';
+import type { OriginShare } from '../cluster/origin-share.js';
 import type { EventSink, SettleEventMap } from '../events.js';
 import type { JobRow, Store, TaskRow } from '../store/store.js';
 import type { ReputationPolicy } from '../verify/reputation.js';
@@ -57,6 +58,8 @@ export interface SchedulerDeps {
   random?: () => number;
   /** Told of each verification outcome as it is decided (the metrics count them). */
   observer?: EventSink<SettleEventMap>;
+  /** Servers sharing a database: what each origin holds on the others, and where this one's newcomers' leases are told. */
+  origins?: OriginShare;
 }
 
 export interface ResultMeta { backend: string; runMs: number }

@@ -52,6 +52,14 @@ export class Scheduler {
     this.leaser = new Leaser({
       ...deps, settler: this.settler, picker: this.picker, fairShare: new FairShare(), random: this.random, vouchersOnline: () => this.vouchersOnline,
     });
+    deps.origins?.provide({ newcomerLeases: () => this.newcomerLeasesByOrigin() });
+  }
+
+  /** Newcomers' leases held on this server, per network origin (for the other servers of a shared database). */
+  newcomerLeasesByOrigin(): [string, number][] {
+    const origins = new Set<string>();
+    for (const r of this.deps.store.allLeased()) if (r.origin !== null) origins.add(r.origin);
+    return [...origins].map((o) => [o, this.leaser.newcomerLeases(o)]);
   }
 
   /** The transport's callbacks: push tasks to a worker, withdraw replicas from one, note job changes. */

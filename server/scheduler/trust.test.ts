@@ -7,6 +7,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
+import { OriginShare } from '../cluster/origin-share.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { LiveStore } from '../state/live-store.js';
 import type { JobRow, TaskRow } from '../store/store.js';
@@ -18,7 +19,7 @@ const MODEL = 'b'.repeat(64);
 const out = (items: number, value: number): Tensor[] => [{ name: 'y', dtype: 'float32', dims: [items, 2], data: new Uint8Array(new Float32Array(items * 2).fill(value).buffer) }];
 const meta = { backend: 'cpu', runMs: 1 };
 
-function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number; auditRate?: number } = {}) {
+function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?: number; auditRate?: number; origins?: OriginShare } = {}) {
   const store = new LiveStore(new SqliteStore(':memory:'));
   const clock = new FakeClock();
   const scheduler = new Scheduler({
@@ -27,7 +28,7 @@ function setup(opts: { random?: () => number; adaptive?: boolean; spotCheckRate?
       leaseMs: 1000, maxFailures: 5, spotCheckRate: opts.spotCheckRate ?? 0, auditRate: opts.auditRate ?? 0,
       reputation: { ...DEFAULT_REPUTATION, canariesToVet: 1, validToVet: 1, tenureMs: 0, trustStreak: 10 },
     },
-    taskInputs: () => [], random: opts.random ?? (() => 0.99),
+    taskInputs: () => [], random: opts.random ?? (() => 0.99), origins: opts.origins,
   });
   const checks: string[] = [];
   const audits: string[] = [];
@@ -219,6 +220,21 @@ describe('trust', () => {
     s.join('elsewhere', '192.0.2.1');
     expect(s.scheduler.requestWork('elsewhere', 2)).toHaveLength(2);
     expect(s.scheduler.requestWork('regular', 2)).toHaveLength(2);
+  });
+
+  it('counts the newcomers\' leases an origin holds on the other servers of a shared database against its share', () => {
+    const origins = new OriginShare();
+    const s = setup({ origins });
+    s.addJob('j', 100);
+    origins.learn([{ origin: '198.51.100.9', connections: 40, newcomerLeases: 31 }]);
+    let held = 0;
+    for (let i = 0; i < 5; i++) {
+      s.join(`fresh${i}`, '198.51.100.9');
+      held += s.scheduler.requestWork(`fresh${i}`, 2).length;
+    }
+    expect(held).toBe(1);
+    // What this server holds is told to the others.
+    expect(origins.mine()).toEqual([{ origin: '198.51.100.9', connections: 0, newcomerLeases: 1 }]);
   });
 
   it('stops testing a newcomer on known answers once it has passed enough of them', () => {

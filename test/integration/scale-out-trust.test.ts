@@ -1,7 +1,8 @@
 /**
  * The trust rules across servers on one database: a volunteer quarantined by one server is quarantined by the
  * others at once (they hear of it through the adapter): its leases there are withdrawn and it gets no more work,
- * although their memory held its record from before.
+ * although their memory held its record from before. A network origin's connections count against its cap over
+ * every server.
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { ApiClient } from '../../cli/api-client.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
 import type { Runner } from '../../client/net/work-loop-options.js';
 import { writeNpy } from '../../shared/npy.js';
+import { io as connect, type Socket } from 'socket.io-client';
 import { floatData, mlpModel } from '../helpers/models.js';
 import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
@@ -26,9 +28,11 @@ describe.skipIf(!havePostgres())('trust across servers on one database', () => {
   beforeAll(async () => {
     pg = await startPgCluster();
     const db = pg.createDatabase('trust');
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000 } }));
+    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000, maxConnectionsPerOrigin: 4 } }));
   });
+  const sockets: Socket[] = [];
   afterAll(async () => {
+    for (const s of sockets) s.disconnect();
     for (const l of loops) l.stop();
     for (const s of servers) await s.close();
     pg?.stop();
@@ -62,6 +66,22 @@ describe.skipIf(!havePostgres())('trust across servers on one database', () => {
     expect(a.app.scheduler.vetted(volunteerId)).toBe(false);
     const aWorker = [...a.app.scheduler.workerTable.values()].find((w) => w.volunteerId === volunteerId)!;
     expect(() => a.app.scheduler.requestWork(aWorker.workerId, 2)).toThrow(/gets no more work/);
+  }, 60_000);
+
+  it('holds a network origin to its connection cap over both servers, not on each', async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const client = (url: string, bind: string) => {
+      const s = connect(url, { transports: ['websocket'], forceNew: true, reconnection: false, localAddress: bind } as Parameters<typeof connect>[1]);
+      sockets.push(s);
+      return new Promise<Socket>((resolve, reject) => { s.once('connect', () => resolve(s)); s.once('connect_error', reject); });
+    };
+    for (let i = 0; i < 3; i++) await client(a.url, '127.0.0.9');
+    // B learns what the origin holds on A at A's next tick.
+    await until(() => b.app.origins?.connectionsElsewhere('127.0.0.9') === 3);
+    await client(b.url, '127.0.0.9');
+    await expect(client(b.url, '127.0.0.9')).rejects.toThrow(/too many connections from your network/);
+    // Another origin is not held to it.
+    await client(b.url, '127.0.0.10');
   }, 60_000);
 });
 

@@ -6,6 +6,7 @@
  * database's clock, so servers' clocks need not agree.
  */
 import type { JobStatus } from '../../../shared/protocol.js';
+import type { OriginUse } from '../../cluster/origin-share.js';
 import type { PgSync } from './pg-sync.js';
 
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
@@ -89,9 +90,30 @@ export class PgClaims {
       AND NOT EXISTS (SELECT 1 FROM slices s WHERE s.job_id = j.id AND NOT s.done)`).map((r) => r.id);
   }
 
+  /**
+   * Says what each origin holds on this server (replacing what it said before), and returns what they hold on the other
+   * servers alive, summed per origin. One round trip.
+   */
+  shareOrigins(mine: OriginUse[]): OriginUse[] {
+    const [, , rows] = this.pg.run([
+      { text: 'DELETE FROM origin_use WHERE server_id = $1', values: [this.serverId] },
+      {
+        text: 'INSERT INTO origin_use (server_id, origin, connections, newcomer_leases) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[])',
+        values: [this.serverId, mine.map((u) => u.origin), mine.map((u) => u.connections), mine.map((u) => u.newcomerLeases)],
+      },
+      {
+        text: `SELECT o.origin, SUM(o.connections)::int AS connections, SUM(o.newcomer_leases)::int AS newcomer_leases FROM origin_use o
+          JOIN servers s ON s.id = o.server_id WHERE s.alive AND o.server_id <> $1 GROUP BY o.origin`,
+        values: [this.serverId],
+      },
+    ]);
+    return rows!.map((r) => ({ origin: String(r.origin), connections: Number(r.connections), newcomerLeases: Number(r.newcomer_leases) }));
+  }
+
   /** Leaves the cluster cleanly: slices freed, row marked dead. */
   leave(): void {
     this.pg.run([
+      { text: 'DELETE FROM origin_use WHERE server_id = $1', values: [this.serverId] },
       { text: 'UPDATE slices SET server_id = NULL WHERE server_id = $1', values: [this.serverId] },
       { text: 'UPDATE servers SET alive = false WHERE id = $1', values: [this.serverId] },
     ]);

@@ -65,6 +65,9 @@ CREATE TABLE blob_chunks (hash text NOT NULL, idx integer NOT NULL, data bytea N
 -- A server's writes begin with this: one that the others declared dead (alive = false) can no longer commit.
 CREATE FUNCTION tabgrid_fence(sid text) RETURNS void AS $$ BEGIN UPDATE servers SET seen_at = (extract(epoch from clock_timestamp()) * 1000)::bigint WHERE id = sid AND alive; IF NOT FOUND THEN RAISE EXCEPTION 'server % has lost its claims', sid USING ERRCODE = 'TG001'; END IF; END $$ LANGUAGE plpgsql;
 `,
+  // 2: what each network origin holds on each server (connections, newcomers' leases): per-origin caps are the network's.
+  `CREATE TABLE origin_use (server_id text NOT NULL, origin text NOT NULL, connections integer NOT NULL, newcomer_leases integer NOT NULL,
+  PRIMARY KEY (server_id, origin));`,
 ];
 
 /** The version this TabGrid writes: a database at a higher one is refused. */

@@ -9,6 +9,7 @@ import { type PgCluster, havePostgres, startPgCluster } from '../../../test/help
 import { storeContract } from '../store-contract.js';
 import { type JobRow, SLICE_BATCHES, type Store, type TaskRow } from '../store.js';
 import { MIGRATIONS, migrate } from './pg-schema.js';
+import { PgClaims } from './pg-claims.js';
 import { PgStore } from './pg-store.js';
 import { PgError, PgSync } from './pg-sync.js';
 
@@ -68,16 +69,18 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       track(new PgStore(url)).close();
       track(new PgStore(url));
       const db = track(new PgSync(url));
-      expect(db.query('SELECT version FROM schema_version ORDER BY version')).toEqual([{ version: 1 }]);
+      const n = MIGRATIONS.length;
+      const versions = (k: number) => Array.from({ length: k }, (_, i) => ({ version: i + 1 }));
+      expect(db.query('SELECT version FROM schema_version ORDER BY version')).toEqual(versions(n));
       // A later TabGrid adds a step: applied once, on top of what is there.
-      expect(migrate(db, [...MIGRATIONS, 'CREATE TABLE later (x integer)'])).toEqual({ from: 1, to: 2 });
-      expect(migrate(db, [...MIGRATIONS, 'CREATE TABLE later (x integer)'])).toEqual({ from: 2, to: 2 });
-      expect(() => new PgStore(url)).toThrow(/newer TabGrid \(schema 2/);
-      expect(db.query('SELECT version FROM schema_version ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }]);
+      expect(migrate(db, [...MIGRATIONS, 'CREATE TABLE later (x integer)'])).toEqual({ from: n, to: n + 1 });
+      expect(migrate(db, [...MIGRATIONS, 'CREATE TABLE later (x integer)'])).toEqual({ from: n + 1, to: n + 1 });
+      expect(() => new PgStore(url)).toThrow(new RegExp(`newer TabGrid \\(schema ${n + 1}`));
+      expect(db.query('SELECT version FROM schema_version ORDER BY version')).toEqual(versions(n + 1));
       // The refusal left no transaction open on its connection: a failed step does not either.
       expect(() => migrate(db, [...MIGRATIONS, 'CREATE TABLE later (x integer)', 'CREATE TABLE broken ('])).toThrow();
       expect(db.query(`SELECT to_regclass('broken') AS t`)).toEqual([{ t: null }]);
-      expect(db.query('SELECT MAX(version) AS v FROM schema_version')).toEqual([{ v: 2 }]);
+      expect(db.query('SELECT MAX(version) AS v FROM schema_version')).toEqual([{ v: n + 1 }]);
     });
   });
 
@@ -98,8 +101,28 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       await Promise.all([run(), run()]);
       const s = track(new PgStore(url));
       expect(s.getVolunteer('v1')).toMatchObject({ valid: 300, errors: 300, credit: 150 });
-      expect(track(new PgSync(url)).query('SELECT version FROM schema_version')).toEqual([{ version: 1 }]);
+      expect(track(new PgSync(url)).query('SELECT COUNT(*) AS n FROM schema_version')).toEqual([{ n: MIGRATIONS.length }]);
       fs.rmSync(path.dirname(script), { recursive: true, force: true });
+    });
+
+    it('share what each network origin holds on each server: a server learns the sums on the others alive', () => {
+      const url = migratedDb();
+      const db = track(new PgStore(url)).db;
+      const a = new PgClaims(db, 'A');
+      const b = new PgClaims(db, 'B');
+      a.register(null);
+      b.register(null);
+      expect(a.shareOrigins([{ origin: 'o1', connections: 3, newcomerLeases: 1 }])).toEqual([]);
+      expect(b.shareOrigins([{ origin: 'o1', connections: 2, newcomerLeases: 0 }, { origin: 'o2', connections: 1, newcomerLeases: 4 }]))
+        .toEqual([{ origin: 'o1', connections: 3, newcomerLeases: 1 }]);
+      const seen = a.shareOrigins([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
+      expect(seen.sort((x, y) => x.origin.localeCompare(y.origin))).toEqual([
+        { origin: 'o1', connections: 2, newcomerLeases: 0 }, { origin: 'o2', connections: 1, newcomerLeases: 4 },
+      ]);
+      // What a server said replaces what it said before; a server that left counts no more.
+      expect(b.shareOrigins([])).toEqual([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
+      b.leave();
+      expect(a.shareOrigins([])).toEqual([]);
     });
 
     it('fences a server\'s writes: they commit while its row is alive, and throw TG001 once others declared it dead', () => {
