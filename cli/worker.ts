@@ -4,13 +4,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { systemTimers } from '../client/net/loop-timers.js';
 import { type LoopStatus, WorkLoop } from '../client/net/work-loop.js';
 import { AppError } from '../shared/errors.js';
 import { safeText } from '../shared/safe-text.js';
 import { NodeRunner } from './node-runner.js';
+import { ThrottledLine } from './throttled-line.js';
 
-/** Interactive requests can come many a second: their count is logged at most this often. */
-const INTERACTIVE_LOG_MS = 5_000;
+/** Tasks and interactive requests can come hundreds a second: their counts are logged at most this often. */
+const COUNT_LOG_MS = 5_000;
 
 export interface WorkerOptions {
   /**
@@ -45,7 +47,8 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
   let server = first;
   const runner = new NodeRunner();
   let last: LoopStatus | null = null;
-  let interactiveLogged = { at: 0, served: 0, failed: 0 };
+  const tasksLine = new ThrottledLine(say, COUNT_LOG_MS, systemTimers);
+  const interactiveLine = new ThrottledLine(say, COUNT_LOG_MS, systemTimers);
   const file = o.token || o.ephemeral ? null : (o.tokenFile ?? defaultTokenFile());
   const saved = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
   const loop = new WorkLoop({
@@ -63,23 +66,25 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
     hello: { kind: 'node', backends: ['cpu'], agent: `tabgrid-worker node ${process.version}` },
     onStatus: (s) => {
       if (s.connected !== last?.connected) say(s.connected ? `connected to ${safeText(server)} as volunteer ${s.volunteerId}` : `not connected (${s.lastError ?? 'connecting'})`);
-      if (s.tasksDone !== last?.tasksDone) say(`tasks done: ${s.tasksDone} (compute ${Math.round(s.computeMs)} ms)`);
+      if (s.tasksDone !== last?.tasksDone) tasksLine.set(`tasks done: ${s.tasksDone} (compute ${Math.round(s.computeMs)} ms)`);
       if (s.lastError && s.lastError !== last?.lastError) say(s.lastError);
       if (s.interactiveWarm.join() !== last?.interactiveWarm.join()) {
         say(`interactive sessions warm: ${s.interactiveWarm.length ? s.interactiveWarm.map((h) => h.slice(0, 12)).join(', ') : 'none'}`);
       }
-      const now = Date.now();
-      const changed = s.interactiveServed !== interactiveLogged.served || s.interactiveFailed !== interactiveLogged.failed;
-      if (changed && now - interactiveLogged.at >= INTERACTIVE_LOG_MS) {
-        say(`interactive requests served: ${s.interactiveServed}${s.interactiveFailed ? ` (${s.interactiveFailed} failed)` : ''}`);
-        interactiveLogged = { at: now, served: s.interactiveServed, failed: s.interactiveFailed };
+      if (last && (s.interactiveServed !== last.interactiveServed || s.interactiveFailed !== last.interactiveFailed)) {
+        interactiveLine.set(`interactive requests served: ${s.interactiveServed}${s.interactiveFailed ? ` (${s.interactiveFailed} failed)` : ''}`);
       }
       last = s;
     },
   });
   loop.start();
   await new Promise<void>((resolve) => {
-    const stop = () => { loop.stop(); void runner.close().then(resolve); };
+    const stop = () => {
+      loop.stop();
+      tasksLine.flush();
+      interactiveLine.flush();
+      void runner.close().then(resolve);
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
