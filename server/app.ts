@@ -215,7 +215,7 @@ export function createApp(deps: AppDeps): App {
         server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
       });
       const port = (server.address() as { port: number }).port;
-      member?.start(config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`);
+      void member?.start(config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`);
       sweeper = setInterval(() => {
         try { scheduler.sweep(); } catch (err) { log.error({ err }, 'lease sweep failed'); }
       }, config.sweepMs);

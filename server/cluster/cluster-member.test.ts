@@ -35,20 +35,20 @@ const scheduler = { connectedWorkers: 1 } as unknown as Scheduler;
 describe('ClusterMember', () => {
   afterEach(() => { vi.useRealTimers(); });
 
-  it('says it is alive from the start, and takes part only once started', () => {
+  it('says it is alive from the start, and takes part only once started', async () => {
     vi.useFakeTimers();
     const claims = fakeClaims();
     const member = new ClusterMember({ claims, live, scheduler, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {} });
     member.keepAlive();
-    vi.advanceTimersByTime(350);
+    await vi.advanceTimersByTimeAsync(350);
     expect(claims.calls).toEqual(['heartbeat', 'heartbeat', 'heartbeat']);
-    member.start('http://a.example');
+    await member.start('http://a.example');
     expect(claims.calls.slice(3)).toEqual(['register http://a.example', 'heartbeat', 'declareDead', 'claim']);
     member.stop();
     expect(claims.calls.at(-1)).toBe('leave');
   });
 
-  it('does not tell the others back of a job it learned from them', () => {
+  it('does not tell the others back of a job it learned from them', async () => {
     const claims = fakeClaims();
     claims.jobStatuses = () => [{ id: 'j', status: 'running' }];
     const job = { id: 'j', status: 'running' };
@@ -59,22 +59,41 @@ describe('ClusterMember', () => {
     const noting = { connectedWorkers: 0, jobCreated: () => member!.jobsChanged() } as unknown as Scheduler;
     member = new ClusterMember({ claims, live: learned, scheduler: noting, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {} });
     member.setBus({ send: (m) => sent.push(m), onMessage: () => {} });
-    member.start('http://a.example');
+    await member.start('http://a.example');
     expect(sent).toEqual([]);
     member.jobsChanged();
     expect(sent).toEqual([{ kind: 'jobs' }]);
     member.stop();
   });
 
-  it('stops at once when the others declared it dead', () => {
+  it('stops at once when the others declared it dead', async () => {
     vi.useFakeTimers();
     const claims = fakeClaims();
     const fenced = vi.fn();
     const member = new ClusterMember({ claims, live, scheduler, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced });
-    member.start('http://a.example');
+    await member.start('http://a.example');
     claims.dead = true;
-    vi.advanceTimersByTime(500);
+    await vi.advanceTimersByTimeAsync(500);
     expect(fenced).toHaveBeenCalledTimes(1);
     expect(claims.calls.filter((c) => c === 'heartbeat')).toHaveLength(2);
+  });
+
+  it('runs one tick at a time while the database answers, and the one asked for meanwhile after it', async () => {
+    const claims = fakeClaims();
+    let answer = () => {};
+    claims.declareDead = () => { claims.calls.push('declareDead'); return new Promise<string[]>((r) => { answer = () => r([]); }); };
+    const member = new ClusterMember({ claims, live, scheduler, log: pino({ level: 'silent' }), tickMs: 60_000, ttlMs: 1000, fenced: () => {} });
+    const first = member.start('http://a.example');
+    await new Promise((r) => setImmediate(r));
+    void member.tick();
+    void member.tick();
+    expect(claims.calls).toEqual(['register http://a.example', 'heartbeat', 'declareDead']);
+    answer();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    // One more round, not two: the ticks asked for while the first was out are one.
+    expect(claims.calls.filter((c) => c === 'heartbeat')).toHaveLength(2);
+    answer();
+    member.stop();
   });
 });

@@ -15,21 +15,26 @@ import type { ClaimedSlice } from '../store/pg/pg-claims.js';
 import type { OriginShare, OriginUse } from './origin-share.js';
 import { SLICE_BATCHES, type TaskRow } from '../store/store.js';
 
-/** What the member needs of the claims' SQL (server/store/pg/pg-claims.ts). */
+type Later<T> = T | Promise<T>;
+
+/**
+ * What the member needs of the claims' SQL (server/store/pg/pg-claims.ts). What a tick asks may be answered later (the
+ * server's thread goes on meanwhile); registering and leaving are answered at once.
+ */
 export interface Claims {
   readonly serverId: string;
   register(url: string | null): void;
-  heartbeat(): void;
-  declareDead(ttlMs: number): string[];
-  peers(): string[];
-  jobStatuses(ids: string[]): { id: string; status: JobStatus }[];
-  claim(jobIds: string[], n: number): ClaimedSlice[];
-  release(slices: ClaimedSlice[]): void;
-  finish(slices: ClaimedSlice[]): void;
-  finishedRunningJobs(): string[];
+  heartbeat(): Later<void>;
+  declareDead(ttlMs: number): Later<string[]>;
+  peers(): Later<string[]>;
+  jobStatuses(ids: string[]): Later<{ id: string; status: JobStatus }[]>;
+  claim(jobIds: string[], n: number): Later<ClaimedSlice[]>;
+  release(slices: ClaimedSlice[]): Later<void>;
+  finish(slices: ClaimedSlice[]): Later<void>;
+  finishedRunningJobs(): Later<string[]>;
   leave(): void;
   /** Says what each origin holds here; returns what they hold on the other servers alive. */
-  shareOrigins?(mine: OriginUse[]): OriginUse[];
+  shareOrigins?(mine: OriginUse[]): Later<OriginUse[]>;
 }
 
 /** Messages between servers (api/cluster-bus.ts carries them). */
@@ -66,6 +71,11 @@ export class ClusterMember {
   private noWorkersSince: number | null = null;
   /** Set while this server takes in jobs that started or ended elsewhere: their events are not told back. */
   private following = false;
+  /** The tick in progress (one at a time: a tick asked for meanwhile runs once it is over). */
+  private ticking: Promise<void> | null = null;
+  private tickAgain = false;
+  /** Slices finished here whose finish the database has not heard yet. */
+  private unfinished: ClaimedSlice[] = [];
 
   constructor(private readonly deps: ClusterMemberDeps) {}
 
@@ -82,7 +92,7 @@ export class ClusterMember {
         this.heard.add(m.volunteerId);
         this.deps.live.refreshVolunteer(m.volunteerId);
         this.deps.scheduler.quarantinedElsewhere(m.volunteerId);
-      } else this.tick();
+      } else void this.tick();
     });
   }
 
@@ -103,16 +113,16 @@ export class ClusterMember {
    */
   keepAlive(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), this.deps.tickMs);
+    this.timer = setInterval(() => void this.tick(), this.deps.tickMs);
     this.timer.unref();
   }
 
-  /** Takes part fully: follows jobs, claims work; `url` is this server's, told to the others' workers. */
-  start(url: string): void {
+  /** Takes part fully: follows jobs, claims work; `url` is this server's, told to the others' workers. Resolves after its first tick. */
+  start(url: string): Promise<void> {
     this.deps.claims.register(url);
     this.started = true;
     this.keepAlive();
-    this.tick();
+    return this.tick();
   }
 
   /** Leaves cleanly: slices given back at once rather than after the time to live. */
@@ -127,12 +137,27 @@ export class ClusterMember {
     }
   }
 
-  /** One round of the member's duties; exposed for tests. */
-  tick(): void {
+  /** One round of the member's duties (one at a time); resolves when it is over. Exposed for tests. */
+  tick(): Promise<void> {
+    if (this.ticking) {
+      this.tickAgain = true;
+      return this.ticking;
+    }
+    this.ticking = this.round().finally(() => {
+      this.ticking = null;
+      if (this.tickAgain && !this.stopped) {
+        this.tickAgain = false;
+        void this.tick();
+      }
+    });
+    return this.ticking;
+  }
+
+  private async round(): Promise<void> {
     if (this.stopped) return;
     const { claims, log } = this.deps;
     try {
-      claims.heartbeat();
+      await claims.heartbeat();
     } catch (err) {
       if ((err as { code?: string }).code === 'TG001') {
         this.stopped = true;
@@ -143,34 +168,37 @@ export class ClusterMember {
       log.warn({ err }, 'cluster heartbeat failed');
       return;
     }
-    if (!this.started) return;
+    if (!this.started || this.stopped) return;
     try {
-      const dead = claims.declareDead(this.deps.ttlMs);
+      const dead = await claims.declareDead(this.deps.ttlMs);
       if (dead.length) log.warn({ servers: dead }, 'servers silent past the time to live: their slices are free');
-      this.followJobs();
-      this.finishSlices();
-      this.claimSlices();
-      this.peerUrls = claims.peers();
+      await this.followJobs();
+      await this.finishSlices();
+      await this.claimSlices();
+      this.peerUrls = await claims.peers();
       const { origins } = this.deps;
-      if (origins && claims.shareOrigins) origins.learn(claims.shareOrigins(origins.mine()));
+      if (origins && claims.shareOrigins) origins.learn(await claims.shareOrigins(origins.mine()));
     } catch (err) {
       log.warn({ err }, 'cluster round failed');
     }
   }
 
   /** Jobs started or ended on other servers. */
-  private followJobs(): void {
+  private async followJobs(): Promise<void> {
     const { claims, live, scheduler } = this.deps;
     const known = live.runningJobs().map((j) => j.id);
-    const rows = claims.jobStatuses(known);
+    const rows = await claims.jobStatuses(known);
+    if (this.stopped) return;
+    // Jobs this server took in or let go of while the question was out are as it knows them now.
+    const now = new Set(live.runningJobs().map((j) => j.id));
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
     this.following = true;
     try {
-      this.applyJobs(known, running);
+      this.applyJobs(known.filter((id) => now.has(id)), running);
     } finally {
       this.following = false;
     }
-    for (const id of claims.finishedRunningJobs()) if (running.has(id)) scheduler.completeIfDone(id);
+    for (const id of await claims.finishedRunningJobs()) if (running.has(id)) scheduler.completeIfDone(id);
   }
 
   private applyJobs(known: string[], running: Set<string>): void {
@@ -192,13 +220,18 @@ export class ClusterMember {
   }
 
   /** Slices with no open task left are finished; with no workers here for a while, the others may have the rest. */
-  private finishSlices(): void {
+  private async finishSlices(): Promise<void> {
     const { claims, live, scheduler } = this.deps;
     const held = live.heldSlicesList();
     const done = held.filter((s) => live.openInSlice(s.jobId, s.slice) === 0);
-    if (done.length) {
-      claims.finish(done);
-      for (const s of done) live.dropSlice(s.jobId, s.slice);
+    // Let go of in memory first (nothing is leased from them while the database hears of it); noted finished there
+    // again at the next tick should that fail.
+    for (const s of done) live.dropSlice(s.jobId, s.slice);
+    const finishing = [...this.unfinished, ...done];
+    this.unfinished = finishing;
+    if (finishing.length) {
+      await claims.finish(finishing);
+      this.unfinished = [];
     }
     const now = Date.now();
     if (scheduler.connectedWorkers > 0) { this.noWorkersSince = null; return; }
@@ -207,17 +240,17 @@ export class ClusterMember {
     const idle = live.heldSlicesList().filter((s) => live.leasesInSlice(s.jobId, s.slice).length === 0);
     if (idle.length === 0) return;
     for (const s of idle) live.dropSlice(s.jobId, s.slice);
-    claims.release(idle);
+    await claims.release(idle);
   }
 
   /** Claims slices while this server's workers could use more open tasks than memory holds. */
-  private claimSlices(): void {
+  private async claimSlices(): Promise<void> {
     const { claims, live, scheduler } = this.deps;
     if (scheduler.connectedWorkers === 0) return;
     const open = live.wantingCount();
     if (open >= TARGET_OPEN) return;
     const order = live.runningJobs().sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt).map((j) => j.id);
-    const got = claims.claim(order, Math.ceil((TARGET_OPEN - open) / SLICE_BATCHES));
+    const got = await claims.claim(order, Math.ceil((TARGET_OPEN - open) / SLICE_BATCHES));
     const again: TaskRow[] = [];
     const failed: ClaimedSlice[] = [];
     for (const s of got) {
@@ -230,7 +263,7 @@ export class ClusterMember {
         failed.push(s);
       }
     }
-    claims.release(failed);
+    await claims.release(failed);
     if (got.length === 0) return;
     this.deps.log.debug({ slices: got.length }, 'slices claimed');
     scheduler.decideAgain(again);

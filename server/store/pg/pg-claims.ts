@@ -3,7 +3,8 @@
  * first in each of its write transactions, so a server declared dead cannot commit), the slices of work each one
  * claims (SKIP LOCKED, so two servers never wait for or take the same slice), and declaring servers dead when
  * their heartbeat is older than the time to live, which frees their slices for the others. Times are the
- * database's clock, so servers' clocks need not agree.
+ * database's clock, so servers' clocks need not agree. What a cluster tick asks is sent without waiting (the server's
+ * thread goes on with its work meanwhile): those methods resolve when the database has answered.
  */
 import type { JobStatus } from '../../../shared/protocol.js';
 import type { OriginUse } from '../../cluster/origin-share.js';
@@ -22,9 +23,9 @@ export class PgClaims {
       ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url`, [this.serverId, url]);
   }
 
-  /** Says this server is alive; throws (SQLSTATE TG001) when the others have declared it dead. */
-  heartbeat(): void {
-    this.pg.query('SELECT tabgrid_fence($1)', [this.serverId]);
+  /** Says this server is alive; rejects (SQLSTATE TG001) when the others have declared it dead. */
+  async heartbeat(): Promise<void> {
+    await this.pg.ask([{ text: 'SELECT tabgrid_fence($1)', values: [this.serverId] }]);
   }
 
   /**
@@ -32,8 +33,8 @@ export class PgClaims {
    * the middle of a commit holds its row's lock (the fence), so it is never declared dead under its own commit; its
    * heartbeat also goes on from the connection's own thread while the server's thread is busy (PgSync's `beat`).
    */
-  declareDead(ttlMs: number): string[] {
-    const [dead] = this.pg.run([
+  async declareDead(ttlMs: number): Promise<string[]> {
+    const [dead] = await this.pg.ask([
       // SKIP LOCKED: a server in the middle of a commit holds its row (the fence) and is alive, however long it takes.
       { text: `UPDATE servers SET alive = false WHERE id IN (SELECT id FROM servers WHERE alive AND seen_at < ${NOW_MS} - $1 FOR UPDATE SKIP LOCKED) RETURNING id`, values: [ttlMs] },
       { text: 'UPDATE slices SET server_id = NULL WHERE server_id IN (SELECT id FROM servers WHERE NOT alive)' },
@@ -42,38 +43,41 @@ export class PgClaims {
   }
 
   /** The public URLs of the other servers alive. */
-  peers(): string[] {
-    return this.pg.query<{ url: string }>('SELECT url FROM servers WHERE alive AND id <> $1 AND url IS NOT NULL ORDER BY started_at', [this.serverId]).map((r) => r.url);
+  async peers(): Promise<string[]> {
+    return (await this.one('SELECT url FROM servers WHERE alive AND id <> $1 AND url IS NOT NULL ORDER BY started_at', [this.serverId])).map((r) => String(r.url));
+  }
+
+  private async one(text: string, values: unknown[] = []): Promise<Record<string, unknown>[]> {
+    return (await this.pg.ask([{ text, values }]))[0]!;
   }
 
   /** Running jobs' ids and every job's status that changed since... (all running ones, and those given). */
-  jobStatuses(ids: string[]): { id: string; status: JobStatus }[] {
-    return this.pg.query<{ id: string; status: JobStatus }>(
-      "SELECT id, status FROM jobs WHERE status = 'running' OR id = ANY($1::text[])", [ids]);
+  async jobStatuses(ids: string[]): Promise<{ id: string; status: JobStatus }[]> {
+    return (await this.one("SELECT id, status FROM jobs WHERE status = 'running' OR id = ANY($1::text[])", [ids])) as { id: string; status: JobStatus }[];
   }
 
   /** Claims up to `n` unclaimed open slices of these jobs, in the order given (fair share's), oldest slice first. */
-  claim(jobIds: string[], n: number): ClaimedSlice[] {
+  async claim(jobIds: string[], n: number): Promise<ClaimedSlice[]> {
     if (n <= 0 || jobIds.length === 0) return [];
-    const rows = this.pg.query<{ job_id: string; slice: number }>(`
+    const rows = await this.one(`
       UPDATE slices SET server_id = $1 WHERE (job_id, slice) IN (
         SELECT s.job_id, s.slice FROM slices s JOIN unnest($2::text[]) WITH ORDINALITY AS j(id, rank) ON j.id = s.job_id
         WHERE NOT s.done AND s.server_id IS NULL ORDER BY j.rank, s.slice LIMIT $3 FOR UPDATE OF s SKIP LOCKED)
       RETURNING job_id, slice`, [this.serverId, jobIds, n]);
-    return rows.map((r) => ({ jobId: r.job_id, slice: r.slice }));
+    return rows.map((r) => ({ jobId: String(r.job_id), slice: Number(r.slice) }));
   }
 
   /** Gives slices back (unclaimed, still open). */
-  release(slices: ClaimedSlice[]): void {
+  async release(slices: ClaimedSlice[]): Promise<void> {
     if (slices.length === 0) return;
-    this.pg.query('UPDATE slices SET server_id = NULL WHERE server_id = $1 AND (job_id, slice) IN (SELECT * FROM unnest($2::text[], $3::int[]))',
+    await this.one('UPDATE slices SET server_id = NULL WHERE server_id = $1 AND (job_id, slice) IN (SELECT * FROM unnest($2::text[], $3::int[]))',
       [this.serverId, slices.map((s) => s.jobId), slices.map((s) => s.slice)]);
   }
 
   /** Notes slices finished: no open task left in them. */
-  finish(slices: ClaimedSlice[]): void {
+  async finish(slices: ClaimedSlice[]): Promise<void> {
     if (slices.length === 0) return;
-    this.pg.query('UPDATE slices SET done = true, server_id = NULL WHERE (job_id, slice) IN (SELECT * FROM unnest($1::text[], $2::int[]))',
+    await this.one('UPDATE slices SET done = true, server_id = NULL WHERE (job_id, slice) IN (SELECT * FROM unnest($1::text[], $2::int[]))',
       [slices.map((s) => s.jobId), slices.map((s) => s.slice)]);
   }
 
@@ -85,17 +89,17 @@ export class PgClaims {
   }
 
   /** Running jobs whose slices are all finished (candidates to complete). */
-  finishedRunningJobs(): string[] {
-    return this.pg.query<{ id: string }>(`SELECT j.id FROM jobs j WHERE j.status = 'running'
-      AND NOT EXISTS (SELECT 1 FROM slices s WHERE s.job_id = j.id AND NOT s.done)`).map((r) => r.id);
+  async finishedRunningJobs(): Promise<string[]> {
+    return (await this.one(`SELECT j.id FROM jobs j WHERE j.status = 'running'
+      AND NOT EXISTS (SELECT 1 FROM slices s WHERE s.job_id = j.id AND NOT s.done)`)).map((r) => String(r.id));
   }
 
   /**
    * Says what each origin holds on this server (replacing what it said before), and returns what they hold on the other
    * servers alive, summed per origin. One round trip.
    */
-  shareOrigins(mine: OriginUse[]): OriginUse[] {
-    const [, , rows] = this.pg.run([
+  async shareOrigins(mine: OriginUse[]): Promise<OriginUse[]> {
+    const [, , rows] = await this.pg.ask([
       { text: 'DELETE FROM origin_use WHERE server_id = $1', values: [this.serverId] },
       {
         text: 'INSERT INTO origin_use (server_id, origin, connections, newcomer_leases) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[])',

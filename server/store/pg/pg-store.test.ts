@@ -105,24 +105,28 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       fs.rmSync(path.dirname(script), { recursive: true, force: true });
     });
 
-    it('share what each network origin holds on each server: a server learns the sums on the others alive', () => {
+    it('share what each network origin holds on each server: a server learns the sums on the others alive', async () => {
       const url = migratedDb();
       const db = track(new PgStore(url)).db;
       const a = new PgClaims(db, 'A');
       const b = new PgClaims(db, 'B');
       a.register(null);
       b.register(null);
-      expect(a.shareOrigins([{ origin: 'o1', connections: 3, newcomerLeases: 1 }])).toEqual([]);
-      expect(b.shareOrigins([{ origin: 'o1', connections: 2, newcomerLeases: 0 }, { origin: 'o2', connections: 1, newcomerLeases: 4 }]))
+      expect(await a.shareOrigins([{ origin: 'o1', connections: 3, newcomerLeases: 1 }])).toEqual([]);
+      expect(await b.shareOrigins([{ origin: 'o1', connections: 2, newcomerLeases: 0 }, { origin: 'o2', connections: 1, newcomerLeases: 4 }]))
         .toEqual([{ origin: 'o1', connections: 3, newcomerLeases: 1 }]);
-      const seen = a.shareOrigins([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
+      const seen = await a.shareOrigins([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
       expect(seen.sort((x, y) => x.origin.localeCompare(y.origin))).toEqual([
         { origin: 'o1', connections: 2, newcomerLeases: 0 }, { origin: 'o2', connections: 1, newcomerLeases: 4 },
       ]);
       // What a server said replaces what it said before; a server that left counts no more.
-      expect(b.shareOrigins([])).toEqual([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
+      expect(await b.shareOrigins([])).toEqual([{ origin: 'o1', connections: 1, newcomerLeases: 0 }]);
       b.leave();
-      expect(a.shareOrigins([])).toEqual([]);
+      expect(await a.shareOrigins([])).toEqual([]);
+      // Declared dead (TG001 on its heartbeat), while the calls are answered on a later turn.
+      await a.heartbeat();
+      db.query('UPDATE servers SET alive = false WHERE id = $1', ['A']);
+      await expect(a.heartbeat()).rejects.toMatchObject({ code: 'TG001' });
     });
 
     it('fences a server\'s writes: they commit while its row is alive, and throw TG001 once others declared it dead', () => {

@@ -24,8 +24,8 @@ export class PgError extends Error {
 
 type Reply = ({ ok: true; rows: Record<string, unknown>[][] } | { ok: false; message: string; code?: string; index: number }) & { conn: number; id: number };
 
-/** What a posted call is told: null once it ran, else why it failed. */
-export type Posted = (err: Error | null) => void;
+/** What a posted call is told: null and each statement's rows once it ran, else why it failed. */
+export type Posted = (err: Error | null, rows?: Record<string, unknown>[][]) => void;
 
 // The worker's code, as a string so the same file runs under tsx, vitest and the compiled build alike.
 const WORKER = `
@@ -135,7 +135,7 @@ export class PgSync {
   /** Posted calls not yet answered, by id, in order. */
   private readonly posted = new Map<number, { callback: Posted; statement: string }>();
   /** Posted calls answered while a caller waited for its own, to be told on a later turn. */
-  private readonly told: [Posted, Error | null][] = [];
+  private readonly told: [Posted, Error | null, Record<string, unknown>[][] | undefined][] = [];
   private telling = false;
   /** Calls made so far (each one round trip), for tests and metrics of how well writes are batched. */
   roundTrips = 0;
@@ -195,6 +195,11 @@ export class PgSync {
     this.posted.set(id, { callback, statement: statements[0]?.text ?? '' });
   }
 
+  /** Runs statements without waiting (as `post`, outside any transaction) and resolves to each one's rows. */
+  ask(statements: Statement[]): Promise<Record<string, unknown>[][]> {
+    return new Promise((resolve, reject) => this.post(statements, (err, rows) => (err ? reject(err) : resolve(rows!))));
+  }
+
   /** Posted calls not answered yet. */
   get inFlight(): number {
     return this.posted.size;
@@ -243,7 +248,8 @@ export class PgSync {
     if (!p) return; // a call that timed out long ago
     this.posted.delete(reply.id);
     this.connection = reply.conn;
-    this.told.push([p.callback, reply.ok ? null : new PgError(reply.message, reply.code, p.statement, reply.index)]);
+    if (reply.ok) this.told.push([p.callback, null, reply.rows]);
+    else this.told.push([p.callback, new PgError(reply.message, reply.code, p.statement, reply.index), undefined]);
     if (!later) this.tell();
     else if (!this.telling) {
       this.telling = true;
@@ -254,8 +260,8 @@ export class PgSync {
   private tell(): void {
     this.telling = false;
     while (this.told.length > 0) {
-      const [callback, err] = this.told.shift()!;
-      callback(err);
+      const [callback, err, rows] = this.told.shift()!;
+      callback(err, rows);
     }
   }
 
@@ -263,7 +269,7 @@ export class PgSync {
     if (this.closed) return;
     this.closed = true;
     const lost = new Error('the PostgreSQL connection was closed before the call was answered');
-    for (const p of this.posted.values()) this.told.push([p.callback, lost]);
+    for (const p of this.posted.values()) this.told.push([p.callback, lost, undefined]);
     this.posted.clear();
     this.port.close();
     void this.worker.terminate();
