@@ -101,7 +101,8 @@ export class PgSession {
 
   /** Waits for a commit sent without waiting, and tells its outcome. */
   settle(): void {
-    if (this.db.inFlight > 0) this.db.settle();
+    // Also when none is in flight: an answer met while waiting for another call may not have been told yet.
+    this.db.settle();
   }
 
   savepoint(): Savepoint {

@@ -336,5 +336,15 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(other.listApiKeys().map((k) => k.id)).toEqual(['k1', 'k4']);
       expect(s.db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'`)).toEqual([{ n: 0 }]);
     });
+
+    it('tell at settle an outcome met while another call was waited for', () => {
+      const s = track(new PgStore(migratedDb()));
+      const told: string[] = [];
+      s.transactionThen(() => s.insertApiKey({ id: 'k', keyHash: 'h', name: 'k', admin: false, createdAt: 1, revokedAt: null, weight: 1 }), () => told.push('committed'));
+      expect(s.countApiKeys()).toBe(1); // its answer came first, and waits to be told on a later turn
+      expect(told).toEqual([]);
+      s.settle();
+      expect(told).toEqual(['committed']);
+    });
   });
 });
