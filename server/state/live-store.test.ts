@@ -120,13 +120,13 @@ describe('LiveStore', () => {
     live.close();
   });
 
-  it('answers a settled task\'s result from memory once set and committed, and forgets a result rolled back', () => {
+  it('answers a known-answer task\'s result from memory once set and committed, and forgets one rolled back', () => {
     const inner = new SqliteStore(':memory:');
     let reads = 0;
     const taskResult = inner.taskResult.bind(inner);
     inner.taskResult = (id) => { reads++; return taskResult(id); };
     const live = new LiveStore(inner);
-    live.createJob(job('j', { replicas: 1 }), tasks('j', 3).map((t) => ({ ...t, wanted: 1 })));
+    live.createJob(job('j', { replicas: 1 }), tasks('j', 3).map((t) => ({ ...t, wanted: 1, canary: true })));
     live.transaction(() => {
       live.insertReplica(lease('r1', 'j-t0', 'v1', { status: 'returned' }));
       live.setReplicaOutputs('r1', new Uint8Array([1, 2]));

@@ -407,23 +407,27 @@ export class LiveStore extends StoreThroughLog implements Store {
     this.log.defer(() => this.inner.setTaskResultOf(id, replicaId));
   }
 
-  /** A result set in this unit, kept in memory once its transaction commits (`undefined`: read from the store). */
+  /**
+   * A result set in this unit: a known-answer task's is kept in memory once its transaction commits (`undefined`: read
+   * from the store). Only those: other results are seldom read again, and holding them would grow the heap.
+   */
   private stageResult(id: string, result: Uint8Array | undefined): void {
     const prev = this.results.staging(id);
-    this.results.stage(id, result);
+    this.results.stage(id, this.tasks.get(id)?.canary ? result : undefined);
     this.noteUndo(() => this.results.unstage(id, prev));
   }
 
   /**
-   * Results of settled tasks are read for every known-answer probe and late replica: those set by this server are kept
-   * from their commit, others once read (up to a bound).
+   * A known-answer task's answer is read for every probe a newcomer returns: those this server computed are kept from
+   * their commit, others once read (up to a bound).
    */
   taskResult(id: string): Uint8Array | undefined {
     const cached = this.results.get(id);
     if (cached) return cached;
     this.flush();
     const result = this.inner.taskResult(id);
-    if (result && this.tasks.get(id)?.status === 'done' && !this.results.staging(id)) this.results.keep(id, result);
+    const task = this.tasks.get(id);
+    if (result && task?.canary && task.status === 'done' && !this.results.staging(id)) this.results.keep(id, result);
     return result;
   }
 

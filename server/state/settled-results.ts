@@ -1,9 +1,7 @@
 /**
- * Verified results of settled tasks, kept for a while once known: every known-answer probe a newcomer returns is
- * judged against its task's answer, and a late replica against its task's result, and on a networked store each read
- * would be a round trip inside the turn. A result is kept when the transaction that set it commits (the answers the
- * server computes for its known-answer tasks among them), or once read for a task that is done. Bounded by bytes:
- * the oldest go first.
+ * Known-answer tasks' answers, kept once known: every probe a newcomer returns is judged against one, and on a
+ * networked store each read would be a round trip inside the turn. An answer is kept when the transaction that set it
+ * commits (the server computes them as a job starts), or once read. Bounded by bytes: the oldest go first.
  */
 const LIMIT_BYTES = 64 * 2 ** 20;
 
