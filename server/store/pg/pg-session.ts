@@ -60,18 +60,7 @@ export class PgSession {
       sp.release();
       return out;
     }
-    this.settle();
-    this.depth = 1;
-    try {
-      const out = fn();
-      this.commit();
-      return out;
-    } catch (err) {
-      this.abort();
-      throw err;
-    } finally {
-      this.reset();
-    }
+    return this.outermost(fn, () => this.commit());
   }
 
   /**
@@ -85,11 +74,16 @@ export class PgSession {
       this.afterCommit.push(done);
       return out;
     }
+    return this.outermost(fn, () => this.commitLater(done));
+  }
+
+  /** An outermost transaction, begun once the one before it is known, ended by `end` (a commit) or rolled back. */
+  private outermost<T>(fn: () => T, end: () => void): T {
     this.settle();
     this.depth = 1;
     try {
       const out = fn();
-      this.commitLater(done);
+      end();
       return out;
     } catch (err) {
       this.abort();
