@@ -107,22 +107,27 @@ export class LiveStore extends StoreThroughLog implements Store {
   protected committed(): void {
     this.lastRead = null;
     this.results.committed();
-    for (const id of this.settling) this.tasks.evict(id);
-    this.settling.clear();
+    // A row still to be written (changed outside a transaction while this one's commit was landing) stays for now.
+    for (const id of this.settling) {
+      if (this.log.isDirty(`t:${id}`)) continue;
+      this.tasks.evict(id);
+      this.settling.delete(id);
+    }
     for (const jobId of [...this.tasks.jobIds()]) {
       if (this.jobs.get(jobId)?.status === 'running') continue;
       for (const taskId of this.tasks.drop(jobId)) for (const r of this.replicas.ofTask(taskId)) this.leaving.add(r.id);
     }
     for (const id of this.leaving) {
       const r = this.replicas.get(id);
+      if (r && this.log.isDirty(`r:${id}`)) continue;
+      this.leaving.delete(id);
       if (!r || r.status === 'leased' || !this.persisted.has(id)) continue;
       const task = this.tasks.get(r.taskId);
       if (task && (task.status === 'pending' || task.canary)) continue;
       this.replicas.set(id, undefined);
       this.persisted.delete(id);
     }
-    this.leaving.clear();
-    this.volunteers.trim();
+    if (!this.log.isDirty()) this.volunteers.trim();
   }
 
   close(): void {

@@ -83,19 +83,19 @@ describe('units of work over memory and the store', () => {
     expect(disk.getJob('j')!.status).toBe('running');
   });
 
-  it('lets a commit not waited for stand once durable, undoes it in memory when it fails, and begins nothing before', async () => {
+  /** An engine whose commit is learned later: it runs now, its outcome is told on a later turn or at settle(). */
+  function laterEngine() {
     const file = path.join(dir, `u${++n}.sqlite`);
     const sqlite = new SqliteStore(file);
-    let fail = false;
+    const state = { fail: false };
     const told: [(err: Error | null) => void, Error | null][] = [];
     const settle = () => { for (const [done, err] of told.splice(0)) done(err); };
-    // An engine whose commit is learned later: it runs now, and its outcome is told on a later turn or at settle().
     const engine = Object.assign(Object.create(sqlite) as SqliteStore, {
       transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
         let out!: T;
         let err: Error | null = null;
         try {
-          sqlite.transaction(() => { out = fn(); if (fail) throw new Error('the commit failed'); });
+          sqlite.transaction(() => { out = fn(); if (state.fail) throw new Error('the commit failed'); });
         } catch (e) { err = e as Error; }
         told.push([done, err]);
         setImmediate(settle);
@@ -106,13 +106,18 @@ describe('units of work over memory and the store', () => {
     const live = new LiveStore(engine);
     live.createJob(job, tasks);
     const db = new Database(file, { readonly: true });
-    const failures = (id: string) => (db.prepare('SELECT failures FROM tasks WHERE id = ?').get(id) as { failures: number }).failures;
+    const column = (col: string, id: string) => (db.prepare(`SELECT ${col} AS v FROM tasks WHERE id = ?`).get(id) as { v: number }).v;
+    return { live, state, db, failures: (id: string) => column('failures', id) };
+  }
+
+  it('lets a commit not waited for stand once durable, undoes it in memory when it fails, and begins nothing before', async () => {
+    const { live, state, db, failures } = laterEngine();
     const outcomes: (string | null)[] = [];
 
-    fail = true;
+    state.fail = true;
     live.transactionThen(() => live.updateTask('j-t0', { failures: 1 }), (err) => outcomes.push(err?.message ?? null));
     expect(live.getTask('j-t0')!.failures).toBe(1); // memory has it while the commit is in flight
-    fail = false;
+    state.fail = false;
     // The next transaction begins only once the one in flight is known: failed, so memory was undone first.
     const seen = live.transaction(() => live.getTask('j-t0')!.failures);
     expect(outcomes).toEqual(['the commit failed']);
@@ -124,6 +129,15 @@ describe('units of work over memory and the store', () => {
     expect(outcomes).toEqual(['the commit failed', null]);
     expect(live.getTask('j-t1')!.failures).toBe(2);
     expect(failures('j-t1')).toBe(2);
+    db.close();
+  });
+
+  it('writes a change made outside a transaction to a task whose settling commit lands meanwhile', () => {
+    const { live, db, failures } = laterEngine();
+    live.transactionThen(() => live.updateTask('j-t2', { status: 'done' }), () => {});
+    // Outside a transaction: the commit in flight lands first (the settled task would leave memory), then this is written.
+    live.updateTask('j-t2', { failures: 3 });
+    expect(failures('j-t2')).toBe(3);
     db.close();
   });
 });

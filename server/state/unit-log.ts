@@ -58,9 +58,16 @@ export class UnitLog {
 
   /** A row to write at the end (`kind:id`); outside a transaction it is written at once. */
   touch(key: string): void {
-    if (this.depth === 0) this.settle();
     this.dirty.add(key);
-    if (this.depth === 0) this.flush();
+    if (this.depth > 0) return;
+    // Dirty before the commit in flight lands: what lands lets nothing go from memory that is still to be written.
+    this.settle();
+    this.flush();
+  }
+
+  /** Whether a row is still to be written (any row, without a key). */
+  isDirty(key?: string): boolean {
+    return key === undefined ? this.dirty.size > 0 : this.dirty.has(key);
   }
 
   /** A write to make at the end, in order with the others. */
