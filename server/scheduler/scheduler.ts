@@ -9,12 +9,13 @@ import { AppError } from '../../shared/errors.js';
 import type { TaskAssignment } from '../../shared/protocol.js';
 import { packTensors } from '../../shared/tensor-pack.js';
 import type { Tensor } from '../../shared/tensor.js';
-import { type JobRow, type TaskRow, commitThen } from '../store/store.js';
+import type { JobRow, TaskRow } from '../store/store.js';
 import { DEFAULT_REPUTATION } from '../verify/reputation.js';
 import { FairShare } from './fair-share.js';
 import { Leaser } from './leaser.js';
 import { outputProblem } from './result-check.js';
 import { type ResultMeta, ResultRefused, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
+import { ServerAnswers } from './server-answers.js';
 import { type Effects, Settler, noEffects } from './settle.js';
 import { Stragglers } from './stragglers.js';
 import { TaskPicker, type WorkerEntry, type WorkerProfile } from './task-picker.js';
@@ -38,6 +39,7 @@ export class Scheduler {
   private serverRuns: ServerRunQueue | null = null;
   private readonly stragglers: Stragglers;
   private readonly leaser: Leaser;
+  private readonly answers: ServerAnswers;
   /** Whether a vetted volunteer is connected: set on its hello, looked at afresh on each sweep. */
   private vouchersOnline = false;
 
@@ -51,6 +53,9 @@ export class Scheduler {
     this.picker = new TaskPicker({ store: deps.store, clock: deps.clock, shardAffinityMs: deps.config.shardAffinityMs ?? 10_000 });
     this.leaser = new Leaser({
       ...deps, settler: this.settler, picker: this.picker, fairShare: new FairShare(), random: this.random, vouchersOnline: () => this.vouchersOnline,
+    });
+    this.answers = new ServerAnswers({
+      ...deps, settler: this.settler, model: (hash) => this.picker.model(hash), dispatch: () => this.dispatch(), after: (fx) => this.after(fx),
     });
     deps.origins?.provide({ newcomerLeases: () => this.newcomerLeasesByOrigin() });
   }
@@ -221,60 +226,18 @@ export class Scheduler {
     return lapsed.length;
   }
 
-  /** The server computed a canary task's answer: the task is settled and can test volunteers. */
+  // The server's own runs' answers (server-answers.ts): the scheduler is their sink.
+
   canaryReady(taskId: string, outputs: Tensor[] | null, done?: (err: Error | null) => void): void {
-    const { store, clock } = this.deps;
-    commitThen(store, () => {
-      const task = store.getTask(taskId);
-      if (!task || task.status !== 'pending') return;
-      if (outputs) {
-        store.setTaskResult(taskId, packTensors(outputs));
-        store.updateTask(taskId, { status: 'done', ready: true, doneAt: clock.now() });
-        this.settler.taskDone(task);
-      } else {
-        // The server could not compute it: volunteers compute it like any other task.
-        store.updateTask(taskId, { ready: true });
-      }
-    }, (err) => {
-      if (!err) this.dispatch();
-      this.landed('canary', taskId, err, done);
-    });
+    this.answers.canaryReady(taskId, outputs, done);
   }
 
-  /** A transaction not waited for is known now: a failure goes to `done`, or to the log where nobody asked. */
-  private landed(what: string, taskId: string, err: Error | null, done?: (err: Error | null) => void): void {
-    if (done) done(err);
-    else if (err) this.deps.log.error({ err, taskId }, `the ${what}'s answer did not commit`);
-  }
-
-  /** The server's own run of a task it was asked to decide: its answer settles the task, or its failure fails it. */
   serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null, done?: (err: Error | null) => void): void {
-    const { store } = this.deps;
-    const fx = noEffects();
-    commitThen(store, () => {
-      const task = store.getTask(taskId);
-      if (!task) return;
-      // The server's outputs are held to the model like anyone's: a model whose outputs do not fit its own
-      // declaration (or the batch) cannot be verified, and fails with that reason.
-      const problem = outputs && outputProblem(outputs, this.picker.model(task.model).outputs, task.itemEnd - task.itemStart);
-      if (outputs && !problem) this.settler.serverDecided(task, outputs, fx);
-      else this.settler.serverFailed(task, problem ? `its outputs do not fit the model: ${problem}` : error ?? 'unknown error', fx);
-    }, (err) => {
-      if (!err) this.after(fx);
-      this.landed('check', taskId, err, done);
-    });
+    this.answers.serverChecked(taskId, outputs, error, done);
   }
 
-  /** The server's audit of an accepted result; false when it refuted the result. */
   audited(taskId: string, outputs: Tensor[]): boolean {
-    const { store } = this.deps;
-    const fx = noEffects();
-    const stood = store.transaction(() => {
-      const task = store.getTask(taskId);
-      return task ? this.settler.audited(task, outputs, fx) : true;
-    });
-    this.after(fx);
-    return stood;
+    return this.answers.audited(taskId, outputs);
   }
 
   /**
