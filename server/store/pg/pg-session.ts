@@ -34,8 +34,6 @@ export class PgSession {
   private failed: unknown = null;
   private savepoints: OpenSavepoint[] = [];
   private names = 0;
-  /** Told once the outermost transaction has committed (or failed): `transactionThen`s nested in it. */
-  private afterCommit: Posted[] = [];
   /** Called once the outermost transaction has rolled back (callers drop what they cached inside it). */
   onRollback: () => void = () => {};
 
@@ -66,14 +64,10 @@ export class PgSession {
   /**
    * Runs `fn` as a transaction whose commit is sent without waiting for it: `done` is told once it committed (null)
    * or failed, on a later turn or at the next `settle`. Throws, and never tells `done`, when `fn` throws or the commit
-   * could not be sent. Nested in a transaction, `fn` is part of it and `done` is told when that one has committed.
+   * could not be sent. A transaction of its own: not inside another.
    */
   transactionThen<T>(fn: () => T, done: Posted): T {
-    if (this.depth > 0) {
-      const out = this.transaction(fn);
-      this.afterCommit.push(done);
-      return out;
-    }
+    if (this.depth > 0) throw new Error('transactionThen is a transaction of its own: call it outside one');
     return this.outermost(fn, () => this.commitLater(done));
   }
 
@@ -212,9 +206,6 @@ export class PgSession {
   }
 
   private reset(): void {
-    const told = this.afterCommit;
-    this.afterCommit = [];
-    for (const done of told) done(new Error('the transaction it was part of did not commit'));
     this.depth = 0;
     this.queue = [];
     this.savepoints = [];
@@ -224,13 +215,6 @@ export class PgSession {
   }
 
   private commit(): void {
-    this.commitWrites();
-    const told = this.afterCommit;
-    this.afterCommit = [];
-    for (const done of told) done(null);
-  }
-
-  private commitWrites(): void {
     if (this.failed) throw this.failed;
     if (!this.begun) {
       if (this.queue.length === 0) return;
@@ -250,12 +234,9 @@ export class PgSession {
   /** Sends the queued writes and COMMIT as one text, not waiting: `done` is told the outcome. */
   private commitLater(done: Posted): void {
     if (this.failed) throw this.failed;
-    const nested = this.afterCommit;
-    this.afterCommit = [];
-    const tell: Posted = (err) => { for (const d of nested) d(err); done(err); };
     if (!this.begun && this.queue.length === 0) {
       // Nothing to write: told on a later turn, as a commit sent would be.
-      setImmediate(() => tell(null));
+      setImmediate(() => done(null));
       return;
     }
     const head: Statement[] = this.begun ? [] : [{ text: 'BEGIN' }];
@@ -263,7 +244,7 @@ export class PgSession {
     const all = [...head, ...this.queue, { text: 'COMMIT' }];
     const firstSavepoint = all.findIndex((st) => st.text.startsWith('SAVEPOINT '));
     const joined = firstSavepoint < 0 ? all.length : firstSavepoint;
-    this.db.post(all, tell, this.conn, joined > 1 ? joined : 0);
+    this.db.post(all, done, this.conn, joined > 1 ? joined : 0);
     this.queue = [];
     this.begun = false;
   }

@@ -132,6 +132,8 @@ export class PgSync {
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private closed = false;
   private ids = 0;
+  /** The last call posted (calls are answered in order: once it is, all are). */
+  private lastPosted = 0;
   /** Posted calls not yet answered, by id, in order. */
   private readonly posted = new Map<number, { callback: Posted; statement: string }>();
   /** Posted calls answered while a caller waited for its own, to be told on a later turn. */
@@ -193,6 +195,7 @@ export class PgSync {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     const id = this.send(statements, expect, inline, true);
     this.posted.set(id, { callback, statement: statements[0]?.text ?? '' });
+    this.lastPosted = id;
   }
 
   /** Runs statements without waiting (as `post`, outside any transaction) and resolves to each one's rows. */
@@ -200,17 +203,12 @@ export class PgSync {
     return new Promise((resolve, reject) => this.post(statements, (err, rows) => (err ? reject(err) : resolve(rows!))));
   }
 
-  /** Posted calls not answered yet. */
-  get inFlight(): number {
-    return this.posted.size;
-  }
-
   /** Waits for every posted call and tells each its outcome, in order. */
   settle(): void {
-    const last = [...this.posted.keys()].pop();
-    if (last !== undefined && !this.closed) {
+    const last = this.posted.get(this.lastPosted);
+    if (last && !this.closed) {
       try {
-        this.wait(last, this.posted.get(last)!.statement);
+        this.wait(this.lastPosted, last.statement);
       } catch { /* timed out: the connection is closed, and the calls failed with it */ }
     }
     this.tell();
