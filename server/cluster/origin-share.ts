@@ -20,7 +20,11 @@ export class OriginShare {
     if (counts.newcomerLeases) this.newcomerLeasesHere = counts.newcomerLeases;
   }
 
-  /** What each origin holds on this server (origins holding nothing left out), to tell the others. */
+  /**
+   * What each origin holds on this server, to tell the others: those with more than one connection here or any
+   * newcomer's lease. A lone connection is left out (most volunteers: it would be a row per volunteer per tick); an
+   * origin can hold at most one connection per server that way unseen.
+   */
   mine(): OriginUse[] {
     const out = new Map<string, OriginUse>();
     const row = (origin: string) => {
@@ -28,8 +32,8 @@ export class OriginShare {
       if (!r) out.set(origin, (r = { origin, connections: 0, newcomerLeases: 0 }));
       return r;
     };
-    for (const [origin, n] of this.connectionsHere()) if (n > 0) row(origin).connections = n;
     for (const [origin, n] of this.newcomerLeasesHere()) if (n > 0) row(origin).newcomerLeases = n;
+    for (const [origin, n] of this.connectionsHere()) if (n > 1 || (n > 0 && out.has(origin))) row(origin).connections = n;
     return [...out.values()];
   }
 
