@@ -15,13 +15,15 @@
  * trivial model (`--tasks 3000 --width 8 --layers 1 --batch 1`) that is what the network itself costs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { denseChainModel, floatNpy } from './lib/models.js';
 import { Child, CpuWindow, ROOT, cpuSeconds, sleep } from './lib/proc.js';
+import { summarizeProfile } from './profile-summary.js';
 import { fmt, machineLine, numericFlags, result, say } from './lib/report.js';
 import { type BenchServer, startServer, upload } from './lib/tabgrid.js';
 
-const { n: opt } = numericFlags('npm run bench:e2e --', {
+const { n: opt, s: flag } = numericFlags('npm run bench:e2e --', {
   tasks: { default: 200, min: 4, max: 100_000, help: 'tasks per job' },
   width: { default: 512, min: 8, max: 4096, help: 'dense layer width' },
   layers: { default: 8, min: 1, max: 64, help: 'dense layers' },
@@ -31,6 +33,9 @@ const { n: opt } = numericFlags('npm run bench:e2e --', {
   'canary-rate': { default: 0.02, min: 0, max: 0.5, help: 'known-answer share of tasks' },
   timeout: { default: 300, min: 10, max: 3600, help: 'seconds per phase before giving up' },
   'bare-seconds': { default: 3, min: 1, max: 60, help: 'seconds of bare socket.io round trips to compare with' },
+}, {
+  profile: { type: 'boolean', help: 'run the server under node --cpu-prof and summarise its profile (both phases)' },
+  'profile-dir': { type: 'string', help: 'where the .cpuprofile goes (default test-results/bench)' },
 });
 
 /** Bare socket.io round trips per second with `clients` connections of 2 in flight each, `bytes` per message. */
@@ -104,7 +109,9 @@ async function phase(server: BenchServer, ids: { model: string; inputs: Record<s
 
 say(`end to end: dense ${opt.layers} x ${opt.width}x${opt.width}, ${opt.tasks} tasks of ${opt.batch} items; 1 worker, then ${opt.workers}`);
 say(`machine: ${machineLine()}`);
-const server = await startServer();
+const profileDir = flag.profile ? path.resolve(String(flag['profile-dir'] ?? path.join(ROOT, 'test-results', 'bench'))) : undefined;
+const profilesBefore = new Set(profileDir && fs.existsSync(profileDir) ? fs.readdirSync(profileDir) : []);
+const server = await startServer({ profileDir });
 let one: Phase;
 let many: Phase;
 try {
@@ -113,6 +120,13 @@ try {
   many = await phase(server, ids, opt.workers);
 } finally {
   await server.stop();
+}
+if (profileDir) {
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (tsx's loader runs in another).
+  const file = fs.readdirSync(profileDir).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f) && !profilesBefore.has(f)).map((f) => path.join(profileDir, f))[0];
+  if (!file) throw new Error(`no .cpuprofile appeared in ${profileDir}`);
+  say(`profile of the server over both phases: ${path.relative(ROOT, file)}`);
+  for (const line of summarizeProfile(file, { top: 25 }).lines) say(line);
 }
 const ratio = many.tasksPerSecond / one.tasksPerSecond;
 const bare = await bareRoundTrips(opt.workers, Math.max(16, opt.batch * opt.width * 4));

@@ -13,9 +13,13 @@ import {
   replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
+import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { openDatabase } from './sqlite-open.js';
 import { assignableTasks, probeTasks } from './sqlite-pick.js';
 import * as retention from './sqlite-retention.js';
+
+/** Commits after which a database file gets its checkpoints on a thread of their own (a short-lived store never does). */
+const CHECKPOINTER_AFTER_COMMITS = 64;
 
 /** Every batch of a job. */
 const ALL_BATCHES: BatchRange = { from: 0, to: Number.MAX_SAFE_INTEGER };
@@ -33,8 +37,10 @@ export class SqliteStore implements Store {
   private readonly replicas = new RowCache<ReplicaRow>(100_000);
   private readonly volunteers = new RowCache<VolunteerRow>(50_000);
   private savepoints = 0;
+  private commits = 0;
+  private checkpointer: WalCheckpointer | null = null;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     this.db = openDatabase(path);
   }
 
@@ -58,8 +64,11 @@ export class SqliteStore implements Store {
 
   transaction<T>(fn: () => T): T {
     // Nested units are savepoints: one that fails is undone alone, and its caller may go on.
+    const outermost = !this.db.inTransaction;
     try {
-      return this.db.transaction(fn)();
+      const out = this.db.transaction(fn)();
+      if (outermost && ++this.commits === CHECKPOINTER_AFTER_COMMITS && this.path !== ':memory:') this.checkpointer = new WalCheckpointer(this.db, this.path);
+      return out;
     } catch (err) {
       // The rows written inside were rolled back: so are the cached copies.
       this.clearCaches();
@@ -88,6 +97,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 
