@@ -173,12 +173,20 @@ export class SqliteStore implements Store {
   }
 
   addToVolunteer(id: string, counts: VolunteerCounts, patch: VolunteerPatch = {}): void {
-    const keys = Object.keys(counts).filter((k) => counts[k as keyof VolunteerCounts]);
-    if (keys.length > 0) {
-      const sets = keys.map((k) => `${toSnake(k)} = ${toSnake(k)} + @${k}`).join(', ');
-      this.q(`UPDATE volunteers SET ${sets} WHERE id = @id`).run({ id, ...Object.fromEntries(keys.map((k) => [k, counts[k as keyof VolunteerCounts]])) });
+    // One statement for both: a result changes a counter and the streak of the same row.
+    const params: Record<string, unknown> = { id };
+    const sets: string[] = [];
+    for (const k of Object.keys(counts) as (keyof VolunteerCounts)[]) {
+      if (!counts[k]) continue;
+      sets.push(`${toSnake(k)} = ${toSnake(k)} + @c_${k}`);
+      params[`c_${k}`] = counts[k];
     }
-    this.patch('volunteers', id, patch);
+    for (const k of Object.keys(patch) as (keyof VolunteerPatch)[]) {
+      if (patch[k] === undefined) continue;
+      sets.push(`${toSnake(k)} = @${k}`);
+      params[k] = bool(patch[k]);
+    }
+    if (sets.length > 0) this.q(`UPDATE volunteers SET ${sets.join(', ')} WHERE id = @id`).run(params);
     this.volunteers.delete(id);
   }
 
