@@ -37,10 +37,34 @@ export interface JobServiceDeps {
   datasets: DatasetService;
 }
 
+/**
+ * Creations of one key's jobs under way at once. Each holds its tasks in memory until its commit lands (on an engine
+ * that commits on a connection of its own, creating no longer holds up the server, so nothing else would queue them).
+ */
+export const MAX_CREATIONS_PER_KEY = 2;
+
 export class JobService {
+  /** Creations under way, by owner. */
+  private readonly creating = new Map<string, number>();
+
   constructor(private readonly deps: JobServiceDeps) {}
 
   async create(owner: string, req: CreateJob & { keepReplicaOutputs?: boolean }, limits: JobLimits): Promise<JobRow> {
+    const under = this.creating.get(owner) ?? 0;
+    if (under >= MAX_CREATIONS_PER_KEY) {
+      throw new AppError('RATE_LIMITED', `${under} jobs of this API key are still being created; submit the next once one of them is`);
+    }
+    this.creating.set(owner, under + 1);
+    try {
+      return await this.createNow(owner, req, limits);
+    } finally {
+      const left = (this.creating.get(owner) ?? 1) - 1;
+      if (left > 0) this.creating.set(owner, left);
+      else this.creating.delete(owner);
+    }
+  }
+
+  private async createNow(owner: string, req: CreateJob & { keepReplicaOutputs?: boolean }, limits: JobLimits): Promise<JobRow> {
     const { store, clock } = this.deps;
     const model = store.getModel(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found; upload it first`);
