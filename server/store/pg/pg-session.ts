@@ -8,6 +8,7 @@
  * `transactionThen` sends its commit without waiting for it; the next transaction begins only once it is known to
  * have committed (or failed), so transactions still follow one another, and reads in between see what it wrote.
  */
+import { coalesce } from './pg-coalesce.js';
 import { PgError, type PgSync, type Posted, type Statement } from './pg-sync.js';
 import type { Savepoint } from '../store.js';
 
@@ -164,10 +165,13 @@ export class PgSession {
       // Writes need no rows back: they go as one text (one round trip to the database), the reads after them as they
       // are. Only up to the first SAVEPOINT: a failure in the text does not say where, and a savepoint made before
       // the failure must be known to exist.
-      const all = [...head, ...queued, ...extra];
       const writes = head.length + queued.length + (inline ? extra.length : 0);
-      const firstSavepoint = all.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
-      const joined = firstSavepoint < 0 ? writes : firstSavepoint;
+      const listed = [...head, ...queued, ...extra];
+      const firstSavepoint = listed.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
+      // Runs of one INSERT or UPDATE in the joined text go as one statement each; the savepoints come after them.
+      const { statements: all, upTo: joined } = coalesce(listed, firstSavepoint < 0 ? writes : firstSavepoint);
+      const merged = listed.length - all.length;
+      for (let k = 0; k < positions.length; k++) positions[k] -= merged;
       const rows = this.db.run(all, this.conn, joined > 1 ? joined : 0).slice(head.length);
       this.conn ??= this.db.connection;
       this.fenced ||= fencing;
@@ -241,9 +245,9 @@ export class PgSession {
     }
     const head: Statement[] = this.begun ? [] : [{ text: 'BEGIN' }];
     if (this.fence !== undefined && !this.fenced && this.dirty) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
-    const all = [...head, ...this.queue, { text: 'COMMIT' }];
-    const firstSavepoint = all.findIndex((st) => st.text.startsWith('SAVEPOINT '));
-    const joined = firstSavepoint < 0 ? all.length : firstSavepoint;
+    const listed = [...head, ...this.queue, { text: 'COMMIT' }];
+    const firstSavepoint = listed.findIndex((st) => st.text.startsWith('SAVEPOINT '));
+    const { statements: all, upTo: joined } = coalesce(listed, firstSavepoint < 0 ? listed.length : firstSavepoint);
     this.db.post(all, done, this.conn, joined > 1 ? joined : 0);
     this.queue = [];
     this.begun = false;

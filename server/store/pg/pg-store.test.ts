@@ -337,6 +337,44 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(s.db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'`)).toEqual([{ n: 0 }]);
     });
 
+    it('write runs of the same statement as one, with what one at a time would leave (a row met twice, counters added)', () => {
+      for (const waited of [false, true]) {
+        const s = track(new PgStore(migratedDb()));
+        s.createJob(job('m'), tasks('m', range(4)));
+        const v = s.volunteerFor('token', 'vol-1', 1).id;
+        const before = s.getVolunteer(v)!;
+        const writes = () => {
+          for (const b of range(4)) s.updateTask(`m-s0-t${b}`, { status: 'done', doneAt: 10 + b });
+          s.updateTask('m-s0-t0', { status: 'failed', doneAt: 99 });
+          s.addToVolunteer(v, { valid: 1, credit: 0.5 });
+          s.addToVolunteer(v, { valid: 2, credit: 0.25 });
+          for (const b of range(3)) {
+            s.insertReplica({
+              id: `r${b}`, taskId: `m-s0-t${b}`, jobId: 'm', workerId: 'w', volunteerId: v, status: 'returned', workerClass: '-', single: false,
+              site: null, leasedAt: 1, leaseExpires: 2, backend: 'cpu', runMs: 1, error: null, returnedAt: 2, origin: null,
+            });
+          }
+          s.setReplicaOutputs('r0', new Uint8Array([1]));
+          s.setReplicaOutputs('r1', new Uint8Array([2]));
+          s.setReplicaOutputs('r0', new Uint8Array([3]));
+          for (const b of range(3)) s.setTaskResultOf(`m-s0-t${b}`, `r${b}`);
+        };
+        const told: (string | null)[] = [];
+        const trips = s.db.roundTrips;
+        if (waited) s.transaction(writes);
+        else s.transactionThen(writes, (err) => told.push(err ? err.message : null));
+        s.settle();
+        expect(told).toEqual(waited ? [] : [null]);
+        expect(s.db.roundTrips - trips).toBe(1);
+        expect(s.getTask('m-s0-t0')).toMatchObject({ status: 'failed', doneAt: 99 });
+        expect(s.getTask('m-s0-t3')).toMatchObject({ status: 'done', doneAt: 13 });
+        expect(s.getVolunteer(v)).toMatchObject({ valid: before.valid + 3, credit: before.credit + 0.75 });
+        expect([...s.replicaOutputs('r0')!, ...s.replicaOutputs('r1')!]).toEqual([3, 2]);
+        expect([...s.taskResult('m-s0-t0')!, ...s.taskResult('m-s0-t1')!]).toEqual([3, 2]);
+        expect(s.getReplica('r2')).toMatchObject({ taskId: 'm-s0-t2', status: 'returned' });
+      }
+    });
+
     it('tell at settle an outcome met while another call was waited for', () => {
       const s = track(new PgStore(migratedDb()));
       const told: string[] = [];
