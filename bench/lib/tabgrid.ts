@@ -43,7 +43,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     // Every load generator connects from 127.0.0.1: the per-origin connection and lease caps and the per-socket
     // event rate, which bound a stranger on the open internet, would measure those limits instead of the server.
     env: {
-      PORT: '0', HOST: '127.0.0.1', TABGRID_DATA: dataDir, TABGRID_API_KEY: apiKey, LOG_LEVEL: 'warn',
+      PORT: '0', HOST: '127.0.0.1', TABGRID_DATA: dataDir, TABGRID_API_KEY: apiKey, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       TABGRID_MAX_CONNECTIONS_PER_ORIGIN: '100000', TABGRID_SOCKET_EVENTS_PER_SECOND: '1000000', TABGRID_NEWCOMER_LEASES_PER_ORIGIN: '1000000',
       // The benches measure established volunteers: vetting needs its known answers and confirmed results, not a minute.
       TABGRID_VET_TENURE_MS: '0',
