@@ -12,6 +12,7 @@ import type { Tensor } from '../../shared/tensor.js';
 import type { JobRow, TaskRow } from '../store/store.js';
 import { DEFAULT_REPUTATION } from '../verify/reputation.js';
 import { FairShare } from './fair-share.js';
+import { JobControl } from './job-control.js';
 import { Leaser } from './leaser.js';
 import { outputProblem } from './result-check.js';
 import { type ResultMeta, ResultRefused, type SchedulerDeps, type SchedulerEvents, type ServerRunQueue } from './scheduler-types.js';
@@ -40,6 +41,7 @@ export class Scheduler {
   private readonly stragglers: Stragglers;
   private readonly leaser: Leaser;
   private readonly answers: ServerAnswers;
+  private readonly control: JobControl;
   /** Whether a vetted volunteer is connected: set on its hello, looked at afresh on each sweep. */
   private vouchersOnline = false;
 
@@ -56,6 +58,9 @@ export class Scheduler {
     });
     this.answers = new ServerAnswers({
       ...deps, settler: this.settler, model: (hash) => this.picker.model(hash), dispatch: () => this.dispatch(), after: (fx) => this.after(fx),
+    });
+    this.control = new JobControl({
+      ...deps, settler: this.settler, after: (fx) => this.after(fx), runAgain: (job) => this.jobCreated(job), jobChanged: (id) => this.events.jobChanged?.(id),
     });
     deps.origins?.provide({ newcomerLeases: () => this.newcomerLeasesByOrigin() });
   }
@@ -81,18 +86,7 @@ export class Scheduler {
    * After a restart no worker holds the old leases: return them to the queue at once, and decide again the
    * tasks with replicas back (a check the server had queued before it stopped is asked for again).
    */
-  recoverLeases(): number {
-    const { store } = this.deps;
-    for (const job of store.listJobs()) if (job.status === 'running') this.jobCreated(job);
-    const stale = store.allLeased();
-    const fx = noEffects();
-    store.transaction(() => {
-      for (const r of stale) this.settler.dropReplica(r, 'released', null, fx);
-      for (const task of store.openTasksWithReplicas()) this.settler.verify(task, store.getJob(task.jobId)!, fx);
-    });
-    this.after(fx);
-    return stale.length;
-  }
+  recoverLeases(): number { return this.control.recoverLeases(); }
 
   /** Stops handing out work (graceful shutdown); results keep being taken. */
   drain(): void {
@@ -154,11 +148,7 @@ export class Scheduler {
    * The server's recomputation of an interactive answer a volunteer gave alone disagreed with it: the volunteer is
    * quarantined for good, like one caught by an audit (its leases withdrawn, what it helped accept looked at again).
    */
-  interactiveRefuted(volunteerId: string): void {
-    const fx = noEffects();
-    this.deps.store.transaction(() => this.settler.condemn(volunteerId, fx));
-    this.after(fx);
-  }
+  interactiveRefuted(volunteerId: string): void { this.control.condemn(volunteerId); }
 
   /** The connected workers (the one table of them), by worker id: for reading; only the scheduler changes it. */
   get workerTable(): Map<string, WorkerEntry> {
@@ -228,42 +218,19 @@ export class Scheduler {
 
   // The server's own runs' answers (server-answers.ts): the scheduler is their sink.
 
-  canaryReady(taskId: string, outputs: Tensor[] | null, done?: (err: Error | null) => void): void {
-    this.answers.canaryReady(taskId, outputs, done);
-  }
+  canaryReady(taskId: string, outputs: Tensor[] | null, done?: (err: Error | null) => void): void { this.answers.canaryReady(taskId, outputs, done); }
 
   serverChecked(taskId: string, outputs: Tensor[] | null, error: string | null, done?: (err: Error | null) => void): void {
     this.answers.serverChecked(taskId, outputs, error, done);
   }
 
-  audited(taskId: string, outputs: Tensor[]): boolean {
-    return this.answers.audited(taskId, outputs);
-  }
+  audited(taskId: string, outputs: Tensor[]): boolean { return this.answers.audited(taskId, outputs); }
 
   /**
    * Reopens a job's tainted tasks (accepted with a volunteer since quarantined) so they are computed afresh;
    * the job runs again until they are done. Returns how many were reopened.
    */
-  rerunTainted(jobId: string): number {
-    const { store, clock } = this.deps;
-    const fx = noEffects();
-    const reopened = store.transaction(() => {
-      const job = store.getJob(jobId);
-      if (!job) throw new AppError('NOT_FOUND', `job ${jobId} not found`);
-      if (job.status === 'cancelled') throw new AppError('CONFLICT', 'the job was cancelled');
-      let n = 0;
-      for (const task of store.taintedTasks(jobId)) {
-        if (store.getTask(task.id)?.status !== 'done') continue;
-        this.settler.reopen(task, fx, true);
-        n++;
-      }
-      if (n > 0 && job.status !== 'running') store.setJobStatus(jobId, 'running', clock.now(), null);
-      return n;
-    });
-    this.after(fx);
-    if (reopened > 0) this.jobCreated(store.getJob(jobId)!);
-    return reopened;
-  }
+  rerunTainted(jobId: string): number { return this.control.rerunTainted(jobId); }
 
   /**
    * Records a replica's outputs and decides its task. Acknowledge the worker only after this returns:
@@ -357,60 +324,21 @@ export class Scheduler {
   }
 
   /** Cancels a running job: its leases are withdrawn from the workers holding them. */
-  cancelJob(jobId: string): void {
-    const { store, clock } = this.deps;
-    const fx = noEffects();
-    store.transaction(() => {
-      store.setJobStatus(jobId, 'cancelled', clock.now());
-      for (const r of store.leasedInJob(jobId)) {
-        store.updateReplica(r.id, { status: 'cancelled' });
-        fx.cancels.push(r);
-      }
-      fx.jobs.add(jobId);
-    });
-    this.after(fx);
-  }
+  cancelJob(jobId: string): void { this.control.cancelJob(jobId); }
 
   // Servers sharing one database (cluster/): slices taken over, jobs and volunteers that changed on another server.
 
   /** Open tasks with replicas back in a slice taken over: decided again, as after a restart. */
-  decideAgain(tasks: TaskRow[]): void {
-    const { store } = this.deps;
-    const fx = noEffects();
-    store.transaction(() => {
-      for (const t of tasks) {
-        const task = store.getTask(t.id);
-        const job = store.getJob(t.jobId);
-        if (task?.status === 'pending' && job?.status === 'running') this.settler.verify(task, job, fx);
-      }
-    });
-    fx.dispatch = true;
-    this.after(fx);
-  }
+  decideAgain(tasks: TaskRow[]): void { this.control.decideAgain(tasks); }
 
   /** A job ended on another server: its leases here are withdrawn from the workers holding them. */
-  withdrawJob(jobId: string): void {
-    const { store } = this.deps;
-    const fx = noEffects();
-    store.transaction(() => {
-      for (const r of store.leasedInJob(jobId)) { store.updateReplica(r.id, { status: 'cancelled' }); fx.cancels.push(r); }
-      fx.jobs.add(jobId);
-    });
-    this.after(fx);
-  }
+  withdrawJob(jobId: string): void { this.control.withdrawJob(jobId); }
 
   /** Completes a running job whose tasks are all done (its last slice may have been finished by another server). */
-  completeIfDone(jobId: string): void {
-    this.deps.store.transaction(() => this.settler.completeIfDone(jobId));
-    this.events.jobChanged?.(jobId);
-  }
+  completeIfDone(jobId: string): void { this.control.completeIfDone(jobId); }
 
   /** A volunteer quarantined by another server: its leases here are withdrawn and what it did here decided again. */
-  quarantinedElsewhere(volunteerId: string): void {
-    const fx = noEffects();
-    this.deps.store.transaction(() => this.settler.quarantine(volunteerId, fx));
-    this.after(fx);
-  }
+  quarantinedElsewhere(volunteerId: string): void { this.control.quarantinedElsewhere(volunteerId); }
 
   /**
    * Leases up to `slots` tasks and leaves the rest as the worker's demand, to be filled when work appears. Demand
