@@ -53,4 +53,23 @@ describe.skipIf(!havePostgres())('PgSync across a database restart', () => {
       store.close();
     }
   });
+
+  it('runs its heartbeat in turn with the calls, never as a second query on the client while one runs', async () => {
+    const db = new PgSync(url, 30_000, { text: 'SELECT 1', ms: 2 });
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written.push(String(chunk));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    try {
+      for (let k = 0; k < 20; k++) db.query('SELECT pg_sleep(0.01)');
+      // What the worker printed reaches this thread's stderr on a later turn.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(written.join('')).not.toMatch(/already executing a query/);
+    } finally {
+      process.stderr.write = write;
+      db.close();
+    }
+  });
 });

@@ -119,9 +119,19 @@ const handle = async ({ id, statements, expect, inline, rollbackOnFailure }) => 
   }
 };
 // A statement run every beat.ms on this thread, whatever the caller's thread is doing (a heartbeat: a server whose
-// thread is busy with a long piece of work is alive). Its failures are the next call's to find.
+// thread is busy with a long piece of work is alive). It waits its turn behind the calls in hand, as the client would
+// have it wait anyway (one query at a time; \`pg\` deprecates a query issued while another runs), one beat at most
+// queued. Its failures are the next call's to find.
 if (beat) {
-  setInterval(() => { if (client && !broken) client.query(beat.text, beat.values).catch(() => {}); }, beat.ms).unref();
+  let queued = false;
+  setInterval(() => {
+    if (queued) return;
+    queued = true;
+    tail = tail.then(() => {
+      queued = false;
+      if (client && !broken) return client.query(beat.text, beat.values).catch(() => {});
+    });
+  }, beat.ms).unref();
 }
 port.on('close', () => { if (client) client.end().catch(() => {}); });
 `;
