@@ -200,10 +200,12 @@ async function failover(cluster: PgCluster): Promise<Failover> {
     await sleep(1000);
     const ratePerSecondBefore = sum(loops.map((l) => l.status.tasksDone)) - done0;
     const held = await heldBy1();
-    const before = onS1.map((l) => l.status.tasksDone);
     killedAt = performance.now();
     s1.child.proc.kill('SIGKILL');
     const since = () => performance.now() - killedAt;
+    // Acks server 1 sent just before it died may still be on their way: a task counts as done again only from here.
+    await sleep(200);
+    const before = onS1.map((l) => l.status.tasksDone);
     let freedMs: number | null = null;
     let firstClaimMs: number | null = null;
     let allClaimedMs: number | null = null;
