@@ -9,20 +9,18 @@ import type {
 } from './store.js';
 import type { JobStatus } from '../../shared/protocol.js';
 import {
-  REPLICA_COLS, type Row, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow, taskFromRaw,
-  replicaFromRow, t, taskFromRow, toSnake, volunteerFromRow,
+  REPLICA_COLS, type Row, TASK_COLS, VOLUNTEER_COLS, apiKeyFromRow, bool, jobFromRow,
+  replicaFromRow, taskFromRow, toSnake, volunteerFromRow,
 } from './sqlite-schema.js';
 import { RowCache } from './row-cache.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { openDatabase } from './sqlite-open.js';
 import { assignableTasks, probeTasks } from './sqlite-pick.js';
+import * as q from './sqlite-queries.js';
 import * as retention from './sqlite-retention.js';
 
 /** Commits after which a database file gets its checkpoints on a thread of their own (a short-lived store never does). */
 const CHECKPOINTER_AFTER_COMMITS = 64;
-
-/** Every batch of a job. */
-const ALL_BATCHES: BatchRange = { from: 0, to: Number.MAX_SAFE_INTEGER };
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
 const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -300,31 +298,12 @@ export class SqliteStore implements Store {
     return (this.q('SELECT COUNT(*) AS n FROM tasks WHERE job_id = ? AND tainted = 1').get(jobId) as { n: number }).n;
   }
 
-  recoveryTasks(jobId: string, range: BatchRange = ALL_BATCHES): TaskRow[] {
-    // Two index walks (open tasks, done canaries) rather than one scan of every task of the job and a sort; rows
-    // as arrays, made into tasks one at a time (a million open tasks make no million intermediate objects).
-    const out: TaskRow[] = [];
-    for (const sql of [
-      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_pick WHERE job_id = ? AND status = 'pending' AND batch >= ? AND batch < ? ORDER BY stage DESC, batch`,
-      `SELECT ${TASK_COLS} FROM tasks INDEXED BY tasks_canary_pick WHERE job_id = ? AND canary = 1 AND status = 'done' AND batch >= ? AND batch < ? ORDER BY batch`,
-    ]) {
-      for (const r of this.q(sql).raw(true).iterate(jobId, range.from, range.to) as Iterable<unknown[]>) out.push(taskFromRaw(r));
-    }
-    return out;
-  }
-
-  recoveryReplicas(jobId: string, range: BatchRange = ALL_BATCHES): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS.split(', ').map((c) => `r.${c}`).join(', ')} FROM replicas r JOIN tasks t ON t.id = r.task_id
-      WHERE r.job_id = ? AND (t.status = 'pending' OR t.canary = 1) AND t.batch >= ? AND t.batch < ? ORDER BY r.leased_at, r.rowid`)
-      .all(jobId, range.from, range.to) as Row[]).map(replicaFromRow);
-  }
-
-  failedTasks(jobId: string): TaskRow[] {
-    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND status = 'failed' ORDER BY batch`).all(jobId) as Row[]).map(taskFromRow);
-  }
+  recoveryTasks(jobId: string, range?: BatchRange): TaskRow[] { return q.recoveryTasks(this.sql, jobId, range); }
+  recoveryReplicas(jobId: string, range?: BatchRange): ReplicaRow[] { return q.recoveryReplicas(this.sql, jobId, range); }
+  failedTasks(jobId: string): TaskRow[] { return q.failedTasks(this.sql, jobId); }
 
   assignableTasks(volunteerId: string, limit: number, filter: TaskFilter = {}): TaskRow[] {
-    return assignableTasks((sql) => this.q(sql), volunteerId, limit, filter).map((r) => this.tasks.set(r.id, r));
+    return assignableTasks(this.sql, volunteerId, limit, filter).map((r) => this.tasks.set(r.id, r));
   }
 
   hasUnfinishedTasks(jobId: string): boolean {
@@ -332,47 +311,16 @@ export class SqliteStore implements Store {
   }
 
   probeTasks(volunteerId: string, limit: number): TaskRow[] {
-    return probeTasks((sql) => this.q(sql), volunteerId, limit);
+    return probeTasks(this.sql, volunteerId, limit);
   }
 
-  unreadyCanaries(): TaskRow[] {
-    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.canary = 1 AND t.ready = 0
-      WHERE j.status = 'running' ORDER BY j.created_at, t.batch`).all() as Row[]).map(taskFromRow);
-  }
-
-  pendingTasksReturnedBy(volunteerId: string): TaskRow[] {
-    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'pending'
-      WHERE r.volunteer_id = ? AND r.status = 'returned'`).all(volunteerId) as Row[]).map(taskFromRow);
-  }
-
-  acceptedTasksReturnedBy(volunteerId: string): TaskRow[] {
-    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'done' AND t.canary = 0
-      JOIN jobs j ON j.id = t.job_id AND j.status = 'running'
-      WHERE r.volunteer_id = ? AND r.status = 'returned' ORDER BY t.stage`).all(volunteerId) as Row[]).map(taskFromRow);
-  }
-
-  endedTasksReturnedBy(volunteerId: string): TaskRow[] {
-    return (this.q(`SELECT DISTINCT ${t(TASK_COLS)} FROM replicas r JOIN tasks t ON t.id = r.task_id AND t.status = 'done' AND t.canary = 0
-      JOIN jobs j ON j.id = t.job_id AND j.status != 'running'
-      WHERE r.volunteer_id = ? AND r.status = 'returned' AND r.error IS NULL ORDER BY t.stage`).all(volunteerId) as Row[]).map(taskFromRow);
-  }
-
-  openTasksWithReplicas(): TaskRow[] {
-    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t ON t.job_id = j.id AND t.status = 'pending' AND t.active > 0
-      WHERE j.status = 'running' ORDER BY j.created_at, t.stage, t.batch`).all() as Row[]).map(taskFromRow);
-  }
-
-  stalledTasks(limit: number): TaskRow[] {
-    const n = Math.max(0, Math.min(1_000, Math.floor(limit)));
-    return (this.q(`SELECT ${t(TASK_COLS)} FROM jobs j JOIN tasks t INDEXED BY tasks_open ON t.job_id = j.id
-      WHERE j.status = 'running' AND t.status = 'pending' AND t.ready = 1 AND t.active < t.wanted AND t.active > 0
-        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.task_id = t.id AND r.status = 'leased')
-      LIMIT ${n}`).all() as Row[]).map(taskFromRow);
-  }
-
-  taintedTasks(jobId: string): TaskRow[] {
-    return (this.q(`SELECT ${TASK_COLS} FROM tasks WHERE job_id = ? AND tainted = 1 ORDER BY stage, batch`).all(jobId) as Row[]).map(taskFromRow);
-  }
+  unreadyCanaries(): TaskRow[] { return q.unreadyCanaries(this.sql); }
+  pendingTasksReturnedBy(volunteerId: string): TaskRow[] { return q.pendingTasksReturnedBy(this.sql, volunteerId); }
+  acceptedTasksReturnedBy(volunteerId: string): TaskRow[] { return q.acceptedTasksReturnedBy(this.sql, volunteerId); }
+  endedTasksReturnedBy(volunteerId: string): TaskRow[] { return q.endedTasksReturnedBy(this.sql, volunteerId); }
+  openTasksWithReplicas(): TaskRow[] { return q.openTasksWithReplicas(this.sql); }
+  stalledTasks(limit: number): TaskRow[] { return q.stalledTasks(this.sql, limit); }
+  taintedTasks(jobId: string): TaskRow[] { return q.taintedTasks(this.sql, jobId); }
 
   clearTaskResult(id: string): void {
     this.q('DELETE FROM task_results WHERE task_id = ?').run(id);
@@ -433,47 +381,15 @@ export class SqliteStore implements Store {
     return r ? new Uint8Array(r.data) : undefined;
   }
 
-  replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] {
-    const rows = status === undefined
-      ? this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE task_id = ? ORDER BY leased_at, rowid`).all(taskId)
-      : this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE task_id = ? AND status = ? ORDER BY leased_at, rowid`).all(taskId, status);
-    return (rows as Row[]).map(replicaFromRow);
-  }
-
-  leasedBefore(now: number): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE status = 'leased' AND lease_expires <= ?`).all(now) as Row[]).map(replicaFromRow);
-  }
-
-  leasedByWorker(workerId: string): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE worker_id = ? AND status = 'leased'`).all(workerId) as Row[]).map(replicaFromRow);
-  }
-
-  leasedCountByWorker(workerId: string): number {
-    return (this.q(`SELECT COUNT(*) AS n FROM replicas WHERE worker_id = ? AND status = 'leased'`).get(workerId) as { n: number }).n;
-  }
-
-  newcomerLeasesByOrigin(origin: string, vetted: { canaries: number; valid: number; createdBefore: number }): number {
-    return (this.q(`SELECT COUNT(*) AS n FROM replicas r JOIN volunteers v ON v.id = r.volunteer_id
-      WHERE r.origin = ? AND r.status = 'leased'
-        AND (v.canary_passed < ? OR v.valid < ? OR v.canary_failed > 0 OR v.created_at > ?)`)
-      .get(origin, vetted.canaries, vetted.valid, vetted.createdBefore) as { n: number }).n;
-  }
-
-  leasedInJob(jobId: string): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE job_id = ? AND status = 'leased'`).all(jobId) as Row[]).map(replicaFromRow);
-  }
-
-  allLeased(): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE status = 'leased'`).all() as Row[]).map(replicaFromRow);
-  }
-
-  leasedByVolunteer(volunteerId: string): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE volunteer_id = ? AND status = 'leased'`).all(volunteerId) as Row[]).map(replicaFromRow);
-  }
-
-  replicasOfJob(jobId: string): ReplicaRow[] {
-    return (this.q(`SELECT ${REPLICA_COLS} FROM replicas WHERE job_id = ? ORDER BY leased_at, rowid`).all(jobId) as Row[]).map(replicaFromRow);
-  }
+  replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] { return q.replicasOfTask(this.sql, taskId, status); }
+  leasedBefore(now: number): ReplicaRow[] { return q.leasedBefore(this.sql, now); }
+  leasedByWorker(workerId: string): ReplicaRow[] { return q.leasedByWorker(this.sql, workerId); }
+  leasedCountByWorker(workerId: string): number { return q.leasedCountByWorker(this.sql, workerId); }
+  newcomerLeasesByOrigin(origin: string, vetted: { canaries: number; valid: number; createdBefore: number }): number { return q.newcomerLeasesByOrigin(this.sql, origin, vetted); }
+  leasedInJob(jobId: string): ReplicaRow[] { return q.leasedInJob(this.sql, jobId); }
+  allLeased(): ReplicaRow[] { return q.allLeased(this.sql); }
+  leasedByVolunteer(volunteerId: string): ReplicaRow[] { return q.leasedByVolunteer(this.sql, volunteerId); }
+  replicasOfJob(jobId: string): ReplicaRow[] { return q.replicasOfJob(this.sql, jobId); }
 
   deleteJob(id: string): boolean {
     const deleted = this.transaction(() => retention.deleteJob(this.sql, id));
