@@ -20,6 +20,15 @@ interface OpenSavepoint {
   lost: boolean;
 }
 
+/**
+ * What of the first `writes` statements goes as one text: up to the first SAVEPOINT (a failure in the text does not
+ * say where, and a savepoint made before it must be known to exist), with runs of one INSERT or UPDATE merged.
+ */
+function joinable(listed: Statement[], writes: number): { statements: Statement[]; upTo: number } {
+  const firstSavepoint = listed.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
+  return coalesce(listed, firstSavepoint < 0 ? writes : firstSavepoint);
+}
+
 export class PgSession {
   private depth = 0;
   private queue: Statement[] = [];
@@ -162,14 +171,10 @@ export class PgSession {
     const positions = sent.map((sp) => head.length + sp.queued!);
     for (const sp of sent) sp.queued = null;
     try {
-      // Writes need no rows back: they go as one text (one round trip to the database), the reads after them as they
-      // are. Only up to the first SAVEPOINT: a failure in the text does not say where, and a savepoint made before
-      // the failure must be known to exist.
-      const writes = head.length + queued.length + (inline ? extra.length : 0);
+      // Writes need no rows back: they go as one text (one round trip to the database), the reads after them as they are.
       const listed = [...head, ...queued, ...extra];
-      const firstSavepoint = listed.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
-      // Runs of one INSERT or UPDATE in the joined text go as one statement each; the savepoints come after them.
-      const { statements: all, upTo: joined } = coalesce(listed, firstSavepoint < 0 ? writes : firstSavepoint);
+      const { statements: all, upTo: joined } = joinable(listed, head.length + queued.length + (inline ? extra.length : 0));
+      // Merged statements all stand before the first savepoint: the savepoints move up by as many.
       const merged = listed.length - all.length;
       for (let k = 0; k < positions.length; k++) positions[k] -= merged;
       const rows = this.db.run(all, this.conn, joined > 1 ? joined : 0).slice(head.length);
@@ -246,8 +251,7 @@ export class PgSession {
     const head: Statement[] = this.begun ? [] : [{ text: 'BEGIN' }];
     if (this.fence !== undefined && !this.fenced && this.dirty) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
     const listed = [...head, ...this.queue, { text: 'COMMIT' }];
-    const firstSavepoint = listed.findIndex((st) => st.text.startsWith('SAVEPOINT '));
-    const { statements: all, upTo: joined } = coalesce(listed, firstSavepoint < 0 ? listed.length : firstSavepoint);
+    const { statements: all, upTo: joined } = joinable(listed, listed.length);
     this.db.post(all, done, this.conn, joined > 1 ? joined : 0);
     this.queue = [];
     this.begun = false;
