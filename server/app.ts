@@ -27,9 +27,9 @@ import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { LiveStore } from './state/live-store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
-import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
+import { type TabGridIo, type WorkerInfo, attachWorkerSockets, workerView } from './api/worker-socket.js';
 import { serverParser } from './api/socket-parser.js';
-import { attachDashboardSocket } from './api/dashboard-socket.js';
+import { DEFAULT_DASHBOARD_TIMING, attachDashboardSocket } from './api/dashboard-socket.js';
 import { assetHeaders, pageRouter } from './api/page-routes.js';
 import { opsRouter } from './api/ops-routes.js';
 import { openApiDocument } from './api/openapi.js';
@@ -44,6 +44,7 @@ import { followStatuses } from './cluster/follow-statuses.js';
 import { SlicedLiveStore } from './state/sliced-live-store.js';
 import { OriginShare } from './cluster/origin-share.js';
 import { clusterBus } from './api/cluster-bus.js';
+import { peerViews } from './api/peer-views.js';
 
 /** The package's folder: the nearest one above with a package.json, from server/ (tsx) as from dist/node/server/. */
 export const ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -181,7 +182,12 @@ export function createApp(deps: AppDeps): App {
     io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }), peers: member ? () => member.peers() : undefined,
     origins,
   });
-  attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }) });
+  // Servers on one database: each dashboard and workers list shows the whole network's.
+  const peers = member ? peerViews({
+    io, log: log.child({ mod: 'cluster' }), self: () => member.url, everyMs: DEFAULT_DASHBOARD_TIMING.flushMs,
+    localWorkers: () => [...workers.values()].map((w) => workerView(w, member.url)),
+  }) : undefined;
+  attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }), peers });
   let openApi: object | null = null;
   app.use(opsRouter({
     draining: () => draining,
@@ -193,7 +199,7 @@ export function createApp(deps: AppDeps): App {
   }));
   const inferApi = inferRoutes({ keys, router: infer, ratePerMinute: config.inferRatePerMinute, trustProxy: config.trustProxy });
   app.use(inferApi);
-  const restApi = restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns });
+  const restApi = restRouter({ config, log: log.child({ mod: 'api' }), store, blobs, keys, models, datasets, jobs, scheduler, workers, serverRuns, peers });
   app.use(restApi);
   app.use(pageRouter({ clientDist: CLIENT_DIST, siteTokens }));
   app.use(express.static(CLIENT_DIST, { index: 'index.html', setHeaders: assetHeaders }));

@@ -17,6 +17,8 @@ export interface WorkerView {
   /** The network origin it connected from (an IPv4 address or /N, an IPv6 /64): quorums count distinct ones. */
   origin: string;
   connectedAt: number;
+  /** The server it is connected to, on a network of servers sharing one database (absent on a lone server). */
+  server?: string;
 }
 
 /** Cumulative tasks done per job at one moment; the page derives throughput and ETA from successive samples. */

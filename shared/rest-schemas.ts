@@ -104,7 +104,7 @@ export const classListSchema = z.object({ classes: z.array(classAgreementSchema)
 
 export const workerViewSchema = z.object({
   workerId: z.string(), volunteerId: z.string(), kind: z.enum(['browser', 'node']), backends: z.array(z.string()), adapter: adapterInfoSchema.optional(),
-  site: z.string().nullable(), origin: z.string(), connectedAt: millis,
+  site: z.string().nullable(), origin: z.string(), connectedAt: millis, server: z.string().max(2048).optional(),
 });
 export const workerListSchema = z.object({ workers: z.array(workerViewSchema) });
 

@@ -195,11 +195,16 @@ export class DashboardView {
     // Re-append only when the order changed, so focus and hover survive updates.
     if (order.some((node, i) => list.children[i] !== node) || list.children.length !== order.length) list.replaceChildren(...order);
 
+    // A network of servers on one database says which server each worker is on.
+    const servers = state.workers.some((w) => w.server);
+    el(d, 'th-server').hidden = !servers;
+    const host = (url: string) => safeText(url.replace(/^https?:\/\//, ''), 300);
     el(d, 'workers').replaceChildren(...(state.workers.length ? state.workers.map((w) => {
       const tr = make(d, 'tr');
       tr.append(
         make(d, 'td', 'mono nowrap', w.workerId), make(d, 'td', 'nowrap', w.kind), make(d, 'td', '', safeText(w.backends.join(', '), 300)),
-        make(d, 'td', '', adapterText(w)), make(d, 'td', '', w.site ? safeText(w.site.replace(/^https?:\/\//, ''), 300) : '–'),
+        make(d, 'td', '', adapterText(w)), make(d, 'td', '', w.site ? host(w.site) : '–'),
+        ...(servers ? [make(d, 'td', 'mono nowrap', w.server ? host(w.server) : '–')] : []),
         make(d, 'td', 'nowrap', since(w.connectedAt, now)),
       );
       return tr;

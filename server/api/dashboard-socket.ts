@@ -4,7 +4,9 @@
  * the app's event bus (job created, leased, settled, cancelled: the scheduler reports each) and coalesces: a
  * job that changes a thousand times a second is pushed at most once per `flushMs`, the worker list once per
  * `workersMs`, and throughput is sampled every `sampleMs`. It never polls the store for jobs, and what it keeps
- * is bounded: the running jobs, the `keepFinished` most recently finished, and `keepSamples` samples.
+ * is bounded: the running jobs, the `keepFinished` most recently finished, and `keepSamples` samples. On servers
+ * sharing one database, the others tell which of their jobs changed and, while an admin watches, which workers they
+ * hold (`peers`), so any server's dashboard shows the whole network.
  */
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
@@ -19,6 +21,7 @@ import type { AppEvents } from '../events.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { ApiKeyRow, Store } from '../store/store.js';
+import { type PeerViews, networkWorkers } from './peer-views.js';
 import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js';
 
 export interface DashboardTiming {
@@ -46,6 +49,8 @@ export interface DashboardDeps {
   clock: Clock;
   log: Logger;
   timing?: Partial<DashboardTiming>;
+  /** The other servers on the same database: their workers and their jobs' progress show here too. */
+  peers?: PeerViews;
 }
 
 interface SocketData { key: ApiKeyRow }
@@ -85,7 +90,7 @@ export function jobVerification(replicas: ReturnType<Store['replicasOfJob']>): J
 
 /** Attaches the namespace; its timers end when the HTTP server closes (or on the handle's `stop()`). */
 export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
-  const { io, jobs, keys, store, events, workers, clock, log } = deps;
+  const { io, jobs, keys, store, events, workers, clock, log, peers } = deps;
   const timing = { ...DEFAULT_DASHBOARD_TIMING, ...deps.timing };
   const nsp = io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace;
 
@@ -106,6 +111,9 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
   const verifyStale = new Set<string>();
   let flushTimer: NodeJS.Timeout | null = null;
   let workersTimer: NodeJS.Timeout | null = null;
+  /** The workers list last pushed, and whether a push (which may wait on the other servers) is under way. */
+  let pushedWorkers = '';
+  let pushingWorkers = false;
   let verification: VerificationView | null = null;
   let verifiedAt = -Infinity;
   let verifyTimer: NodeJS.Timeout | null = null;
@@ -208,15 +216,35 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     }
   };
 
-  const pushWorkers = () => {
+  const localWorkers = () => [...workers.values()].map((w) => workerView(w, peers?.self()));
+  const hasAdmin = () => [...nsp.sockets.values()].some((sock) => sock.data.key.admin);
+
+  /** Pushes the network's workers to the admins here when the list changed; one push at a time. */
+  const pushWorkers = async () => {
     workersTimer = null;
-    nsp.local.to(ADMIN_ROOM).emit('dashboard:workers', [...workers.values()].map(workerView));
+    if (pushingWorkers) return;
+    pushingWorkers = true;
+    try {
+      const list = await networkWorkers(localWorkers(), peers);
+      const json = JSON.stringify(list);
+      if (json !== pushedWorkers) {
+        pushedWorkers = json;
+        nsp.local.to(ADMIN_ROOM).emit('dashboard:workers', list);
+      }
+    } catch (err) {
+      log.warn({ err }, 'dashboard: workers list failed');
+    } finally {
+      pushingWorkers = false;
+    }
   };
   const onWorkersChanged = () => {
     if (workersTimer || nsp.sockets.size === 0) return;
-    workersTimer = setTimeout(pushWorkers, timing.workersMs);
+    workersTimer = setTimeout(() => void pushWorkers(), timing.workersMs);
     workersTimer.unref();
   };
+  // The other servers' workers come and go unseen here: while an admin watches, their lists are asked every workersMs.
+  const peerWorkersTimer = peers ? setInterval(() => { if (!workersTimer && hasAdmin()) void pushWorkers(); }, timing.workersMs) : null;
+  peerWorkersTimer?.unref();
 
   const sample = () => {
     if (running.size === 0 && nsp.sockets.size === 0) return;
@@ -271,25 +299,34 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
         now: clock.now(),
         scope: key.admin ? 'all' : 'own',
         jobs: views,
-        workers: key.admin ? [...workers.values()].map(workerView) : [],
+        workers: key.admin ? localWorkers() : [],
         samples: samples.map((s) => ({ at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) })),
         verification: verificationFor(key, verification),
       });
+      // The other servers' workers follow as soon as they have answered.
+      if (key.admin && peers) void networkWorkers(localWorkers(), peers).then((list) => socket.emit('dashboard:workers', list));
     } catch (err) {
       log.error({ err }, 'dashboard snapshot failed');
       socket.disconnect(true);
     }
   });
 
-  events.on('job:changed', onJobChanged);
+  const onJobChangedHere = (jobId: string) => {
+    peers?.jobChanged(jobId);
+    onJobChanged(jobId);
+  };
+  events.on('job:changed', onJobChangedHere);
+  peers?.onJobsChanged((ids) => { for (const id of ids) onJobChanged(id); });
   events.on('worker:joined', onWorkersChanged);
   events.on('worker:left', onWorkersChanged);
 
   const handle = {
     stop() {
       clearInterval(sampler);
+      if (peerWorkersTimer) clearInterval(peerWorkersTimer);
       for (const t of [flushTimer, workersTimer, verifyTimer]) if (t) clearTimeout(t);
-      events.off('job:changed', onJobChanged);
+      peers?.stop();
+      events.off('job:changed', onJobChangedHere);
       events.off('worker:joined', onWorkersChanged);
       events.off('worker:left', onWorkersChanged);
     },

@@ -10,6 +10,7 @@ import type { ReplicaView, ServerRunsView, VolunteerRecord } from '../../shared/
 import type { JobService } from '../jobs/job-service.js';
 import type { ReplicaRow, Store } from '../store/store.js';
 import { keyOf, requireAdmin } from './rest-auth.js';
+import { type PeerViews, networkWorkers } from './peer-views.js';
 import { type WorkerInfo, workerView } from './worker-socket.js';
 
 export interface OperatorDeps {
@@ -18,6 +19,8 @@ export interface OperatorDeps {
   workers: Map<string, WorkerInfo>;
   auth: express.RequestHandler;
   serverRuns: ServerRunFigures;
+  /** The other servers on the same database, whose workers the list includes. */
+  peers?: PeerViews;
 }
 
 /** What the server's own runs report (server/verify/server-runs.ts). */
@@ -78,9 +81,10 @@ export function operatorRouter(deps: OperatorDeps): express.Router {
     res.json({ replicas: replicaViews(store.replicasOfJob(job.id), key.admin) });
   });
 
-  r.get('/api/v1/workers', auth, (req, res) => {
+  r.get('/api/v1/workers', auth, async (req, res) => {
     requireAdmin(req, 'the workers list');
-    res.json({ workers: [...deps.workers.values()].map(workerView) });
+    const local = [...deps.workers.values()].map((w) => workerView(w, deps.peers?.self()));
+    res.json({ workers: await networkWorkers(local, deps.peers) });
   });
 
   r.get('/api/v1/leaderboard', (req, res) => {

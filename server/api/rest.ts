@@ -19,10 +19,13 @@ import { keyRouter } from './key-routes.js';
 import { type ServerRunFigures, operatorRouter } from './operator-routes.js';
 import { identifyKey, keyOf, requireKey, restRateLimit } from './rest-auth.js';
 import { toHttpError } from './wire-error.js';
+import type { PeerViews } from './peer-views.js';
 import type { WorkerInfo } from './worker-socket.js';
 
 export interface RestDeps {
   workers: Map<string, WorkerInfo>;
+  /** The other servers on the same database (their workers are listed too). */
+  peers?: PeerViews;
   config: Config;
   log: Logger;
   store: Store;
@@ -145,7 +148,7 @@ export function restRouter(deps: RestDeps): express.Express {
   });
 
   r.use(keyRouter({ keys: deps.keys, auth }));
-  r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth, serverRuns: deps.serverRuns }));
+  r.use(operatorRouter({ store: deps.store, jobs, workers: deps.workers, auth, serverRuns: deps.serverRuns, peers: deps.peers }));
   r.use('/api/v1', (req, _res, next) => next(new AppError('NOT_FOUND', `no API route ${req.method} ${req.baseUrl}${req.path}`)));
 
   // Model bytes for workers: public, content-addressed, cached forever. Readable from other origins: a page that

@@ -38,10 +38,10 @@ export type TabGridIo = Server<ClientToServerEvents, ServerToClientEvents>;
 export type { WorkerInfo };
 type WorkerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
-/** A connected worker as the admin's views show it (REST and the dashboard feed). */
-export const workerView = (w: WorkerInfo): WorkerView => ({
+/** A connected worker as the admin's views show it (REST and the dashboard feed); `server`: the URL of the one it is on. */
+export const workerView = (w: WorkerInfo, server?: string | null): WorkerView => ({
   workerId: w.workerId, volunteerId: w.volunteerId, kind: w.kind, backends: w.backends, adapter: w.adapter as AdapterInfo | undefined,
-  site: w.site, origin: w.origin ?? '', connectedAt: w.connectedAt,
+  site: w.site, origin: w.origin ?? '', connectedAt: w.connectedAt, ...(server ? { server } : {}),
 });
 
 export interface WorkerSocketDeps {

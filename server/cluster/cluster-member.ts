@@ -64,6 +64,7 @@ export class ClusterMember {
   private timer: NodeJS.Timeout | null = null;
   private bus: ClusterBus | null = null;
   private peerUrls: string[] = [];
+  private ownUrl: string | null = null;
   /** Volunteers whose quarantine came from another server (not to be told back). */
   private readonly heard = new Set<string>();
   private stopped = false;
@@ -82,6 +83,11 @@ export class ClusterMember {
   /** The other servers' URLs, as of the last tick. */
   peers(): string[] {
     return this.peerUrls;
+  }
+
+  /** This server's URL, as told to the others (null before `start`). */
+  get url(): string | null {
+    return this.ownUrl;
   }
 
   setBus(bus: ClusterBus): void {
@@ -120,6 +126,7 @@ export class ClusterMember {
   /** Takes part fully: follows jobs, claims work; `url` is this server's, told to the others' workers. Resolves after its first tick. */
   start(url: string): Promise<void> {
     this.deps.claims.register(url);
+    this.ownUrl = url;
     this.started = true;
     this.keepAlive();
     return this.tick();

@@ -1,0 +1,110 @@
+/**
+ * What the dashboard and the workers list need of the other servers on one database: which jobs changed there (so a
+ * feed here pushes the progress their workers make) and which workers are connected to them (asked when an admin
+ * looks). Carried by socket.io's server-side events over the Postgres adapter, as the cluster's messages are; what a
+ * peer says is parsed, and bounded, before it is used.
+ */
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { WorkerView } from '../../shared/dashboard-protocol.js';
+import { workerViewSchema } from '../../shared/rest-schemas.js';
+import type { TabGridIo } from './worker-socket.js';
+
+const CHANGED = 'cluster:jobs-changed';
+const WORKERS = 'cluster:workers';
+/** Job ids per message; more changed in one window go in several. */
+const IDS_PER_MESSAGE = 500;
+/** Workers one server lists to the others (a dashboard shows this many per server at most). */
+export const MAX_PEER_WORKERS = 10_000;
+
+const changedSchema = z.array(z.string().min(1).max(200)).max(IDS_PER_MESSAGE);
+const workersSchema = z.array(workerViewSchema).max(MAX_PEER_WORKERS);
+
+export interface PeerViews {
+  /** This server's URL as its workers' views give it (null until it has started). */
+  self(): string | null;
+  /** A job changed here: the others hear of it within `everyMs`, with every other job changed meanwhile. */
+  jobChanged(jobId: string): void;
+  onJobsChanged(handler: (jobIds: string[]) => void): void;
+  /** The workers connected to the other servers; a server that does not answer in time (5 s) is left out. */
+  workers(): Promise<WorkerView[]>;
+  stop(): void;
+}
+
+type Ack = (answer: unknown) => void;
+type ServerSideIo = {
+  serverSideEmit(event: string, ...args: unknown[]): boolean;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+};
+
+export interface PeerViewsDeps {
+  io: TabGridIo;
+  log: Logger;
+  self(): string | null;
+  /** This server's own workers, as the others are told them. */
+  localWorkers(): WorkerView[];
+  everyMs: number;
+}
+
+export function peerViews(deps: PeerViewsDeps): PeerViews {
+  const side = deps.io as unknown as ServerSideIo;
+  const pending = new Set<string>();
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  const send = () => {
+    timer = null;
+    const ids = [...pending];
+    pending.clear();
+    for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) side.serverSideEmit(CHANGED, ids.slice(i, i + IDS_PER_MESSAGE));
+  };
+
+  side.on(WORKERS, (ack: unknown) => {
+    if (typeof ack !== 'function') return;
+    (ack as Ack)(deps.localWorkers().slice(0, MAX_PEER_WORKERS));
+  });
+
+  return {
+    self: deps.self,
+    jobChanged(jobId) {
+      if (stopped) return;
+      pending.add(jobId);
+      if (timer) return;
+      timer = setTimeout(send, deps.everyMs);
+      timer.unref();
+    },
+    onJobsChanged(handler) {
+      side.on(CHANGED, (raw: unknown) => {
+        const ids = changedSchema.safeParse(raw);
+        if (!ids.success) { deps.log.warn('malformed job list from another server dropped'); return; }
+        handler(ids.data);
+      });
+    },
+    workers() {
+      return new Promise((resolve) => {
+        side.serverSideEmit(WORKERS, (err: Error | null, answers: unknown[]) => {
+          if (err) deps.log.debug({ err: err.message }, 'workers list: a server did not answer in time');
+          const views: WorkerView[] = [];
+          for (const raw of answers ?? []) {
+            const list = workersSchema.safeParse(raw);
+            if (list.success) views.push(...list.data);
+            else deps.log.warn('malformed workers list from another server dropped');
+          }
+          resolve(views);
+        });
+      });
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+  };
+}
+
+/** This server's workers and the others', oldest connection first. */
+export async function networkWorkers(local: WorkerView[], peers: PeerViews | undefined): Promise<WorkerView[]> {
+  if (!peers) return local;
+  const all = [...local, ...await peers.workers()];
+  return all.sort((a, b) => a.connectedAt - b.connectedAt || a.workerId.localeCompare(b.workerId));
+}
