@@ -96,4 +96,36 @@ describe('ClusterMember', () => {
     answer();
     member.stop();
   });
+
+  it('finishes a slice with leases still out only once they are back, or withdrawn after the time to live', async () => {
+    vi.useFakeTimers();
+    const claims = fakeClaims();
+    const finished: string[] = [];
+    claims.finish = (slices) => { finished.push(...slices.map((s) => `${s.jobId}/${s.slice}`)); };
+    const held = [{ jobId: 'j', slice: 0 }, { jobId: 'j', slice: 1 }];
+    // No open task left in either; slice 0 has a known-answer probe out, slice 1 nothing.
+    const leases = new Map([[0, [{ id: 'r-probe' }]], [1, []]]);
+    const dropped: number[] = [];
+    const slices = {
+      ...live,
+      heldSlicesList: () => held.filter((s) => !dropped.includes(s.slice)),
+      openInSlice: () => 0,
+      leasesInSlice: (_: string, slice: number) => leases.get(slice)!,
+      dropSlice: (_: string, slice: number) => { dropped.push(slice); },
+    } as unknown as SlicedLiveStore;
+    const withdrawn: string[][] = [];
+    const sched = { connectedWorkers: 1, withdrawLeases: (ids: string[]) => { withdrawn.push(ids); leases.set(0, []); } } as unknown as Scheduler;
+    const member = new ClusterMember({ claims, live: slices, scheduler: sched, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {} });
+    await member.start('http://a.example');
+    expect(finished).toEqual(['j/1']);
+    await vi.advanceTimersByTimeAsync(500);
+    // The probe's result may still come back to a slice held here: not finished, nothing withdrawn.
+    expect(finished).toEqual(['j/1']);
+    expect(withdrawn).toEqual([]);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(withdrawn).toEqual([['r-probe']]);
+    expect(finished).toEqual(['j/1', 'j/0']);
+    expect(dropped).toEqual([1, 0]);
+    member.stop();
+  });
 });

@@ -77,6 +77,8 @@ export class ClusterMember {
   private tickAgain = false;
   /** Slices finished here whose finish the database has not heard yet. */
   private unfinished: ClaimedSlice[] = [];
+  /** Slices with no open task left but leases still out, and since when (by `jobId/slice`). */
+  private closingSince = new Map<string, number>();
 
   constructor(private readonly deps: ClusterMemberDeps) {}
 
@@ -230,7 +232,7 @@ export class ClusterMember {
   private async finishSlices(): Promise<void> {
     const { claims, live, scheduler } = this.deps;
     const held = live.heldSlicesList();
-    const done = held.filter((s) => live.openInSlice(s.jobId, s.slice) === 0);
+    const done = this.closing(held.filter((s) => live.openInSlice(s.jobId, s.slice) === 0));
     // Let go of in memory first (nothing is leased from them while the database hears of it); noted finished there
     // again at the next tick should that fail.
     for (const s of done) live.dropSlice(s.jobId, s.slice);
@@ -248,6 +250,28 @@ export class ClusterMember {
     if (idle.length === 0) return;
     for (const s of idle) live.dropSlice(s.jobId, s.slice);
     await claims.release(idle);
+  }
+
+  /**
+   * Of the slices with no open task left, those to finish now: a slice with leases still out (known-answer probes,
+   * replicas of tasks settled meanwhile) waits for their results, for the time to live at most; then its leases are
+   * withdrawn (written so: a result that crosses is told it was withdrawn, not that it was never leased).
+   */
+  private closing(empty: ClaimedSlice[]): ClaimedSlice[] {
+    const { live, scheduler } = this.deps;
+    const now = Date.now();
+    const still = new Map<string, number>();
+    const done: ClaimedSlice[] = [];
+    for (const s of empty) {
+      const leases = live.leasesInSlice(s.jobId, s.slice);
+      const k = `${s.jobId}/${s.slice}`;
+      const since = this.closingSince.get(k) ?? now;
+      if (leases.length > 0 && now - since < this.deps.ttlMs) { still.set(k, since); continue; }
+      if (leases.length > 0) scheduler.withdrawLeases(leases.map((r) => r.id));
+      done.push(s);
+    }
+    this.closingSince = still;
+    return done;
   }
 
   /** Claims slices while this server's workers could use more open tasks than memory holds. */

@@ -5,7 +5,7 @@
  * withdrawn, checks, dispatch) goes back through the scheduler's `after`.
  */
 import { AppError } from '../../shared/errors.js';
-import type { JobRow, TaskRow } from '../store/store.js';
+import type { JobRow, ReplicaRow, TaskRow } from '../store/store.js';
 import type { SchedulerDeps } from './scheduler-types.js';
 import { type Effects, type Settler, noEffects } from './settle.js';
 
@@ -96,11 +96,24 @@ export class JobControl {
 
   /** A job ended on another server: its leases here are withdrawn from the workers holding them. */
   withdrawJob(jobId: string): void {
+    this.withdraw(() => this.deps.store.leasedInJob(jobId), jobId);
+  }
+
+  /**
+   * Leases still out on a slice this server gives up (see ClusterMember): withdrawn from the workers holding them,
+   * and written so, so that a result which crosses the withdrawal is told it was withdrawn.
+   */
+  withdrawLeases(replicaIds: string[]): void {
+    const { store } = this.deps;
+    this.withdraw(() => replicaIds.map((id) => store.getReplica(id)).filter((r) => r?.status === 'leased') as ReplicaRow[]);
+  }
+
+  private withdraw(leased: () => ReplicaRow[], jobId?: string): void {
     const { store } = this.deps;
     const fx = noEffects();
     store.transaction(() => {
-      for (const r of store.leasedInJob(jobId)) { store.updateReplica(r.id, { status: 'cancelled' }); fx.cancels.push(r); }
-      fx.jobs.add(jobId);
+      for (const r of leased()) { store.updateReplica(r.id, { status: 'cancelled' }); fx.cancels.push(r); }
+      if (jobId) fx.jobs.add(jobId);
     });
     this.deps.after(fx);
   }

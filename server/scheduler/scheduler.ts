@@ -333,6 +333,8 @@ export class Scheduler {
 
   /** A job ended on another server: its leases here are withdrawn from the workers holding them. */
   withdrawJob(jobId: string): void { this.control.withdrawJob(jobId); }
+  /** Leases out on a slice given up: withdrawn, and written so (a result that crosses is told it was withdrawn). */
+  withdrawLeases(replicaIds: string[]): void { this.control.withdrawLeases(replicaIds); }
 
   /** Completes a running job whose tasks are all done (its last slice may have been finished by another server). */
   completeIfDone(jobId: string): void { this.control.completeIfDone(jobId); }

@@ -2,7 +2,10 @@
  * The live state of a server that shares its database: only the slices it took are in memory and handed out, a
  * slice given back leaves memory whole, and what memory sees only in part is asked of the store.
  */
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../scheduler/clock.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { type JobRow, SLICE_BATCHES, type Store, type TaskRow } from '../store/store.js';
 import { SlicedLiveStore, sliceOf } from './sliced-live-store.js';
@@ -91,5 +94,22 @@ describe('SlicedLiveStore', () => {
     created();
     await creating;
     expect(pick(live, 2)).toEqual([0, 1]);
+  });
+
+  it('tells a result that crosses the withdrawal of its slice\'s leases that it was withdrawn, once the slice is given back', () => {
+    const live = new SlicedLiveStore(new SqliteStore(':memory:'));
+    live.putModel({ hash: M, size: 1, inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 2] }], outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 2] }], opsets: {}, weightBytes: 0, largestWeight: 0, createdAt: 0 });
+    live.createJob(job('j'), tasks('j', SLICE_BATCHES));
+    const scheduler = new Scheduler({ store: live, clock: new FakeClock(), log: pino({ level: 'silent' }), config: { leaseMs: 60_000, maxFailures: 3 }, taskInputs: () => [] });
+    const cancelled: string[] = [];
+    scheduler.setEvents({ deliver: () => {}, cancel: (_w, ids) => cancelled.push(...ids) });
+    live.takeSlice('j', 0);
+    scheduler.connect('w1', 'v1');
+    const [lease] = scheduler.requestWork('w1', 1);
+    scheduler.withdrawLeases(live.leasesInSlice('j', 0).map((r) => r.id));
+    live.dropSlice('j', 0);
+    expect(cancelled).toEqual([lease!.replicaId]);
+    const y = [{ name: 'y', dtype: 'float32' as const, dims: [2, 2], data: new Uint8Array(16) }];
+    expect(scheduler.submitResult('w1', lease!.replicaId, y, { backend: 'cpu', runMs: 1 })).toEqual({ accepted: false });
   });
 });
