@@ -61,4 +61,21 @@ describe('coalesce', () => {
     });
     expect(coalesce([replica('a'), replica('b')], 2).statements).toHaveLength(1);
   });
+
+  it('merges a turn\'s writes one result after another into one statement per table, and moves none past a write to its table', () => {
+    const task = (id: string) => patchStatement('tasks', id, { status: 'done', doneAt: 5 })!;
+    const result = (id: string) => [output(`r-${id}`, 1), task(`t-${id}`), add('v1', 1)];
+    // Three results, each touching three tables; the volunteer's counter comes back for each.
+    const { statements } = coalesce([{ text: 'BEGIN' }, ...result('a'), ...result('b'), ...result('c')], 10);
+    expect(statements.map((s) => [s.text.split(' ').slice(0, 3).join(' '), s.values?.length ?? 0])).toEqual([
+      ['BEGIN', 0], ['INSERT INTO replica_outputs', 6], ['UPDATE tasks AS', 9], ['UPDATE volunteers SET', 3], ['UPDATE volunteers SET', 3],
+      ['UPDATE volunteers SET', 3],
+    ]);
+    // Another write to the tasks table between two of the same text: the later one stays after it.
+    const other = patchStatement('tasks', 't-x', { wanted: 2 })!;
+    const kept = coalesce([task('t1'), output('r1', 1), other, output('r2', 2), task('t2')], 5).statements;
+    expect(kept.map((s) => s.text.split(' ').slice(0, 2).join(' '))).toEqual(['UPDATE tasks', 'INSERT INTO', 'UPDATE tasks', 'UPDATE tasks']);
+    expect(kept[1]!.values).toEqual(['r1', new Uint8Array([1]), 'r2', new Uint8Array([2])]);
+    expect(kept.slice(2).map((s) => s.values)).toEqual([other.values, task('t2').values]);
+  });
 });

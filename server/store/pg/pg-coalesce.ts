@@ -11,12 +11,16 @@
  *   their types, since the values are sent as literals of no type. An id seen again starts a new statement (an UPDATE
  *   meets a row once, so the second would be lost).
  *
- * Only consecutive statements merge, so the order of what they do is kept; anything else passes as it is.
+ * A statement joins the latest statement of its text when nothing between them writes its table: a turn writes a row
+ * of each table per result (a replica, its outputs, its task, the task's result, the volunteer), one result after
+ * another, and these become one statement per table. Moving a write past writes to other tables changes nothing: the
+ * statements that merge read no other table, and the tables have no triggers and no foreign keys between them. A
+ * statement of another shape passes as it is, and nothing moves past it.
  */
 import type { Statement } from './pg-sync.js';
 
 type Shape =
-  | { kind: 'insert'; head: string; tuple: string; tail: string; keyAt: number[] }
+  | { kind: 'insert'; table: string; head: string; tuple: string; tail: string; keyAt: number[] }
   | { kind: 'update'; table: string; sets: { col: string; add: boolean; n: number }[] };
 
 const INSERT = /^(INSERT INTO (\w+) \(([\w, ]+)\)) VALUES \(([^()]*)\)(\s*(?:ON CONFLICT \(([\w, ]+)\) DO (?:NOTHING|UPDATE SET [\s\S]*))?\s*)$/;
@@ -38,7 +42,7 @@ function shapeOf(text: string): Shape | null {
 function parse(text: string): Shape | null {
   const ins = INSERT.exec(text);
   if (ins) {
-    const [, head, , cols, tuple, tail, conflict] = ins;
+    const [, head, table, cols, tuple, tail, conflict] = ins;
     const columns = cols!.split(',').map((c) => c.trim());
     const items = tuple!.split(',').map((v) => v.trim());
     if (items.length !== columns.length) return null;
@@ -51,7 +55,7 @@ function parse(text: string): Shape | null {
         keyAt.push(Number(m[1]) - 1);
       }
     }
-    return { kind: 'insert', head: head!, tuple: tuple!, tail: tail!, keyAt };
+    return { kind: 'insert', table: table!, head: head!, tuple: tuple!, tail: tail!, keyAt };
   }
   const up = UPDATE.exec(text);
   if (up) {
@@ -97,39 +101,37 @@ function merge(shape: Shape, group: Statement[]): Statement {
   return { text: `UPDATE ${table} AS t SET ${assign} FROM (VALUES ${rows.join(', ')}) AS v(${cols.join(', ')}) WHERE t.id = v.id`, values };
 }
 
+/** Statements of one text on their way to being one; `shape` null: one statement that merges with nothing. */
+interface Group { text: string; shape: Shape | null; members: Statement[]; keys: Set<string> }
+
 /**
- * `statements` with runs of the same INSERT or UPDATE among the first `upTo` merged; `upTo` counted again over the
- * result (the statements after it pass untouched).
+ * `statements` with the INSERTs and UPDATEs of one text among the first `upTo` merged (see above); `upTo` counted
+ * again over the result (the statements after it pass untouched).
  */
 export function coalesce(statements: Statement[], upTo: number): { statements: Statement[]; upTo: number } {
-  const out: Statement[] = [];
-  let i = 0;
-  while (i < upTo) {
+  const groups: Group[] = [];
+  for (let i = 0; i < upTo; i++) {
     const st = statements[i]!;
     const shape = st.values ? shapeOf(st.text) : null;
-    if (!shape) {
-      out.push(st);
-      i++;
-      continue;
-    }
-    const group = [st];
-    const keys = new Set<string>();
-    const first = keyOf(shape, st.values!);
-    if (first !== null) keys.add(first);
-    let j = i + 1;
-    for (; j < upTo; j++) {
-      const next = statements[j]!;
-      if (next.text !== st.text || !next.values) break;
-      const key = keyOf(shape, next.values);
-      if (key !== null) {
-        if (keys.has(key)) break;
-        keys.add(key);
+    const key = shape && keyOf(shape, st.values!);
+    let joined = false;
+    // The latest group of its text, unless a statement between writes its table (or cannot be read).
+    for (let g = groups.length - 1; shape && g >= 0; g--) {
+      const group = groups[g]!;
+      if (!group.shape) break;
+      if (group.text === st.text) {
+        if (key === null || !group.keys.has(key)) {
+          group.members.push(st);
+          if (key !== null) group.keys.add(key);
+          joined = true;
+        }
+        break;
       }
-      group.push(next);
+      if (group.shape.table === shape.table) break;
     }
-    out.push(group.length > 1 ? merge(shape, group) : st);
-    i = j;
+    if (!joined) groups.push({ text: st.text, shape, members: [st], keys: new Set(key === null ? [] : [key]) });
   }
+  const out = groups.map((g) => (g.members.length > 1 ? merge(g.shape!, g.members) : g.members[0]!));
   const merged = out.length;
   for (let k = upTo; k < statements.length; k++) out.push(statements[k]!);
   return { statements: out, upTo: merged };

@@ -27,8 +27,10 @@ export function recoveryTasks(send: Send, jobId: string, range: BatchRange = ALL
 }
 
 export function recoveryReplicas(send: Send, jobId: string, range: BatchRange = ALL_BATCHES): ReplicaRow[] {
-  return all(send, `SELECT ${REPLICA.select('r')} FROM replicas r JOIN tasks t ON t.id = r.task_id
-      WHERE r.job_id = $1 AND (t.status = 'pending' OR t.canary) AND t.batch >= $2::int8 AND t.batch < $3::int8 ORDER BY r.leased_at, r.seq`,
+  // The slice's tasks through tasks_of_slice, then their replicas through replicas_of_task: as long as the slice is,
+  // not the job (a join would scan the job's replicas once they outnumber the slice's tasks).
+  return all(send, `SELECT ${REPLICA.select('r')} FROM replicas r WHERE r.task_id = ANY(ARRAY(SELECT t.id FROM tasks t
+      WHERE t.job_id = $1 AND (t.status = 'pending' OR t.canary) AND t.batch >= $2::int8 AND t.batch < $3::int8)) ORDER BY r.leased_at, r.seq`,
   [jobId, range.from, range.to]);
 }
 

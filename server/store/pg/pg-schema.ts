@@ -68,6 +68,8 @@ CREATE FUNCTION tabgrid_fence(sid text) RETURNS void AS $$ BEGIN UPDATE servers 
   // 2: what each network origin holds on each server (connections, newcomers' leases): per-origin caps are the network's.
   `CREATE TABLE origin_use (server_id text NOT NULL, origin text NOT NULL, connections integer NOT NULL, newcomer_leases integer NOT NULL,
   PRIMARY KEY (server_id, origin));`,
+  // 3: a slice's tasks by batch (a server taking a slice over reads its tasks' replicas through them, not the job's).
+  `CREATE INDEX tasks_of_slice ON tasks (job_id, batch);`,
 ];
 
 /** The version this TabGrid writes: a database at a higher one is refused. */

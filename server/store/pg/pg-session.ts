@@ -21,12 +21,19 @@ interface OpenSavepoint {
 }
 
 /**
- * What of the first `writes` statements goes as one text: up to the first SAVEPOINT (a failure in the text does not
- * say where, and a savepoint made before it must be known to exist), with runs of one INSERT or UPDATE merged.
+ * The first `writes` statements with the INSERTs and UPDATEs of one text merged (none moves past a SAVEPOINT), and how
+ * they go as texts: one from each SAVEPOINT to the next (a failure in a text does not say where, and a savepoint made
+ * before it must be known to exist; the one a text begins with is).
  */
-function joinable(listed: Statement[], writes: number): { statements: Statement[]; upTo: number } {
-  const firstSavepoint = listed.findIndex((st, i) => i < writes && st.text.startsWith('SAVEPOINT '));
-  return coalesce(listed, firstSavepoint < 0 ? writes : firstSavepoint);
+function joinable(listed: Statement[], writes: number): { statements: Statement[]; stretches: number[] } {
+  const { statements, upTo } = coalesce(listed, writes);
+  const stretches: number[] = [];
+  for (let i = 1, start = 0; i <= upTo; i++) {
+    if (i < upTo && !statements[i]!.text.startsWith('SAVEPOINT ')) continue;
+    stretches.push(i - start);
+    start = i;
+  }
+  return { statements, stretches };
 }
 
 export class PgSession {
@@ -168,16 +175,14 @@ export class PgSession {
     this.begun = true;
     this.dirty = false;
     const sent = this.savepoints.filter((sp) => sp.queued !== null);
-    const positions = sent.map((sp) => head.length + sp.queued!);
+    const listed = [...head, ...queued, ...extra];
+    // Writes need no rows back: they go as texts (a round trip to the database each), the reads after them as they are.
+    const { statements: all, stretches } = joinable(listed, head.length + queued.length + (inline ? extra.length : 0));
+    // Each SAVEPOINT statement passes through the merging as it is: where it stands now.
+    const positions = sent.map((sp) => all.indexOf(listed[head.length + sp.queued!]!));
     for (const sp of sent) sp.queued = null;
     try {
-      // Writes need no rows back: they go as one text (one round trip to the database), the reads after them as they are.
-      const listed = [...head, ...queued, ...extra];
-      const { statements: all, upTo: joined } = joinable(listed, head.length + queued.length + (inline ? extra.length : 0));
-      // Merged statements all stand before the first savepoint: the savepoints move up by as many.
-      const merged = listed.length - all.length;
-      for (let k = 0; k < positions.length; k++) positions[k] -= merged;
-      const rows = this.db.run(all, this.conn, joined > 1 ? joined : 0).slice(head.length);
+      const rows = this.db.run(all, this.conn, stretches).slice(head.length);
       this.conn ??= this.db.connection;
       this.fenced ||= fencing;
       return rows;
@@ -251,8 +256,8 @@ export class PgSession {
     const head: Statement[] = this.begun ? [] : [{ text: 'BEGIN' }];
     if (this.fence !== undefined && !this.fenced && this.dirty) head.push({ text: 'SELECT tabgrid_fence($1)', values: [this.fence] });
     const listed = [...head, ...this.queue, { text: 'COMMIT' }];
-    const { statements: all, upTo: joined } = joinable(listed, listed.length);
-    this.db.post(all, done, this.conn, joined > 1 ? joined : 0);
+    const { statements: all, stretches } = joinable(listed, listed.length);
+    this.db.post(all, done, this.conn, stretches);
     this.queue = [];
     this.begun = false;
   }

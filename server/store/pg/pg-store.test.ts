@@ -245,6 +245,44 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(s.getTask('j1-s0-t2')!.active).toBe(6);
     });
 
+    it('sends each stretch from one savepoint to the next as one text, a failure in it reported past its savepoint', () => {
+      const s = track(new PgStore(migratedDb()));
+      const ins = (n: number) => ({ text: 'INSERT INTO t (a) VALUES ($1)', values: [n] });
+      s.db.run([{ text: 'CREATE TABLE t (a integer PRIMARY KEY)' }]);
+      const err = (() => {
+        try {
+          s.db.run([{ text: 'BEGIN' }, ins(1), ins(2), { text: 'SAVEPOINT a' }, ins(3), ins(1), ins(4)], undefined, [3, 4]);
+        } catch (e) { return e as PgError; }
+        return null;
+      })();
+      // Reported at the statement after the savepoint (one at a time would say 5, the duplicate): the savepoint was made.
+      expect(err).toMatchObject({ code: '23505', index: 4 });
+      s.db.run([{ text: 'ROLLBACK TO a' }, ins(5), { text: 'COMMIT' }], undefined, [3]);
+      expect(s.db.query('SELECT a FROM t ORDER BY a')).toEqual([{ a: 1 }, { a: 2 }, { a: 5 }]);
+    });
+
+    it('undoes a refused nested unit after one whose writes went out with a read, and commits the rest', () => {
+      const s = track(new PgStore(migratedDb()));
+      const key = (id: string, hash: string) => ({ id, keyHash: hash, name: id, admin: false, createdAt: 1, revokedAt: null, weight: 1 });
+      s.createJob(job('j1'), tasks('j1', range(4)));
+      s.insertApiKey(key('k1', 'h1'));
+      s.transaction(() => {
+        s.updateTask('j1-s0-t0', { failures: 1 });
+        s.transaction(() => {
+          for (const b of [1, 2]) s.updateTask(`j1-s0-t${b}`, { failures: 1 });
+          expect(s.getJob('j1')!.status).toBe('running'); // its savepoint and the writes so far go out with the read
+        });
+        expect(() => s.transaction(() => {
+          s.updateTask('j1-s0-t3', { failures: 9 });
+          s.insertApiKey(key('k9', 'h1')); // refused with the read, after the first unit's release and this one's savepoint
+          s.countApiKeys();
+        })).toThrow(expect.objectContaining({ code: '23505' }));
+        s.updateTask('j1-s0-t3', { failures: 1 });
+      });
+      expect(range(4).map((b) => s.getTask(`j1-s0-t${b}`)!.failures)).toEqual([1, 1, 1, 1]);
+      expect(s.listApiKeys().map((k) => k.id)).toEqual(['k1']);
+    });
+
     it('undoes a nested unit whose statement the database refused; bad input never leaves a transaction open', () => {
       const url = migratedDb();
       const s = track(new PgStore(url));
@@ -373,6 +411,37 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
         expect([...s.taskResult('m-s0-t0')!, ...s.taskResult('m-s0-t1')!]).toEqual([3, 2]);
         expect(s.getReplica('r2')).toMatchObject({ taskId: 'm-s0-t2', status: 'returned' });
       }
+    });
+
+    it('write a turn of results one after another as a statement per table, with what one at a time would leave', () => {
+      const s = track(new PgStore(migratedDb()));
+      s.createJob(job('n'), tasks('n', range(4)));
+      const v = s.volunteerFor('token', 'vol-1', 1).id;
+      const w = s.volunteerFor('token-2', 'vol-2', 1).id;
+      const before = [s.getVolunteer(v)!, s.getVolunteer(w)!];
+      const replica = (id: string, b: number, volunteerId: string) => s.insertReplica({
+        id, taskId: `n-s0-t${b}`, jobId: 'n', workerId: 'w', volunteerId, status: 'returned', workerClass: '-', single: false,
+        site: null, leasedAt: 1, leaseExpires: 2, backend: 'cpu', runMs: 1, error: null, returnedAt: 2, origin: null,
+      });
+      s.transaction(() => {
+        for (const b of range(4)) {
+          replica(`q${b}`, b, b % 2 ? w : v);
+          s.setReplicaOutputs(`q${b}`, new Uint8Array([b]));
+          s.updateTask(`n-s0-t${b}`, { status: 'done', doneAt: 20 + b });
+          s.setTaskResultOf(`n-s0-t${b}`, `q${b}`);
+          s.addToVolunteer(b % 2 ? w : v, { valid: 1, credit: 1 });
+          // A write of another shape to a table already written: what comes after it stays after it.
+          if (b === 1) { s.updateReplica('q0', { status: 'invalid', error: 'disagreed' }); s.updateTask('n-s0-t0', { status: 'pending', doneAt: null }); }
+        }
+        s.updateReplica('q0', { status: 'returned', error: null });
+      });
+      expect(s.getTask('n-s0-t0')).toMatchObject({ status: 'pending', doneAt: null });
+      expect(s.getTask('n-s0-t3')).toMatchObject({ status: 'done', doneAt: 23 });
+      expect(s.getReplica('q0')).toMatchObject({ status: 'returned', error: null });
+      expect(range(4).map((b) => [...s.replicaOutputs(`q${b}`)!][0])).toEqual([0, 1, 2, 3]);
+      expect(range(4).map((b) => [...s.taskResult(`n-s0-t${b}`)!][0])).toEqual([0, 1, 2, 3]);
+      expect(s.getVolunteer(v)).toMatchObject({ valid: before[0]!.valid + 2, credit: before[0]!.credit + 2 });
+      expect(s.getVolunteer(w)).toMatchObject({ valid: before[1]!.valid + 2, credit: before[1]!.credit + 2 });
     });
 
     it('tell at settle an outcome met while another call was waited for', () => {

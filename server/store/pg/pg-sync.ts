@@ -13,6 +13,8 @@ import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 
 export interface Statement { text: string; values?: unknown[] }
+/** Statements to send as texts of their own, with their values written in: how many (one text), or each text's length. */
+export type Inline = number | readonly number[];
 
 /** What a failed statement said: PostgreSQL's SQLSTATE (`code`) when it came from the server. */
 export class PgError extends Error {
@@ -86,6 +88,7 @@ const handle = async ({ id, statements, expect, inline, rollbackOnFailure }) => 
   current = id;
   const rows = [];
   let i = 0;
+  let failedAt = -1;
   try {
     if (broken) { client.end().catch(() => {}); connect(); }
     if (expect !== undefined && expect !== conn) {
@@ -98,24 +101,32 @@ const handle = async ({ id, statements, expect, inline, rollbackOnFailure }) => 
       broken = err;
       throw err;
     }
-    // The first \`inline\` statements as one text, one round trip to the database (the extended protocol sends each
-    // statement and waits for it); a failure there is reported at index 0.
-    const joined = Math.min(inline || 0, statements.length);
-    if (joined > 0) {
-      await client.query(statements.slice(0, joined).map(inlined).join(';\\n'));
-      for (; i < joined; i++) rows.push([]);
-    }
-    for (; i < statements.length; i++) {
+    // Each of the first stretches (\`inline\`: their lengths, or one length) as one text, one round trip to the database
+    // (the extended protocol sends each statement and waits for it). A failure in a stretch is reported at its start,
+    // or just past it when it begins with a SAVEPOINT (which was made: a failure is the statements' after it).
+    const one = async () => {
       const res = await client.query({ text: statements[i].text, values: statements[i].values, rowMode: undefined });
       // Text with several statements (no values: the simple protocol) gives one result each: the last one's rows.
       const r = Array.isArray(res) ? res[res.length - 1] : res;
       rows.push(r.rows.map((row) => { for (const k in row) if (Buffer.isBuffer(row[k])) row[k] = new Uint8Array(row[k]); return row; }));
+      i++;
+    };
+    const stretches = Array.isArray(inline) ? inline : inline ? [inline] : [];
+    for (const length of stretches) {
+      const n = Math.min(length, statements.length - i);
+      if (n <= 0) break;
+      if (n === 1) { await one(); continue; }
+      failedAt = statements[i].text.startsWith('SAVEPOINT ') ? i + 1 : i;
+      await client.query(statements.slice(i, i + n).map(inlined).join(';\\n'));
+      failedAt = -1;
+      for (const end = i + n; i < end; i++) rows.push([]);
     }
+    while (i < statements.length) await one();
     answer({ ok: true, rows });
   } catch (err) {
     // A posted commit that failed leaves no transaction open behind it: the calls after it run outside one.
     if (rollbackOnFailure && client && !broken) await client.query('ROLLBACK').catch(() => {});
-    answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: Math.min(i, statements.length - 1) });
+    answer({ ok: false, message: String(err && err.message || err), code: err && err.code, index: failedAt >= 0 ? failedAt : Math.min(i, statements.length - 1) });
   }
 };
 // A statement run every beat.ms on this thread, whatever the caller's thread is doing (a heartbeat: a server whose
@@ -185,8 +196,10 @@ export class PgSync {
    * With `expect`, they run only on that connection (the one a transaction began on); on another the call throws.
    * `inline`: the first `inline` statements have their values written into their text and go as one text in one round
    * trip to the database; no rows come back for them, and a failure among them is reported at index 0. For writes.
+   * Several lengths: one text for each stretch in turn, a failure reported at the stretch's start (past it when it
+   * begins with a SAVEPOINT, which was made).
    */
-  run(statements: Statement[], expect?: number, inline = 0): Record<string, unknown>[][] {
+  run(statements: Statement[], expect?: number, inline: Inline = 0): Record<string, unknown>[][] {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     if (statements.length === 0) return [];
     const id = this.send(statements, expect, inline, false);
@@ -201,7 +214,7 @@ export class PgSync {
    * later turn, or by `settle`. A failure rolls back the transaction they were in, so the calls after them run outside
    * it. For a commit whose caller need not wait.
    */
-  post(statements: Statement[], callback: Posted, expect?: number, inline = 0): void {
+  post(statements: Statement[], callback: Posted, expect?: number, inline: Inline = 0): void {
     if (this.closed) throw new Error('the PostgreSQL connection is closed');
     const id = this.send(statements, expect, inline, true);
     this.posted.set(id, { callback, statement: statements[0]?.text ?? '' });
@@ -224,7 +237,7 @@ export class PgSync {
     this.tell();
   }
 
-  private send(statements: Statement[], expect: number | undefined, inline: number, rollbackOnFailure: boolean): number {
+  private send(statements: Statement[], expect: number | undefined, inline: Inline, rollbackOnFailure: boolean): number {
     this.roundTrips++;
     const id = ++this.ids;
     this.port.postMessage({ id, statements, expect, inline, rollbackOnFailure });
