@@ -106,6 +106,9 @@ describe('SlicedLiveStore', () => {
     live.takeSlice('j', 0);
     scheduler.connect('w1', 'v1');
     const [lease] = scheduler.requestWork('w1', 1);
+    // The store holds no lease: the task running is memory's to count.
+    expect(live.taskCounts('j')).toMatchObject({ total: SLICE_BATCHES, running: 1, pending: SLICE_BATCHES - 1 });
+    expect(live.stageCounts('j')).toEqual([{ stage: 0, total: SLICE_BATCHES, done: 0, failed: 0, running: 1, pending: SLICE_BATCHES - 1 }]);
     scheduler.withdrawLeases(live.leasesInSlice('j', 0).map((r) => r.id));
     live.dropSlice('j', 0);
     expect(cancelled).toEqual([lease!.replicaId]);

@@ -13,6 +13,13 @@ export const sliceOf = (batch: number) => Math.floor(batch / SLICE_BATCHES);
 export const sliceRange = (slice: number): BatchRange => ({ from: slice * SLICE_BATCHES, to: (slice + 1) * SLICE_BATCHES });
 const key = (jobId: string, slice: number) => `${jobId}:${slice}`;
 
+/** `c` with `running` of its open tasks running (the rest pending). */
+function runningHere<C extends TaskCounts>(c: C, running: number): C {
+  const open = c.pending + c.running;
+  const r = Math.min(running, open);
+  return { ...c, running: r, pending: open - r };
+}
+
 /** A slice held: which job, which one. */
 export interface SliceRef { jobId: string; slice: number }
 
@@ -146,14 +153,18 @@ export class SlicedLiveStore extends LiveStore {
 
   // What memory sees only in part: the store's (other servers' tasks included).
 
+  // The store does not hold leases (they would not survive a restart anyway): its open tasks are all pending there.
+  // Those running are this server's, as memory counts them; the other servers' are theirs to count.
+
   taskCounts(jobId: string): TaskCounts {
     this.flush();
-    return this.inner.taskCounts(jobId);
+    return runningHere(this.inner.taskCounts(jobId), this.tasks.taskCounts(jobId)?.running ?? 0);
   }
 
   stageCounts(jobId: string): StageCounts[] {
     this.flush();
-    return this.inner.stageCounts(jobId);
+    const here = new Map((this.tasks.stageCounts(jobId) ?? []).map((s) => [s.stage, s.running]));
+    return this.inner.stageCounts(jobId).map((s) => runningHere(s, here.get(s.stage) ?? 0));
   }
 
   hasUnfinishedTasks(jobId: string): boolean {

@@ -12,6 +12,7 @@ import type {
 } from '../store.js';
 import type { JobStatus } from '../../../shared/protocol.js';
 import { PgSync, type Statement } from './pg-sync.js';
+import { PgJobCounts } from './pg-counts.js';
 import { PgSession } from './pg-session.js';
 import { migrate } from './pg-schema.js';
 import { API_KEY, DATASET, JOB, MODEL, REPLICA, TASK, VOLUNTEER, patchStatement, snake } from './pg-columns.js';
@@ -37,7 +38,11 @@ export class PgStore implements Store {
   private readonly session: PgSession;
   private readonly models = new Map<string, ModelRow>();
   private readonly datasets = new Map<string, DatasetRow>();
-  private readonly send = (statements: Statement[], write = false) => this.session.read(statements, write);
+  private readonly send = (statements: Statement[], write = false) => {
+    if (write) this.counts.forget();
+    return this.session.read(statements, write);
+  };
+  private readonly counts = new PgJobCounts((statements) => this.session.read(statements));
 
   /** The connection jobs are created on (made on first use): creating a big job holds up nothing else. */
   private background: PgSync | null = null;
@@ -78,20 +83,24 @@ export class PgStore implements Store {
 
   /** Writes that return nothing (null entries skipped): queued in a transaction. */
   private write(...statements: (Statement | null)[]): void {
+    this.counts.forget();
     const list = statements.filter((s): s is Statement => s !== null);
     if (list.length > 0) this.session.write(list);
   }
 
   /** A write whose result is needed now: sent at once (fenced, in the transaction if one is open). */
   private change(text: string, values?: unknown[]): Row[] {
+    this.counts.forget();
     return this.session.read([{ text, values }], true)[0]!;
   }
 
   transaction<T>(fn: () => T): T {
+    this.counts.forget();
     return this.session.transaction(fn);
   }
 
   transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
+    this.counts.forget();
     return this.session.transactionThen(fn, done);
   }
 
@@ -259,37 +268,14 @@ export class PgStore implements Store {
       : { text: 'UPDATE slices SET done = true, server_id = NULL WHERE job_id = $1', values: [id] });
   }
 
-  taskCounts(jobId: string): TaskCounts {
-    const c: TaskCounts = { total: 0, done: 0, failed: 0, pending: 0, running: 0 };
-    for (const s of this.stageCounts(jobId)) for (const k of ['total', 'done', 'failed', 'pending', 'running'] as const) c[k] += s[k];
-    return c;
-  }
-
-  stageCounts(jobId: string): StageCounts[] {
-    const rows = this.all<{ stage: number; status: string; n: number; busy: number }>(`SELECT stage, status, COUNT(*) AS n,
-      COUNT(*) FILTER (WHERE active > 0) AS busy FROM tasks WHERE job_id = $1 GROUP BY stage, status ORDER BY stage`, [jobId]);
-    const byStage = new Map<number, StageCounts>();
-    for (const r of rows) {
-      const c = byStage.get(r.stage) ?? { stage: r.stage, total: 0, done: 0, failed: 0, pending: 0, running: 0 };
-      c.total += r.n;
-      if (r.status === 'done') c.done += r.n;
-      else if (r.status === 'failed') c.failed += r.n;
-      else { c.running += r.busy; c.pending += r.n - r.busy; }
-      byStage.set(r.stage, c);
-    }
-    return [...byStage.values()];
-  }
+  // A view's counts: one scan of the job's tasks for all of them (pg-counts.ts).
+  taskCounts(jobId: string): TaskCounts { return this.counts.taskCounts(jobId); }
+  stageCounts(jobId: string): StageCounts[] { return this.counts.stageCounts(jobId); }
+  canaryCount(jobId: string): number { return this.counts.canaryCount(jobId); }
+  taintedCount(jobId: string): number { return this.counts.taintedCount(jobId); }
 
   replicaCount(jobId: string): number {
     return this.count('SELECT COUNT(*) AS n FROM replicas WHERE job_id = $1', [jobId]);
-  }
-
-  canaryCount(jobId: string): number {
-    return this.count('SELECT COUNT(*) AS n FROM tasks WHERE job_id = $1 AND canary', [jobId]);
-  }
-
-  taintedCount(jobId: string): number {
-    return this.count('SELECT COUNT(*) AS n FROM tasks WHERE job_id = $1 AND tainted', [jobId]);
   }
 
   recoveryTasks(jobId: string, range?: BatchRange): TaskRow[] { return q.recoveryTasks(this.send, jobId, range); }
