@@ -365,6 +365,27 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(track(new PgStore(url)).taskCounts('bg')).toMatchObject({ total: 4, pending: 4 });
       await expect(s.createJobAsync(job('bg'), tasks('bg', [0]))).rejects.toMatchObject({ code: '23505' });
     });
+
+    it('fences a job\'s creation at its end: the server\'s other commits do not wait for a large job, and a dead server\'s fails', async () => {
+      const url = migratedDb();
+      const other = track(new PgSync(url));
+      other.query('INSERT INTO servers (id, started_at, seen_at) VALUES ($1, 0, 0)', ['s1']);
+      const s = track(new PgStore(url, { fence: 's1' }));
+      s.createJob(job('j1'), tasks('j1', [0]));
+      await s.createJobAsync(job('warm'), tasks('warm', [0])); // the job connection is open
+      const big = 60_000;
+      const creating = s.createJobAsync(job('big', { items: big }), tasks('big', range(big)));
+      const inserting = () => other.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO tasks%'`)[0]!.n;
+      for (const until = Date.now() + 10_000; inserting() === 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 2));
+      // A commit of this server meanwhile: it lands while the big job's rows are still going in.
+      s.transaction(() => s.updateTask('j1-s0-t0', { failures: 1 }));
+      expect(other.query('SELECT count(*)::int AS n FROM jobs WHERE id = $1', ['big'])).toEqual([{ n: 0 }]);
+      await creating;
+      expect(other.query('SELECT count(*)::int AS n FROM tasks WHERE job_id = $1', ['big'])).toEqual([{ n: big }]);
+      other.query('UPDATE servers SET alive = false WHERE id = $1', ['s1']);
+      await expect(s.createJobAsync(job('late'), tasks('late', [0]))).rejects.toMatchObject({ code: 'TG001' });
+      expect(other.query('SELECT count(*)::int AS n FROM jobs WHERE id = $1', ['late'])).toEqual([{ n: 0 }]);
+    });
   });
 
   describe('commits not waited for', () => {

@@ -230,8 +230,10 @@ export class PgStore implements Store {
   createJobAsync(job: JobRow, tasks: TaskRow[]): Promise<void> {
     this.background ??= new PgSync(this.url);
     const fence = this.options.fence;
+    // The fence last, just before the commit: the server's row is locked from there to the commit only, not for the
+    // whole insert (a large job takes a while), during which this server's other commits would wait on it.
     const statements: Statement[] = [
-      { text: 'BEGIN' }, ...(fence ? [{ text: 'SELECT tabgrid_fence($1)', values: [fence] }] : []), ...createJobStatements(job, tasks), { text: 'COMMIT' },
+      { text: 'BEGIN' }, ...createJobStatements(job, tasks), ...(fence ? [{ text: 'SELECT tabgrid_fence($1)', values: [fence] }] : []), { text: 'COMMIT' },
     ];
     return new Promise((resolve, reject) => this.background!.post(statements, (err) => (err ? reject(err) : resolve())));
   }
