@@ -5,7 +5,7 @@
  * sees whole (a job's counts, whether it is finished, a volunteer's tasks elsewhere) is asked of the store.
  * The claims themselves (who holds which slice, heartbeats, taking over a dead server's) are cluster/'s.
  */
-import type { BatchRange, JobRow, ReplicaRow, StageCounts, Store, TaskCounts, TaskRow } from '../store/store.js';
+import type { BatchRange, JobRow, ReplicaRow, StageCounts, Store, TaskCounts, TaskRow, ViewCounts } from '../store/store.js';
 import { SLICE_BATCHES } from '../store/store.js';
 import { LiveStore } from './live-store.js';
 
@@ -163,8 +163,20 @@ export class SlicedLiveStore extends LiveStore {
 
   stageCounts(jobId: string): StageCounts[] {
     this.flush();
+    return this.runningHere(jobId, this.inner.stageCounts(jobId));
+  }
+
+  viewCounts(jobId: string, ended: boolean): ViewCounts {
+    this.flush();
+    const counts = this.inner.viewCounts?.(jobId, ended) ?? {
+      stages: this.inner.stageCounts(jobId), canaries: this.inner.canaryCount(jobId), tainted: this.inner.taintedCount(jobId), replicas: this.inner.replicaCount(jobId),
+    };
+    return { ...counts, stages: this.runningHere(jobId, counts.stages) };
+  }
+
+  private runningHere(jobId: string, stages: StageCounts[]): StageCounts[] {
     const here = new Map((this.tasks.stageCounts(jobId) ?? []).map((s) => [s.stage, s.running]));
-    return this.inner.stageCounts(jobId).map((s) => runningHere(s, here.get(s.stage) ?? 0));
+    return stages.map((s) => runningHere(s, here.get(s.stage) ?? 0));
   }
 
   hasUnfinishedTasks(jobId: string): boolean {

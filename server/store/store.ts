@@ -180,6 +180,9 @@ export interface TaskCounts { total: number; done: number; failed: number; pendi
 
 export interface StageCounts extends TaskCounts { stage: number }
 
+/** What a job's view counts: its tasks by stage, its known-answer and tainted tasks, the replicas issued. */
+export interface ViewCounts { stages: StageCounts[]; canaries: number; tainted: number; replicas: number }
+
 /** Which tasks a worker may be offered. */
 export interface TaskFilter {
   /** Only tasks of these models. */
@@ -280,6 +283,11 @@ export interface Store {
   recoveryReplicas(jobId: string, range?: BatchRange): ReplicaRow[];
   /** Tasks of the job marked tainted. */
   taintedCount(jobId: string): number;
+  /**
+   * A view's counts where each is a scan of the job (a shared database): while the job runs they may lag, read again in
+   * the background no more often than their cost allows; exact once it has `ended`. Without it, the counts above.
+   */
+  viewCounts?(jobId: string, ended: boolean): ViewCounts;
 
   /** Pending tasks of running jobs that want another replica and that this volunteer has not touched. */
   assignableTasks(volunteerId: string, limit: number, filter?: TaskFilter): TaskRow[];

@@ -206,6 +206,8 @@ describe.skipIf(!havePostgres())('PostgreSQL store', () => {
       expect(s.taskCounts('c')).toMatchObject({ failed: 1, pending: 2 });
       s.transaction(() => s.updateTask('c-s0-t1', { tainted: true }));
       expect(s.taintedCount('c')).toBe(2);
+      // A view's counts, all at once, the replicas issued with them.
+      expect(s.viewCounts('c', true)).toEqual({ stages: [{ stage: 0, total: 4, done: 1, failed: 1, pending: 2, running: 0 }], canaries: 1, tainted: 2, replicas: 0 });
     });
   });
 

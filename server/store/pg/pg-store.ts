@@ -8,7 +8,7 @@ import { SLICE_BATCHES } from '../store.js';
 import type {
   ApiKeyRow, BatchRange, ClassPairRow, DatasetRow, JobBytes, JobRow, ModelRow, RemovedBlobs, ReplicaPatch, ReplicaRow, ReplicaStatus,
   RunningJobRow, Savepoint, SiteRow, StageCounts, Store, TaskCounts, TaskFilter, TaskPatch, TaskRow, TeamRow, VolunteerCounts, VolunteerPatch,
-  VolunteerRow,
+  VolunteerRow, ViewCounts,
 } from '../store.js';
 import type { JobStatus } from '../../../shared/protocol.js';
 import { PgSync, type Statement } from './pg-sync.js';
@@ -42,7 +42,10 @@ export class PgStore implements Store {
     if (write) this.counts.forget();
     return this.session.read(statements, write);
   };
-  private readonly counts = new PgJobCounts((statements) => this.session.read(statements));
+  private readonly counts = new PgJobCounts((statements) => this.session.read(statements), () => {
+    const background = (this.background ??= new PgSync(this.url));
+    return (statements) => background.ask(statements);
+  });
 
   /** The connection jobs are created on (made on first use): creating a big job holds up nothing else. */
   private background: PgSync | null = null;
@@ -275,6 +278,7 @@ export class PgStore implements Store {
   stageCounts(jobId: string): StageCounts[] { return this.counts.stageCounts(jobId); }
   canaryCount(jobId: string): number { return this.counts.canaryCount(jobId); }
   taintedCount(jobId: string): number { return this.counts.taintedCount(jobId); }
+  viewCounts(jobId: string, ended: boolean): ViewCounts { return this.counts.viewCounts(jobId, ended); }
 
   replicaCount(jobId: string): number {
     return this.count('SELECT COUNT(*) AS n FROM replicas WHERE job_id = $1', [jobId]);
@@ -396,7 +400,10 @@ export class PgStore implements Store {
   leasedByVolunteer(volunteerId: string): ReplicaRow[] { return q.leasedByVolunteer(this.send, volunteerId); }
   replicasOfJob(jobId: string): ReplicaRow[] { return q.replicasOfJob(this.send, jobId); }
 
-  deleteJob(id: string): boolean { return retention.deleteJob(this.send, id); }
+  deleteJob(id: string): boolean {
+    this.counts.drop(id);
+    return retention.deleteJob(this.send, id);
+  }
   jobsToPrune(): string[] { return retention.jobsToPrune(this.send); }
   pruneReplicaOutputs(jobId: string): number { return retention.pruneReplicaOutputs(this.send, jobId); }
   jobsFinishedBefore(at: number): string[] { return retention.jobsFinishedBefore(this.send, at); }
