@@ -20,14 +20,13 @@ import { createJobStatements } from './pg-create-job.js';
 import { assignableTasks, probeTasks } from './pg-pick.js';
 import * as retention from './pg-retention.js';
 import * as q from './pg-queries.js';
+import * as results from './pg-results.js';
 
 export interface PgStoreOptions {
-  /** This server's id in `servers`: every transaction that writes first checks that it is still alive there. */
+  /** This server's id in `servers`: every transaction that writes checks that it is still alive there (the fence). */
   fence?: string;
 }
 
-/** Task results read per round trip by taskResults (each may be a large tensor). */
-const RESULTS_PAGE = 64;
 /** Models and data sets kept in memory, by hash. */
 const BLOB_ROWS = 1_000;
 
@@ -308,14 +307,14 @@ export class PgStore implements Store {
   stalledTasks(limit: number): TaskRow[] { return q.stalledTasks(this.send, limit); }
   taintedTasks(jobId: string): TaskRow[] { return q.taintedTasks(this.send, jobId); }
 
-  clearTaskResult(id: string): void {
-    this.write({ text: 'DELETE FROM task_results WHERE task_id = $1', values: [id] });
-  }
-
-  taskResult(id: string): Uint8Array | undefined {
-    return this.one<{ data: Uint8Array | null }>(`SELECT COALESCE(tr.data, ro.data) AS data FROM task_results tr
-      LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id WHERE tr.task_id = $1`, [id])?.data ?? undefined;
-  }
+  // What workers computed (pg-results.ts).
+  clearTaskResult(id: string): void { this.write(results.clearTaskResult(id)); }
+  taskResult(id: string): Uint8Array | undefined { return results.taskResult(this.send, id); }
+  setTaskResult(id: string, result: Uint8Array): void { this.write(results.setTaskResult(id, result)); }
+  setTaskResultOf(id: string, replicaId: string): void { this.write(results.setTaskResultOf(id, replicaId)); }
+  taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> { return results.taskResults(this.send, jobId, stage); }
+  setReplicaOutputs(id: string, outputs: Uint8Array): void { this.write(results.setReplicaOutputs(id, outputs)); }
+  replicaOutputs(id: string): Uint8Array | undefined { return results.replicaOutputs(this.send, id); }
 
   getTask(id: string): TaskRow | undefined {
     return this.one(`SELECT ${TASK.select()} FROM tasks WHERE id = $1`, [id]);
@@ -332,34 +331,6 @@ export class PgStore implements Store {
     }
   }
 
-  setTaskResult(id: string, result: Uint8Array): void {
-    this.write({
-      text: `INSERT INTO task_results (task_id, replica_id, data) VALUES ($1, NULL, $2)
-        ON CONFLICT (task_id) DO UPDATE SET replica_id = NULL, data = excluded.data`,
-      values: [id, result],
-    });
-  }
-
-  setTaskResultOf(id: string, replicaId: string): void {
-    this.write({
-      text: `INSERT INTO task_results (task_id, replica_id, data) VALUES ($1, $2, NULL)
-        ON CONFLICT (task_id) DO UPDATE SET replica_id = excluded.replica_id, data = NULL`,
-      values: [id, replicaId],
-    });
-  }
-
-  *taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
-    // A page at a time, in batch order: a stage's results together may be larger than memory.
-    for (let after = -1; ;) {
-      const rows = this.all<{ batch: number; data: Uint8Array }>(`SELECT t.batch, COALESCE(tr.data, ro.data) AS data FROM tasks t
-        JOIN task_results tr ON tr.task_id = t.id LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id
-        WHERE t.job_id = $1 AND t.stage = $2 AND t.status = 'done' AND t.batch > $3 ORDER BY t.batch LIMIT ${RESULTS_PAGE}`, [jobId, stage, after]);
-      for (const r of rows) yield { batch: r.batch, result: r.data };
-      if (rows.length < RESULTS_PAGE) return;
-      after = rows[rows.length - 1]!.batch;
-    }
-  }
-
   insertReplica(row: ReplicaRow): void {
     this.write(REPLICA.insert(row));
   }
@@ -370,17 +341,6 @@ export class PgStore implements Store {
 
   updateReplica(id: string, patch: ReplicaPatch): void {
     this.write(patchStatement('replicas', id, patch));
-  }
-
-  setReplicaOutputs(id: string, outputs: Uint8Array): void {
-    this.write({
-      text: 'INSERT INTO replica_outputs (replica_id, data) VALUES ($1, $2) ON CONFLICT (replica_id) DO UPDATE SET data = excluded.data',
-      values: [id, outputs],
-    });
-  }
-
-  replicaOutputs(id: string): Uint8Array | undefined {
-    return this.one<{ data: Uint8Array }>('SELECT data FROM replica_outputs WHERE replica_id = $1', [id])?.data;
   }
 
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] { return q.replicasOfTask(this.send, taskId, status); }
