@@ -17,13 +17,11 @@ import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { openDatabase } from './sqlite-open.js';
 import { assignableTasks, probeTasks } from './sqlite-pick.js';
 import * as q from './sqlite-queries.js';
+import * as results from './sqlite-results.js';
 import * as retention from './sqlite-retention.js';
 
 /** Commits after which a database file gets its checkpoints on a thread of their own (a short-lived store never does). */
 const CHECKPOINTER_AFTER_COMMITS = 64;
-
-/** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
-const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** SQLite implementation of Store; `path` ':memory:' gives a private in-memory database. */
 export class SqliteStore implements Store {
@@ -322,15 +320,14 @@ export class SqliteStore implements Store {
   stalledTasks(limit: number): TaskRow[] { return q.stalledTasks(this.sql, limit); }
   taintedTasks(jobId: string): TaskRow[] { return q.taintedTasks(this.sql, jobId); }
 
-  clearTaskResult(id: string): void {
-    this.q('DELETE FROM task_results WHERE task_id = ?').run(id);
-  }
-
-  taskResult(id: string): Uint8Array | undefined {
-    const r = this.q(`SELECT COALESCE(tr.data, ro.data) AS data FROM task_results tr
-      LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id WHERE tr.task_id = ?`).get(id) as { data: Buffer | null } | undefined;
-    return r?.data ? new Uint8Array(r.data) : undefined;
-  }
+  // What workers computed (sqlite-results.ts).
+  clearTaskResult(id: string): void { results.clearTaskResult(this.sql, id); }
+  taskResult(id: string): Uint8Array | undefined { return results.taskResult(this.sql, id); }
+  setTaskResult(id: string, result: Uint8Array): void { results.setTaskResult(this.sql, id, result); }
+  setTaskResultOf(id: string, replicaId: string): void { results.setTaskResultOf(this.sql, id, replicaId); }
+  taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> { return results.taskResults(this.sql, jobId, stage); }
+  setReplicaOutputs(id: string, outputs: Uint8Array): void { results.setReplicaOutputs(this.sql, id, outputs); }
+  replicaOutputs(id: string): Uint8Array | undefined { return results.replicaOutputs(this.sql, id); }
 
   getTask(id: string): TaskRow | undefined {
     return this.tasks.read(id, () => this.q(`SELECT ${TASK_COLS} FROM tasks WHERE id = ?`).get(id) as Row | undefined, taskFromRow);
@@ -339,22 +336,6 @@ export class SqliteStore implements Store {
   updateTask(id: string, patch: TaskPatch): void {
     this.patch('tasks', id, patch);
     this.tasks.patch(id, patch);
-  }
-
-  setTaskResult(id: string, result: Uint8Array): void {
-    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, NULL, ?)').run(id, blob(result));
-  }
-
-  setTaskResultOf(id: string, replicaId: string): void {
-    this.q('INSERT OR REPLACE INTO task_results (task_id, replica_id, data) VALUES (?, ?, NULL)').run(id, replicaId);
-  }
-
-  *taskResults(jobId: string, stage: number): Iterable<{ batch: number; result: Uint8Array }> {
-    const it = this.q(`SELECT t.batch, COALESCE(tr.data, ro.data) AS data FROM tasks t
-      JOIN task_results tr ON tr.task_id = t.id LEFT JOIN replica_outputs ro ON ro.replica_id = tr.replica_id
-      WHERE t.job_id = ? AND t.stage = ? AND t.status = 'done' ORDER BY t.batch`)
-      .iterate(jobId, stage) as Iterable<{ batch: number; data: Buffer }>;
-    for (const r of it) yield { batch: r.batch, result: new Uint8Array(r.data) };
   }
 
   insertReplica(row: ReplicaRow): void {
@@ -370,15 +351,6 @@ export class SqliteStore implements Store {
   updateReplica(id: string, patch: ReplicaPatch): void {
     this.patch('replicas', id, patch);
     this.replicas.patch(id, patch);
-  }
-
-  setReplicaOutputs(id: string, outputs: Uint8Array): void {
-    this.q('INSERT OR REPLACE INTO replica_outputs (replica_id, data) VALUES (?, ?)').run(id, blob(outputs));
-  }
-
-  replicaOutputs(id: string): Uint8Array | undefined {
-    const r = this.q('SELECT data FROM replica_outputs WHERE replica_id = ?').get(id) as { data: Buffer } | undefined;
-    return r ? new Uint8Array(r.data) : undefined;
   }
 
   replicasOfTask(taskId: string, status?: ReplicaStatus): ReplicaRow[] { return q.replicasOfTask(this.sql, taskId, status); }
