@@ -21,8 +21,9 @@ import type { AppEvents } from '../events.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { ApiKeyRow, Store } from '../store/store.js';
-import { type PeerViews, networkWorkers } from './peer-views.js';
-import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js';
+import { DashboardWorkers } from './dashboard-workers.js';
+import type { PeerViews } from './peer-views.js';
+import type { TabGridIo, WorkerInfo } from './worker-socket.js';
 
 export interface DashboardTiming {
   /** Least time between two pushes of changed jobs. */
@@ -110,10 +111,6 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
   const verified = new Map<string, JobVerification>();
   const verifyStale = new Set<string>();
   let flushTimer: NodeJS.Timeout | null = null;
-  let workersTimer: NodeJS.Timeout | null = null;
-  /** The workers list last pushed, and whether a push (which may wait on the other servers) is under way. */
-  let pushedWorkers = '';
-  let pushingWorkers = false;
   let verification: VerificationView | null = null;
   let verifiedAt = -Infinity;
   let verifyTimer: NodeJS.Timeout | null = null;
@@ -216,35 +213,13 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
     }
   };
 
-  const localWorkers = () => [...workers.values()].map((w) => workerView(w, peers?.self()));
-  const hasAdmin = () => [...nsp.sockets.values()].some((sock) => sock.data.key.admin);
-
-  /** Pushes the network's workers to the admins here when the list changed; one push at a time. */
-  const pushWorkers = async () => {
-    workersTimer = null;
-    if (pushingWorkers) return;
-    pushingWorkers = true;
-    try {
-      const list = await networkWorkers(localWorkers(), peers);
-      const json = JSON.stringify(list);
-      if (json !== pushedWorkers) {
-        pushedWorkers = json;
-        nsp.local.to(ADMIN_ROOM).emit('dashboard:workers', list);
-      }
-    } catch (err) {
-      log.warn({ err }, 'dashboard: workers list failed');
-    } finally {
-      pushingWorkers = false;
-    }
-  };
-  const onWorkersChanged = () => {
-    if (workersTimer || nsp.sockets.size === 0) return;
-    workersTimer = setTimeout(() => void pushWorkers(), timing.workersMs);
-    workersTimer.unref();
-  };
-  // The other servers' workers come and go unseen here: while an admin watches, their lists are asked every workersMs.
-  const peerWorkersTimer = peers ? setInterval(() => { if (!workersTimer && hasAdmin()) void pushWorkers(); }, timing.workersMs) : null;
-  peerWorkersTimer?.unref();
+  const workerList = new DashboardWorkers({
+    workers, peers, log, workersMs: timing.workersMs,
+    watched: () => nsp.sockets.size > 0,
+    adminWatches: () => [...nsp.sockets.values()].some((sock) => sock.data.key.admin),
+    push: (list) => nsp.local.to(ADMIN_ROOM).emit('dashboard:workers', list),
+  });
+  const onWorkersChanged = () => workerList.changed();
 
   const sample = () => {
     if (running.size === 0 && nsp.sockets.size === 0) return;
@@ -299,12 +274,12 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
         now: clock.now(),
         scope: key.admin ? 'all' : 'own',
         jobs: views,
-        workers: key.admin ? localWorkers() : [],
+        workers: key.admin ? workerList.local() : [],
         samples: samples.map((s) => ({ at: s.at, done: Object.fromEntries(Object.entries(s.done).filter(([id]) => mine(id))) })),
         verification: verificationFor(key, verification),
       });
       // The other servers' workers follow as soon as they have answered.
-      if (key.admin && peers) void networkWorkers(localWorkers(), peers).then((list) => socket.emit('dashboard:workers', list));
+      if (key.admin && peers) void workerList.all().then((list) => socket.emit('dashboard:workers', list));
     } catch (err) {
       log.error({ err }, 'dashboard snapshot failed');
       socket.disconnect(true);
@@ -323,8 +298,8 @@ export function attachDashboardSocket(deps: DashboardDeps): { stop(): void } {
   const handle = {
     stop() {
       clearInterval(sampler);
-      if (peerWorkersTimer) clearInterval(peerWorkersTimer);
-      for (const t of [flushTimer, workersTimer, verifyTimer]) if (t) clearTimeout(t);
+      workerList.stop();
+      for (const t of [flushTimer, verifyTimer]) if (t) clearTimeout(t);
       peers?.stop();
       events.off('job:changed', onJobChangedHere);
       events.off('worker:joined', onWorkersChanged);
