@@ -151,10 +151,9 @@ export class SlicedLiveStore extends LiveStore {
     return this.tasks.wantingCount();
   }
 
-  // What memory sees only in part: the store's (other servers' tasks included).
-
-  // The store does not hold leases (they would not survive a restart anyway): its open tasks are all pending there.
-  // Those running are this server's, as memory counts them; the other servers' are theirs to count.
+  // What memory sees only in part: the store's (other servers' tasks included). The store holds no leases (they would
+  // not survive a restart anyway), so its open tasks are all pending there: those running are this server's, as memory
+  // counts them; the other servers' are theirs to count.
 
   taskCounts(jobId: string): TaskCounts {
     this.flush();
