@@ -54,6 +54,19 @@ export class SlicedLiveStore extends LiveStore {
     this.noteUndo(() => { this.tasks.drop(job.id); this.jobs.delete(job.id); });
   }
 
+  /**
+   * A running job as memory holds it (the others tell of its end at once). One that has ended is read from the store
+   * outside a transaction: another server may have deleted it since, or run it again.
+   */
+  override getJob(id: string): JobRow | undefined {
+    const job = this.jobs.get(id);
+    if (!job) return super.getJob(id);
+    if (job.status === 'running' || this.log.inTransaction || this.tasks.has(id)) return job;
+    const now = this.inner.getJob(id);
+    if (now) this.jobs.set(id, now); else this.jobs.delete(id);
+    return now;
+  }
+
   /** A job's row as the store has it now (another server may have changed it); memory takes it without writing it. */
   refreshJob(id: string): JobRow | undefined {
     this.flush();

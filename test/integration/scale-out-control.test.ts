@@ -1,0 +1,74 @@
+/**
+ * A job controlled through another server than the one its workers are on, on one database: cancelled through A
+ * while B's workers hold its tasks (B withdraws their leases), then deleted through B, after which neither server
+ * knows it (A had it in memory).
+ */
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../cli/api-client.js';
+import { WorkLoop } from '../../client/net/work-loop.js';
+import type { Runner } from '../../client/net/work-loop-options.js';
+import { writeNpy } from '../../shared/npy.js';
+import { floatData, mlpModel } from '../helpers/models.js';
+import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
+import { type TestServer, startTestServer } from '../helpers/server.js';
+import { loopbacks } from '../helpers/workers.js';
+
+const KEY = 'scale-out-control-admin-key';
+
+/** A runner that never answers: its worker holds what it leased. */
+const holding = (): Runner => ({ run: () => new Promise(() => {}) });
+
+describe.skipIf(!havePostgres())('a job controlled through another server', () => {
+  let pg: PgCluster;
+  const servers: TestServer[] = [];
+  const loops: WorkLoop[] = [];
+
+  beforeAll(async () => {
+    pg = await startPgCluster();
+    const db = pg.createDatabase('control');
+    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000 } }));
+  });
+  afterAll(async () => {
+    for (const l of loops) l.stop();
+    for (const s of servers) await s.close();
+    pg?.stop();
+    for (const s of servers) fs.rmSync(s.dataDir, { recursive: true, force: true });
+  });
+
+  it('is cancelled through one server while another\'s workers hold its tasks, then deleted through that other', async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const apiA = new ApiClient(a.url, KEY);
+    const apiB = new ApiClient(b.url, KEY);
+    const m = await apiA.uploadModel(mlpModel(4, 8, 3, 7));
+    const d = await apiA.uploadDataset(writeNpy('float32', [400, 4], floatData(7, 1600)));
+    const job = await apiA.createJob({ model: m.hash, inputs: { x: d.hash }, batchSize: 2, replicas: 1, canaryRate: 0 });
+    for (let i = 0; i < 2; i++) {
+      const loop = new WorkLoop({
+        serverUrl: b.url, slots: 2, runner: holding(), hello: { kind: 'node', backends: ['cpu'] }, bind: loopbacks(i),
+      });
+      loops.push(loop);
+      loop.start();
+    }
+    const held = () => loops.reduce((n, l) => n + (l.status.volunteerId ? b.app.scheduler.leasesOf(l.status.volunteerId) : 0), 0);
+    await until(() => held() === 4);
+
+    expect((await apiA.cancelJob(job.id)).status).toBe('cancelled');
+    // B hears of it: its workers' leases are withdrawn, and it answers the job cancelled.
+    await until(() => held() === 0);
+    expect((await apiB.getJob(job.id)).status).toBe('cancelled');
+
+    expect(await apiB.deleteJob(job.id)).toMatchObject({ id: job.id });
+    // A had it in memory, ended: it reads an ended job from the database, where it is gone.
+    await expect(apiA.getJob(job.id)).rejects.toThrow(/not found|no such job/i);
+    await expect(apiB.getJob(job.id)).rejects.toThrow(/not found|no such job/i);
+  }, 60_000);
+});
+
+async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
