@@ -7,17 +7,14 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
-import type { Runner } from '../../client/net/work-loop-options.js';
 import { writeNpy } from '../../shared/npy.js';
 import { floatData, mlpModel } from '../helpers/models.js';
 import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { loopbacks } from '../helpers/workers.js';
+import { holding, until } from '../helpers/until.js';
 
 const KEY = 'scale-out-control-admin-key';
-
-/** A runner that never answers: its worker holds what it leased. */
-const holding = (): Runner => ({ run: () => new Promise(() => {}) });
 
 describe.skipIf(!havePostgres())('a job controlled through another server', () => {
   let pg: PgCluster;
@@ -64,11 +61,3 @@ describe.skipIf(!havePostgres())('a job controlled through another server', () =
     await expect(apiB.getJob(job.id)).rejects.toThrow(/not found|no such job/i);
   }, 60_000);
 });
-
-async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -14,6 +14,7 @@ import { floatData, mlpModel } from '../helpers/models.js';
 import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { type TestWorkers, loopbacks, startWorkers } from '../helpers/workers.js';
+import { until } from '../helpers/until.js';
 
 const KEY = 'scale-out-dashboard-admin-key';
 type Feed = Socket<DashboardServerEvents, Record<string, never>>;
@@ -74,11 +75,3 @@ describe.skipIf(!havePostgres())('the dashboard across servers on one database',
     await until(() => workerLists.at(-1)!.length === 0);
   }, 90_000);
 });
-
-async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -8,17 +8,14 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
-import type { Runner } from '../../client/net/work-loop-options.js';
 import { writeNpy } from '../../shared/npy.js';
 import { io as connect, type Socket } from 'socket.io-client';
 import { floatData, mlpModel } from '../helpers/models.js';
 import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
+import { holding, until } from '../helpers/until.js';
 
 const KEY = 'scale-out-trust-admin-key';
-
-/** A runner that never answers: its worker holds what it leased. */
-const holding = (): Runner => ({ run: () => new Promise(() => {}) });
 
 describe.skipIf(!havePostgres())('trust across servers on one database', () => {
   let pg: PgCluster;
@@ -88,12 +85,4 @@ describe.skipIf(!havePostgres())('trust across servers on one database', () => {
 /** Leases a server's memory holds for a volunteer. */
 function heldBy(s: TestServer, volunteerId: string): number {
   return s.app.scheduler.leasesOf(volunteerId);
-}
-
-async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

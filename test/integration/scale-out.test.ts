@@ -15,6 +15,7 @@ import { floatData, mlpModel } from '../helpers/models.js';
 import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
 import { type ServeProcess, startServe } from '../helpers/serve-process.js';
 import { loopbacks, npyTensor, reference, startWorkers } from '../helpers/workers.js';
+import { until } from '../helpers/until.js';
 
 const KEY = 'scale-out-test-admin-key';
 
@@ -135,12 +136,4 @@ async function expectReference(api: ApiClient, jobId: string, model: Uint8Array,
   const want = await reference(model, { x });
   const got = npyTensor('y', await api.result(jobId, 'y'));
   expect(compareOutputs([got], [want.y!], { rtol: 1e-3, atol: 1e-4 })).toEqual({ verdict: 'agree' });
-}
-
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
