@@ -27,7 +27,7 @@ import type { BlobStore } from './store/blob-store.js';
 import type { Store } from './store/store.js';
 import { LiveStore } from './state/live-store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
-import { type TabGridIo, type WorkerInfo, attachWorkerSockets, workerView } from './api/worker-socket.js';
+import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
 import { serverParser } from './api/socket-parser.js';
 import { DEFAULT_DASHBOARD_TIMING, attachDashboardSocket } from './api/dashboard-socket.js';
 import { assetHeaders, pageRouter } from './api/page-routes.js';
@@ -184,8 +184,7 @@ export function createApp(deps: AppDeps): App {
   });
   // Servers on one database: each dashboard and workers list shows the whole network's.
   const peers = member ? peerViews({
-    io, log: log.child({ mod: 'cluster' }), self: () => member.url, everyMs: DEFAULT_DASHBOARD_TIMING.flushMs,
-    localWorkers: () => [...workers.values()].map((w) => workerView(w, member.url)),
+    io, log: log.child({ mod: 'cluster' }), self: () => member.url, everyMs: DEFAULT_DASHBOARD_TIMING.flushMs, workers,
   }) : undefined;
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }), peers });
   let openApi: object | null = null;

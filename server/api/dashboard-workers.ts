@@ -5,8 +5,8 @@
  */
 import type { Logger } from 'pino';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
-import { type PeerViews, networkWorkers } from './peer-views.js';
-import { type WorkerInfo, workerView } from './worker-socket.js';
+import { type PeerViews, localWorkerViews, networkWorkers } from './peer-views.js';
+import type { WorkerInfo } from './worker-socket.js';
 
 export interface DashboardWorkersDeps {
   workers: ReadonlyMap<string, WorkerInfo>;
@@ -34,12 +34,12 @@ export class DashboardWorkers {
 
   /** This server's workers, each saying the server it is on when there are others. */
   local(): WorkerView[] {
-    return [...this.deps.workers.values()].map((w) => workerView(w, this.deps.peers?.self()));
+    return localWorkerViews(this.deps.workers, this.deps.peers);
   }
 
   /** This server's workers and the others'. */
   all(): Promise<WorkerView[]> {
-    return networkWorkers(this.local(), this.deps.peers);
+    return networkWorkers(this.deps.workers, this.deps.peers);
   }
 
   /** A worker joined or left here. */

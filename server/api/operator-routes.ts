@@ -11,7 +11,7 @@ import type { JobService } from '../jobs/job-service.js';
 import type { ReplicaRow, Store } from '../store/store.js';
 import { keyOf, requireAdmin } from './rest-auth.js';
 import { type PeerViews, networkWorkers } from './peer-views.js';
-import { type WorkerInfo, workerView } from './worker-socket.js';
+import type { WorkerInfo } from './worker-socket.js';
 
 export interface OperatorDeps {
   store: Store;
@@ -83,8 +83,7 @@ export function operatorRouter(deps: OperatorDeps): express.Router {
 
   r.get('/api/v1/workers', auth, async (req, res) => {
     requireAdmin(req, 'the workers list');
-    const local = [...deps.workers.values()].map((w) => workerView(w, deps.peers?.self()));
-    res.json({ workers: await networkWorkers(local, deps.peers) });
+    res.json({ workers: await networkWorkers(deps.workers, deps.peers) });
   });
 
   r.get('/api/v1/leaderboard', (req, res) => {

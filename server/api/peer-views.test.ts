@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { networkWorkers, peerViews } from './peer-views.js';
-import type { TabGridIo } from './worker-socket.js';
+import type { TabGridIo, WorkerInfo } from './worker-socket.js';
 
 /** socket.io's server-side events between servers, as this server sees them: what it sends, and a way to hear from peers. */
 function fakeIo() {
@@ -32,8 +32,13 @@ const worker = (id: string, at: number, server?: string): WorkerView => ({
   workerId: id, volunteerId: `v-${id}`, kind: 'node', backends: ['cpu'], site: null, origin: '127.0.0.1', connectedAt: at, ...(server ? { server } : {}),
 });
 
-const make = (f: ReturnType<typeof fakeIo>, local: WorkerView[] = []) =>
-  peerViews({ io: f.io, log: pino({ level: 'silent' }), self: () => 'http://a', localWorkers: () => local, everyMs: 5 });
+/** This server's table of connected workers. */
+const table = (...ids: [string, number][]): Map<string, WorkerInfo> => new Map(ids.map(([id, at]) => [id, {
+  workerId: id, volunteerId: `v-${id}`, kind: 'node', backends: ['cpu'], site: null, origin: '127.0.0.1', connectedAt: at, interactive: false,
+}]));
+
+const make = (f: ReturnType<typeof fakeIo>, workers = table()) =>
+  peerViews({ io: f.io, log: pino({ level: 'silent' }), self: () => 'http://a', workers, everyMs: 5 });
 
 describe('peer views', () => {
   it('tells the others of the jobs changed here in one message per window, each job once', async () => {
@@ -70,17 +75,38 @@ describe('peer views', () => {
 
   it('answers the others with its own workers, and merges theirs, oldest first, dropping a malformed answer', async () => {
     const f = fakeIo();
-    const peers = make(f, [worker('w-here', 20, 'http://a')]);
+    const here = table(['w-here', 20]);
+    const peers = make(f, here);
     let answered: unknown = null;
     f.hear('cluster:workers', (list: unknown) => { answered = list; });
     expect(answered).toEqual([worker('w-here', 20, 'http://a')]);
 
     f.answer([[worker('w-b', 10, 'http://b')], [{ workerId: 'w-c' }], 'nonsense', [worker('w-d', 30, 'http://d')]]);
-    const all = await networkWorkers([worker('w-here', 20, 'http://a')], peers);
+    const all = await networkWorkers(here, peers);
     expect(all.map((w) => [w.workerId, w.server])).toEqual([['w-b', 'http://b'], ['w-here', 'http://a'], ['w-d', 'http://d']]);
   });
 
-  it('lists only this server\'s workers on a lone server', async () => {
-    expect(await networkWorkers([worker('w', 1)], undefined)).toEqual([worker('w', 1)]);
+  it('asks the others once for the callers who ask meanwhile', async () => {
+    const f = fakeIo();
+    const peers = make(f);
+    let asked = 0;
+    const emit = f.io.serverSideEmit.bind(f.io) as (...args: unknown[]) => boolean;
+    let answer: () => void = () => {};
+    (f.io as unknown as { serverSideEmit: (...args: unknown[]) => boolean }).serverSideEmit = (...args) => {
+      asked++;
+      answer = () => emit(...args);
+      return true;
+    };
+    const both = Promise.all([peers.workers(), peers.workers()]);
+    answer();
+    await both;
+    expect(asked).toBe(1);
+    // Once answered, the next caller asks again.
+    void peers.workers();
+    expect(asked).toBe(2);
+  });
+
+  it('lists only this server\'s workers, saying no server, on a lone server', async () => {
+    expect(await networkWorkers(table(['w', 1]), undefined)).toEqual([worker('w', 1)]);
   });
 });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { workerViewSchema } from '../../shared/rest-schemas.js';
-import type { TabGridIo } from './worker-socket.js';
+import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js';
 
 const CHANGED = 'cluster:jobs-changed';
 const WORKERS = 'cluster:workers';
@@ -26,7 +26,10 @@ export interface PeerViews {
   /** A job changed here: the others hear of it within `everyMs`, with every other job changed meanwhile. */
   jobChanged(jobId: string): void;
   onJobsChanged(handler: (jobIds: string[]) => void): void;
-  /** The workers connected to the other servers; a server that does not answer in time (5 s) is left out. */
+  /**
+   * The workers connected to the other servers; a server that does not answer in time (5 s) is left out. Callers
+   * meanwhile share the question under way.
+   */
   workers(): Promise<WorkerView[]>;
   stop(): void;
 }
@@ -42,7 +45,7 @@ export interface PeerViewsDeps {
   log: Logger;
   self(): string | null;
   /** This server's own workers, as the others are told them. */
-  localWorkers(): WorkerView[];
+  workers: ReadonlyMap<string, WorkerInfo>;
   everyMs: number;
 }
 
@@ -51,6 +54,7 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
   const pending = new Set<string>();
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
+  let asking: Promise<WorkerView[]> | null = null;
 
   const send = () => {
     timer = null;
@@ -59,12 +63,7 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
     for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) side.serverSideEmit(CHANGED, ids.slice(i, i + IDS_PER_MESSAGE));
   };
 
-  side.on(WORKERS, (ack: unknown) => {
-    if (typeof ack !== 'function') return;
-    (ack as Ack)(deps.localWorkers().slice(0, MAX_PEER_WORKERS));
-  });
-
-  return {
+  const peers: PeerViews = {
     self: deps.self,
     jobChanged(jobId) {
       if (stopped) return;
@@ -81,7 +80,7 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
       });
     },
     workers() {
-      return new Promise((resolve) => {
+      asking ??= new Promise<WorkerView[]>((resolve) => {
         side.serverSideEmit(WORKERS, (err: Error | null, answers: unknown[]) => {
           if (err) deps.log.debug({ err: err.message }, 'workers list: a server did not answer in time');
           const views: WorkerView[] = [];
@@ -92,7 +91,8 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
           }
           resolve(views);
         });
-      });
+      }).finally(() => { asking = null; });
+      return asking;
     },
     stop() {
       stopped = true;
@@ -100,10 +100,21 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
       timer = null;
     },
   };
+  side.on(WORKERS, (ack: unknown) => {
+    if (typeof ack !== 'function') return;
+    (ack as Ack)(localWorkerViews(deps.workers, peers).slice(0, MAX_PEER_WORKERS));
+  });
+  return peers;
+}
+
+/** This server's workers, each saying the server it is on when there are others (`peers`). */
+export function localWorkerViews(workers: ReadonlyMap<string, WorkerInfo>, peers: PeerViews | undefined): WorkerView[] {
+  return [...workers.values()].map((w) => workerView(w, peers?.self()));
 }
 
 /** This server's workers and the others', oldest connection first. */
-export async function networkWorkers(local: WorkerView[], peers: PeerViews | undefined): Promise<WorkerView[]> {
+export async function networkWorkers(workers: ReadonlyMap<string, WorkerInfo>, peers: PeerViews | undefined): Promise<WorkerView[]> {
+  const local = localWorkerViews(workers, peers);
   if (!peers) return local;
   const all = [...local, ...await peers.workers()];
   return all.sort((a, b) => a.connectedAt - b.connectedAt || a.workerId.localeCompare(b.workerId));
