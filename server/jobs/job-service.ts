@@ -15,7 +15,8 @@ import type { ModelService } from '../onnx/model-service.js';
 import type { Clock } from '../scheduler/clock.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { type JobRow, type Store, type TaskCounts, type TaskRow, createJobThen, taskId } from '../store/store.js';
+import { type JobRow, type Store, type TaskRow, createJobThen, taskId } from '../store/store.js';
+import { totalCounts, viewCountsOf } from '../store/view-counts.js';
 import type { ServerRuns } from '../verify/server-runs.js';
 import type { DatasetService } from './datasets.js';
 import { resolveInputs } from './job-inputs.js';
@@ -172,18 +173,15 @@ export class JobService {
     const { store } = this.deps;
     const model = store.getModel(job.model);
     // Where each count is a scan of the job (a shared database), the store reads them all at once, at a pace it can bear.
-    const counts = store.viewCounts?.(job.id, job.status !== 'running');
-    const stages = counts?.stages ?? store.stageCounts(job.id);
-    const tasks: TaskCounts = { total: 0, done: 0, failed: 0, pending: 0, running: 0 };
-    for (const s of stages) for (const k of ['total', 'done', 'failed', 'pending', 'running'] as const) tasks[k] += s[k];
+    const counts = store.viewCounts?.(job.id, job.status !== 'running') ?? viewCountsOf(store, job.id);
     return {
       id: job.id, name: job.name, status: job.status, model: job.model, items: job.items, batchSize: job.batchSize,
       replicas: job.replicas, maxReplicas: job.maxReplicas, rtol: job.rtol, atol: job.atol, priority: job.priority,
       adaptive: job.adaptive, canaryRate: job.canaryRate, createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error,
-      tasks: { ...tasks, canaries: counts?.canaries ?? store.canaryCount(job.id) },
-      stages: stages.map((c) => ({ ...c, model: job.stageModels[c.stage] })),
-      replicasIssued: counts?.replicas ?? store.replicaCount(job.id),
-      tainted: counts?.tainted ?? store.taintedCount(job.id),
+      tasks: { ...totalCounts(counts.stages), canaries: counts.canaries },
+      stages: counts.stages.map((c) => ({ ...c, model: job.stageModels[c.stage] })),
+      replicasIssued: counts.replicas,
+      tainted: counts.tainted,
       outputs: model?.outputs ?? [],
       failures: store.failedTasks(job.id).map((t) => ({ taskId: t.id, stage: t.stage, batch: t.batch, reason: t.error ?? 'unknown' })),
     };

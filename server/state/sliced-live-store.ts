@@ -7,6 +7,7 @@
  */
 import type { BatchRange, JobRow, ReplicaRow, StageCounts, Store, TaskCounts, TaskRow, ViewCounts } from '../store/store.js';
 import { SLICE_BATCHES } from '../store/store.js';
+import { viewCountsOf } from '../store/view-counts.js';
 import { LiveStore } from './live-store.js';
 
 export const sliceOf = (batch: number) => Math.floor(batch / SLICE_BATCHES);
@@ -180,9 +181,7 @@ export class SlicedLiveStore extends LiveStore {
 
   viewCounts(jobId: string, ended: boolean): ViewCounts {
     this.flush();
-    const counts = this.inner.viewCounts?.(jobId, ended) ?? {
-      stages: this.inner.stageCounts(jobId), canaries: this.inner.canaryCount(jobId), tainted: this.inner.taintedCount(jobId), replicas: this.inner.replicaCount(jobId),
-    };
+    const counts = this.inner.viewCounts?.(jobId, ended) ?? viewCountsOf(this.inner, jobId);
     return { ...counts, stages: this.runningHere(jobId, counts.stages) };
   }
 

@@ -1,17 +1,17 @@
 /**
  * A job's counts on PostgreSQL: tasks by stage and status, known-answer and tainted tasks, replicas issued. Memory
  * holds only the slices a server took, so these come from the database, and each is a scan of the job (a second for a
- * job of a million tasks). Two uses:
+ * job of a million tasks).
  *
- * - The store's count methods: read with one scan for all of them and kept for the rest of that turn of the event
- *   loop, until the next write (`forget`); exact.
- * - A job's view (`viewCounts`: REST, the CLI, the dashboard, which asks every half second while a job changes): read
- *   on the server's thread once, then again in the background on a connection of its own, no sooner than ten times
- *   what the last read took (one second at least), so a view never holds up the server and the reads take a tenth of
- *   the database's time at most. While the job runs a view may lag by that much; once it has ended, it is read once
- *   more, exactly, and kept.
+ * - The store's count methods read them now, exactly.
+ * - A job's view (`viewCounts`: REST, the CLI, the dashboard, which asks every half second while a job changes) reads
+ *   them all in one round trip, on the server's thread once, then again in the background on a connection of its own,
+ *   no sooner than ten times what the last read took (one second at least), so a view never holds up the server and
+ *   the reads take a tenth of the database's time at most. While the job runs a view may lag by that much; once it has
+ *   ended, it is read once more, exactly, and kept.
  */
 import type { StageCounts, TaskCounts, ViewCounts } from '../store.js';
+import { totalCounts } from '../view-counts.js';
 import type { Statement } from './pg-sync.js';
 
 type Send = (statements: Statement[]) => Record<string, unknown>[][];
@@ -23,6 +23,7 @@ const COUNTS = `SELECT stage, status, COUNT(*) AS n, COUNT(*) FILTER (WHERE acti
   COUNT(*) FILTER (WHERE canary) AS canaries, COUNT(*) FILTER (WHERE tainted) AS tainted
   FROM tasks WHERE job_id = $1 GROUP BY stage, status ORDER BY stage`;
 const REPLICAS = 'SELECT COUNT(*) AS n FROM replicas WHERE job_id = $1';
+const viewStatements = (jobId: string): Statement[] => [{ text: COUNTS, values: [jobId] }, { text: REPLICAS, values: [jobId] }];
 
 /** Reads again no sooner than this many times what the last read took, nor than MIN_AGE_MS. */
 const PACE = 10;
@@ -30,10 +31,10 @@ const MIN_AGE_MS = 1_000;
 /** Jobs whose view counts are kept (the least recently viewed go first). */
 const KEPT_VIEWS = 1_000;
 
-interface Kept { jobId: string; stages: StageCounts[]; canaries: number; tainted: number }
+interface Counts { stages: StageCounts[]; canaries: number; tainted: number }
 interface Paced { counts: ViewCounts; at: number; took: number; ended: boolean; reading: boolean }
 
-function countsFrom(jobId: string, rows: CountRow[]): Kept {
+function countsFrom(rows: CountRow[]): Counts {
   const byStage = new Map<number, StageCounts>();
   let canaries = 0;
   let tainted = 0;
@@ -47,44 +48,39 @@ function countsFrom(jobId: string, rows: CountRow[]): Kept {
     canaries += r.canaries;
     tainted += r.tainted;
   }
-  return { jobId, stages: [...byStage.values()], canaries, tainted };
+  return { stages: [...byStage.values()], canaries, tainted };
+}
+
+/** A view's counts from the answers to `viewStatements`. */
+function viewFrom([rows, replicas]: Record<string, unknown>[][]): ViewCounts {
+  return { ...countsFrom(rows as unknown as CountRow[]), replicas: Number(replicas?.[0]?.n ?? 0) };
 }
 
 export class PgJobCounts {
-  private kept: Kept | null = null;
-  private clearing = false;
   private readonly views = new Map<string, Paced>();
 
   /** `send`: the store's connection (in its transaction); `ask`: a connection of its own, not waited for. */
   constructor(private readonly send: Send, private readonly ask: () => Ask, private readonly now: () => number = () => performance.now()) {}
 
-  /** What was read no longer holds (a write went out or is queued). */
-  forget(): void {
-    this.kept = null;
-  }
-
   /** The job is gone: nothing of it is kept. */
   drop(jobId: string): void {
     this.views.delete(jobId);
-    if (this.kept?.jobId === jobId) this.kept = null;
   }
 
   stageCounts(jobId: string): StageCounts[] {
-    return this.of(jobId).stages.map((s) => ({ ...s }));
+    return this.exact(jobId).stages;
   }
 
   taskCounts(jobId: string): TaskCounts {
-    const c: TaskCounts = { total: 0, done: 0, failed: 0, pending: 0, running: 0 };
-    for (const s of this.of(jobId).stages) for (const k of ['total', 'done', 'failed', 'pending', 'running'] as const) c[k] += s[k];
-    return c;
+    return totalCounts(this.exact(jobId).stages);
   }
 
   canaryCount(jobId: string): number {
-    return this.of(jobId).canaries;
+    return this.exact(jobId).canaries;
   }
 
   taintedCount(jobId: string): number {
-    return this.of(jobId).tainted;
+    return this.exact(jobId).tainted;
   }
 
   viewCounts(jobId: string, ended: boolean): ViewCounts {
@@ -95,8 +91,8 @@ export class PgJobCounts {
     }
     if (!v || (ended && !v.ended)) {
       const started = this.now();
-      const [rows, replicas] = this.send([{ text: COUNTS, values: [jobId] }, { text: REPLICAS, values: [jobId] }]);
-      v = { counts: this.viewOf(jobId, rows as unknown as CountRow[], replicas!), at: this.now(), took: this.now() - started, ended, reading: false };
+      const counts = viewFrom(this.send(viewStatements(jobId)));
+      v = { counts, at: this.now(), took: this.now() - started, ended, reading: false };
       this.views.set(jobId, v);
       while (this.views.size > KEPT_VIEWS) this.views.delete(this.views.keys().next().value!);
     } else if (!v.ended && !v.reading && this.now() - v.at >= Math.max(MIN_AGE_MS, PACE * v.took)) {
@@ -108,27 +104,16 @@ export class PgJobCounts {
   private refresh(jobId: string, v: Paced): void {
     v.reading = true;
     const started = this.now();
-    this.ask()([{ text: COUNTS, values: [jobId] }, { text: REPLICAS, values: [jobId] }]).then(([rows, replicas]) => {
+    this.ask()(viewStatements(jobId)).then((answers) => {
       // An exact read made meanwhile (the job ended) stands.
       if (v.ended || this.views.get(jobId) !== v) return;
-      v.counts = this.viewOf(jobId, rows as unknown as CountRow[], replicas!);
+      v.counts = viewFrom(answers);
       v.at = this.now();
       v.took = v.at - started;
     }, () => { /* read again at the next view */ }).finally(() => { v.reading = false; });
   }
 
-  private viewOf(jobId: string, rows: CountRow[], replicas: Record<string, unknown>[]): ViewCounts {
-    const { stages, canaries, tainted } = countsFrom(jobId, rows);
-    return { stages, canaries, tainted, replicas: Number(replicas[0]?.n ?? 0) };
-  }
-
-  private of(jobId: string): Kept {
-    if (this.kept?.jobId === jobId) return this.kept;
-    this.kept = countsFrom(jobId, this.send([{ text: COUNTS, values: [jobId] }])[0] as unknown as CountRow[]);
-    if (!this.clearing) {
-      this.clearing = true;
-      setImmediate(() => { this.clearing = false; this.kept = null; });
-    }
-    return this.kept;
+  private exact(jobId: string): Counts {
+    return countsFrom(this.send([{ text: COUNTS, values: [jobId] }])[0] as unknown as CountRow[]);
   }
 }

@@ -37,10 +37,7 @@ export class PgStore implements Store {
   private readonly session: PgSession;
   private readonly models = new Map<string, ModelRow>();
   private readonly datasets = new Map<string, DatasetRow>();
-  private readonly send = (statements: Statement[], write = false) => {
-    if (write) this.counts.forget();
-    return this.session.read(statements, write);
-  };
+  private readonly send = (statements: Statement[], write = false) => this.session.read(statements, write);
   private readonly counts = new PgJobCounts((statements) => this.session.read(statements), () => {
     const background = (this.background ??= new PgSync(this.url));
     return (statements) => background.ask(statements);
@@ -85,24 +82,20 @@ export class PgStore implements Store {
 
   /** Writes that return nothing (null entries skipped): queued in a transaction. */
   private write(...statements: (Statement | null)[]): void {
-    this.counts.forget();
     const list = statements.filter((s): s is Statement => s !== null);
     if (list.length > 0) this.session.write(list);
   }
 
   /** A write whose result is needed now: sent at once (fenced, in the transaction if one is open). */
   private change(text: string, values?: unknown[]): Row[] {
-    this.counts.forget();
     return this.session.read([{ text, values }], true)[0]!;
   }
 
   transaction<T>(fn: () => T): T {
-    this.counts.forget();
     return this.session.transaction(fn);
   }
 
   transactionThen<T>(fn: () => T, done: (err: Error | null) => void): T {
-    this.counts.forget();
     return this.session.transactionThen(fn, done);
   }
 
@@ -272,7 +265,7 @@ export class PgStore implements Store {
       : { text: 'UPDATE slices SET done = true, server_id = NULL WHERE job_id = $1', values: [id] });
   }
 
-  // A view's counts: one scan of the job's tasks for all of them (pg-counts.ts).
+  // A job's counts, each a scan of its tasks; a view's, paced (pg-counts.ts).
   taskCounts(jobId: string): TaskCounts { return this.counts.taskCounts(jobId); }
   stageCounts(jobId: string): StageCounts[] { return this.counts.stageCounts(jobId); }
   canaryCount(jobId: string): number { return this.counts.canaryCount(jobId); }
