@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 type Query = (sql: string) => Database.Statement;
 
 /** Bytes as better-sqlite3 binds a BLOB (a Buffer over the same memory, no copy). */
-export const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+const blob = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export function setReplicaOutputs(q: Query, id: string, outputs: Uint8Array): void {
   q('INSERT OR REPLACE INTO replica_outputs (replica_id, data) VALUES (?, ?)').run(id, blob(outputs));

@@ -3,35 +3,23 @@
  * while B's workers hold its tasks (B withdraws their leases), then deleted through B, after which neither server
  * knows it (A had it in memory).
  */
-import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
 import { writeNpy } from '../../shared/npy.js';
 import { floatData, mlpModel } from '../helpers/models.js';
-import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { havePostgres } from '../helpers/pg-cluster.js';
+import { serversOnOneDatabase } from '../helpers/pg-servers.js';
+import type { TestServer } from '../helpers/server.js';
 import { loopbacks } from '../helpers/workers.js';
 import { holding, until } from '../helpers/until.js';
 
 const KEY = 'scale-out-control-admin-key';
 
 describe.skipIf(!havePostgres())('a job controlled through another server', () => {
-  let pg: PgCluster;
-  const servers: TestServer[] = [];
+  const servers = serversOnOneDatabase(2, { apiKey: KEY });
   const loops: WorkLoop[] = [];
-
-  beforeAll(async () => {
-    pg = await startPgCluster();
-    const db = pg.createDatabase('control');
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000 } }));
-  });
-  afterAll(async () => {
-    for (const l of loops) l.stop();
-    for (const s of servers) await s.close();
-    pg?.stop();
-    for (const s of servers) fs.rmSync(s.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => { for (const l of loops) l.stop(); });
 
   it('is cancelled through one server while another\'s workers hold its tasks, then deleted through that other', async () => {
     const [a, b] = servers as [TestServer, TestServer];

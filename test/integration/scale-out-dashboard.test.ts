@@ -3,16 +3,16 @@
  * to the others (each with the server it is on) and the progress of a job that only the others' workers compute, as
  * it happens, not only when the page is opened again; the workers list of the REST API does the same.
  */
-import fs from 'node:fs';
 import { type Socket, io as connect } from 'socket.io-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import type { DashboardServerEvents, DashboardSnapshot, WorkerView } from '../../shared/dashboard-protocol.js';
 import { writeNpy } from '../../shared/npy.js';
 import type { JobView } from '../../shared/protocol.js';
 import { floatData, mlpModel } from '../helpers/models.js';
-import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { havePostgres } from '../helpers/pg-cluster.js';
+import { serversOnOneDatabase } from '../helpers/pg-servers.js';
+import type { TestServer } from '../helpers/server.js';
 import { type TestWorkers, loopbacks, startWorkers } from '../helpers/workers.js';
 import { until } from '../helpers/until.js';
 
@@ -20,22 +20,12 @@ const KEY = 'scale-out-dashboard-admin-key';
 type Feed = Socket<DashboardServerEvents, Record<string, never>>;
 
 describe.skipIf(!havePostgres())('the dashboard across servers on one database', () => {
-  let pg: PgCluster;
-  const servers: TestServer[] = [];
+  const servers = serversOnOneDatabase(2, { apiKey: KEY });
   const feeds: Feed[] = [];
   let workers: TestWorkers | null = null;
-
-  beforeAll(async () => {
-    pg = await startPgCluster();
-    const db = pg.createDatabase('dashboard');
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000 } }));
-  });
   afterAll(async () => {
     for (const f of feeds) f.disconnect();
     await workers?.stop();
-    for (const s of servers) await s.close();
-    pg?.stop();
-    for (const s of servers) fs.rmSync(s.dataDir, { recursive: true, force: true });
   });
 
   it('shows on one server the workers and the progress of the others', async () => {

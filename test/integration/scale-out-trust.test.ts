@@ -4,36 +4,26 @@
  * although their memory held its record from before. A network origin's connections count against its cap over
  * every server.
  */
-import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { WorkLoop } from '../../client/net/work-loop.js';
 import { writeNpy } from '../../shared/npy.js';
 import { io as connect, type Socket } from 'socket.io-client';
 import { floatData, mlpModel } from '../helpers/models.js';
-import { type PgCluster, havePostgres, startPgCluster } from '../helpers/pg-cluster.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { havePostgres } from '../helpers/pg-cluster.js';
+import { serversOnOneDatabase } from '../helpers/pg-servers.js';
+import type { TestServer } from '../helpers/server.js';
 import { holding, until } from '../helpers/until.js';
 
 const KEY = 'scale-out-trust-admin-key';
 
 describe.skipIf(!havePostgres())('trust across servers on one database', () => {
-  let pg: PgCluster;
-  const servers: TestServer[] = [];
+  const servers = serversOnOneDatabase(2, { apiKey: KEY, maxConnectionsPerOrigin: 4 });
   const loops: WorkLoop[] = [];
-
-  beforeAll(async () => {
-    pg = await startPgCluster();
-    const db = pg.createDatabase('trust');
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ config: { store: db, apiKey: KEY, clusterTickMs: 100, clusterTtlMs: 3000, maxConnectionsPerOrigin: 4 } }));
-  });
   const sockets: Socket[] = [];
-  afterAll(async () => {
+  afterAll(() => {
     for (const s of sockets) s.disconnect();
     for (const l of loops) l.stop();
-    for (const s of servers) await s.close();
-    pg?.stop();
-    for (const s of servers) fs.rmSync(s.dataDir, { recursive: true, force: true });
   });
 
   it('withdraws a volunteer\'s leases on every server when one quarantines it', async () => {
