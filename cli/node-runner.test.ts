@@ -106,3 +106,23 @@ describe('NodeRunner interactive sessions', () => {
     await runner.close();
   });
 });
+
+describe('NodeRunner warm-up', () => {
+  it('reaches the server once before any task, and a server that does not answer holds the worker 2 s at most', async () => {
+    const before = fetched.length;
+    await new NodeRunner().warmUp(`${base}/warm`);
+    expect(fetched.slice(before)).toEqual(['warm']);
+
+    const silent = http.createServer(() => {}); // takes the request and never answers
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const t0 = performance.now();
+      await new NodeRunner().warmUp(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/`);
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      await new NodeRunner().warmUp('http://127.0.0.1:1/'); // refused: not an error either
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});

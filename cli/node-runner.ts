@@ -14,6 +14,7 @@ import type { InferRun } from '../shared/infer.js';
 import type { TaskAssignment, WireTensor } from '../shared/protocol.js';
 import { type DType, DTYPES, itemSize } from '../shared/tensor.js';
 import { fromOrtTensor, toOrtTensor } from '../server/onnx/ort-tensors.js';
+import { WARM_UP_MODEL } from '../client/runtime/warm-up-model.js';
 import type { RunOutcome, Runner } from '../client/net/work-loop.js';
 
 /** Interactive sessions kept at once; the least recently used goes beyond this (the lane also cools beyond 4). */
@@ -64,6 +65,17 @@ export class NodeRunner implements Runner {
   /** Interactive requests given to this runner and not yet ended: batch runs wait while there are any. */
   private inFlight = 0;
   private whenIdle: (() => void)[] = [];
+
+  /**
+   * Readies what a first task would otherwise pay for once the worker is already counted as connected: onnxruntime's
+   * native environment (made with the first session, ~80 ms of CPU here) and Node's `fetch` (undici, loaded on its
+   * first call, ~40 ms), by which a task's model comes. `url` is any address of the server; its answer is not read.
+   */
+  async warmUp(url: string): Promise<void> {
+    const session = await ort.InferenceSession.create(WARM_UP_MODEL);
+    await session.release();
+    await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(2_000) }).then((res) => res.body?.cancel(), () => {});
+  }
 
   async run(task: TaskAssignment, modelUrl: string): Promise<RunOutcome> {
     const session = await this.batch.get(task.modelHash, modelUrl);

@@ -77,6 +77,8 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
       last = s;
     },
   });
+  // Ready to compute before the server counts this worker: the first task then waits for its model alone.
+  await runner.warmUp(first).catch((err: unknown) => say(`warm-up failed: ${err instanceof Error ? err.message : String(err)}`));
   loop.start();
   await new Promise<void>((resolve) => {
     const stop = () => {
