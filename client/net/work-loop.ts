@@ -3,10 +3,11 @@
  * say hello, keep `slots` tasks in hand (so the next one is there when one finishes), run them one at a
  * time through a Runner, return outputs as binary. It also rests between tasks to honour the throttle,
  * pauses on request (handing its leases back at once) and times every task for the overhead benchmark; interactive
- * requests go to a lane of their own (interactive-lane.ts). When its server cannot be reached it moves to the next
- * one it knows of (server-rotation.ts, connection-watch.ts). Uses only socket.io-client and timers: no DOM, no Node APIs.
+ * requests go to a lane of their own (interactive-lane.ts), results wait for their acknowledgements in an outbox
+ * (result-outbox.ts). When its server cannot be reached it moves to the next one it knows of (server-rotation.ts,
+ * connection-watch.ts). Uses only socket.io-client and timers: no DOM, no Node APIs.
  */
-import type { AckResponse, Profile, ResultAccepted, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
+import type { AckResponse, Profile, TaskAssignment, VolunteerStats } from '../../shared/protocol.js';
 import { MAX_THROTTLE, clampThrottle, restAfter } from './duty-cycle.js';
 import { InferErrorCode } from '../../shared/infer.js';
 import { watchConnection } from './connection-watch.js';
@@ -14,6 +15,7 @@ import { InteractiveLane } from './interactive-lane.js';
 import { EMPTY_TIMING, type LoopStatus, type LoopTiming, addTimes, countResult } from './loop-status.js';
 import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
+import { RATE_RETRY_MS, type ResultAck, ResultOutbox, resultMessage } from './result-outbox.js';
 import { ServerRotation } from './server-rotation.js';
 import type { RunOutcome, WorkLoopOptions } from './work-loop-options.js';
 import { withAck } from './with-ack.js';
@@ -25,15 +27,11 @@ export type { RunOutcome, Runner, WorkLoopOptions } from './work-loop-options.js
 /** A task in hand is released before resting when it would then finish past this share of its lease. */
 const LEASE_SAFETY = 0.75;
 const ACK_TIMEOUT_MS = 15_000;
-/** An event the server refused as over its rate (tiny tasks, many slots) is sent again after this long. */
-const RATE_RETRY_MS = 1_000;
 
 /** A connected worker; `start()` connects and works until `stop()`. */
 export class WorkLoop {
   private socket: WorkerSocket | null = null;
   private queue: TaskAssignment[] = [];
-  /** Results sent and not yet acknowledged, each with what settles its wait. */
-  private readonly unacked = new Map<Promise<void>, () => void>();
   private readonly receivedAt = new Map<string, number>();
   private running: TaskAssignment | null = null;
   /** The task last given to the runner as a prefetch hint. */
@@ -53,12 +51,14 @@ export class WorkLoop {
   private readonly timers: LoopTimers;
   private readonly lane: InteractiveLane;
   private readonly rotation: ServerRotation;
+  private readonly outbox: ResultOutbox;
   readonly status: LoopStatus;
 
   constructor(private readonly opts: WorkLoopOptions) {
     this.token = opts.token;
     const rotation = this.rotation = new ServerRotation([opts.serverUrl, ...(opts.servers ?? [])]);
     this.timers = opts.timers ?? systemTimers;
+    this.outbox = new ResultOutbox(this.timers, () => this.slots);
     this.status = {
       state: 'idle', connected: false, volunteerId: null, tasksDone: 0, tasksFailed: 0,
       computeMs: 0, currentJob: null, backend: null, lastError: null,
@@ -89,8 +89,7 @@ export class WorkLoop {
       if (this.socket && this.socket !== socket) return;
       // The server hands our leases back on disconnect; what we hold is no longer ours, and no ack will come.
       this.dropQueue();
-      for (const settle of this.unacked.values()) settle();
-      this.unacked.clear();
+      this.outbox.clear();
       this.asking = 0;
       this.epoch++;
       this.helloDone = false;
@@ -336,9 +335,8 @@ export class WorkLoop {
     const ran = { busyMs: ranUntil - t0, ranUntil };
     this.addTiming({ busyMs: ran.busyMs });
     if (this.cancelled.delete(task.replicaId) || !socket?.connected || socket !== this.socket || taken !== this.epoch) return ran;
-    // Send and move on: the next task runs while the server commits this one. At most `slots` results wait for
-    // their acknowledgement at once, so a slow server slows the worker down instead of piling results up.
-    while (this.unacked.size >= this.slots) await Promise.race(this.unacked.keys());
+    // Send and move on: the next task runs while the server commits this one (the outbox bounds the results in flight).
+    await this.outbox.room();
     if (socket !== this.socket || !socket.connected) return ran;
     // The slot this task held is free now: its result asks for the next task, which comes back on the ack
     // (one round trip per task). Not when a rest is owed: what is asked for then could wait out its lease.
@@ -347,42 +345,20 @@ export class WorkLoop {
     this.asking += next;
     const epoch = this.epoch;
     const sentMs = this.timers.now() - startedAt;
-    let settle!: () => void;
-    const waiting = new Promise<void>((r) => { settle = r; });
-    this.unacked.set(waiting, settle);
-    // Sent in a moment rather than now: the next task goes to the runner first (a page's runner is a worker,
-    // and sending a large result takes the main thread a while), then this result.
-    const result = {
-      replicaId: task.replicaId,
-      backend: outcome.backend,
-      runMs: outcome.runMs,
-      outputs: outcome.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: t.data })),
-      ...(next > 0 ? { next } : {}),
-    };
-    const send = () => {
-      if (epoch !== this.epoch || socket !== this.socket) {
-        this.unacked.delete(waiting);
-        settle();
-        return;
-      }
-      socket.emit('task:result', result, (res: AckResponse<ResultAccepted>) => {
-        // Over the server's event rate: the result still stands and its lease is still ours; send it again shortly.
-        if (!res.ok && res.error.code === 'RATE_LIMITED') { this.timers.setTimeout(send, RATE_RETRY_MS); return; }
-        this.unacked.delete(waiting);
-        settle();
+    this.outbox.post(resultMessage(task.replicaId, outcome, next), (result, ack) => socket.emit('task:result', result, ack),
+      () => epoch !== this.epoch || socket !== this.socket,
+      (res) => {
         this.onResultAck(task, outcome, res, sentMs, idleMs);
         if (epoch !== this.epoch) return;
         this.asking -= next;
         if (res.ok && res.tasks) this.accept(res.tasks);
         else if (next > 0) this.requestWork();
       });
-    };
-    this.timers.later(send);
     return ran;
   }
 
   /** Counts an acknowledged result; its wall time ends when it was sent, not when the ack came back. */
-  private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: AckResponse<ResultAccepted>, wallMs: number, idleMs: number | null): void {
+  private onResultAck(task: TaskAssignment, outcome: RunOutcome, res: ResultAck, wallMs: number, idleMs: number | null): void {
     if (!res.ok) this.update({ lastError: `result refused: ${res.error.message}` });
     else this.update(countResult(this.status, { replicaId: task.replicaId, jobId: task.jobId, wallMs, runMs: outcome.runMs, idleMs }, outcome.backend));
   }
