@@ -37,6 +37,7 @@ import { type RouteEntry, listRoutes } from './api/route-list.js';
 import { Metrics } from './metrics/metrics.js';
 import { timedWrites } from './metrics/timed-store.js';
 import { inferRoutes } from './api/infer-routes.js';
+import { PeerInfer } from './infer/peer-infer.js';
 import { InferAudit } from './infer/infer-audit.js';
 import { InferRouter } from './infer/infer-router.js';
 import { type Claims, ClusterMember } from './cluster/cluster-member.js';
@@ -92,6 +93,8 @@ export interface App {
   infer: InferRouter;
   /** Servers sharing a database: what each network origin holds on the others (absent for one server alone). */
   origins?: OriginShare;
+  /** Servers sharing a database: this server's part in the network (its peers, its slices); absent for one server alone. */
+  member?: ClusterMember;
   /** Every HTTP route the app registers (what the OpenAPI document must describe). */
   routes(): RouteEntry[];
   /** Listens on config.port (0 picks a free one) and starts the lease sweeper; resolves to the bound port. */
@@ -177,6 +180,7 @@ export function createApp(deps: AppDeps): App {
   const infer = new InferRouter({
     workers: scheduler.workerTable, vetted: (v) => scheduler.vetted(v), model: (hash) => store.getModel(hash), clock, log: log.child({ mod: 'infer' }),
     auditRate: config.auditRate, audit: (model, ins, outs, volunteerId) => void inferAudit.audit(model, ins, outs, volunteerId),
+    peers: member ? new PeerInfer({ peers: () => member.peers(), log: log.child({ mod: 'infer' }) }) : undefined,
   });
   const workers = attachWorkerSockets({
     io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }), peers: member ? () => member.peers() : undefined,
@@ -209,7 +213,7 @@ export function createApp(deps: AppDeps): App {
 
   let sweeper: NodeJS.Timeout | null = null;
   return {
-    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics, infer, origins,
+    http: server, io, scheduler, serverRuns, events, workers, jobs, keys, metrics, infer, origins, member: member ?? undefined,
     routes: () => listRoutes(app, [restApi, inferApi]),
     async start() {
       const recovered = scheduler.recoverLeases();

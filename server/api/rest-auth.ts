@@ -11,7 +11,8 @@ import type { ApiKeyRow } from '../store/store.js';
 
 export type Authed = Request & { apiKey?: ApiKeyRow; keyRefused?: boolean };
 
-const presented = (req: Request) => {
+/** The API key the request presents (a Bearer token, or X-API-Key), as sent. */
+export const presented = (req: Request): string | undefined => {
   const header = req.get('authorization');
   return header?.startsWith('Bearer ') ? header.slice(7).trim() : req.get('x-api-key');
 };

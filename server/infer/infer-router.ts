@@ -16,6 +16,7 @@ import type { Clock } from '../scheduler/clock.js';
 import type { WorkerEntry } from '../scheduler/task-picker.js';
 import type { ModelRow } from '../store/store.js';
 import { answerProblem, decodeInputs, encodeOutputs } from './infer-tensors.js';
+import type { PeerInfer } from './peer-infer.js';
 import { type WarmWorker, WarmPool } from './warm-pool.js';
 
 /** How the router reaches workers (the socket layer implements it). */
@@ -41,6 +42,8 @@ export interface InferRouterDeps {
   random?: () => number;
   /** A model's pool is let go after this long without a request (default 60 s). */
   idleMs?: number;
+  /** The other servers on the database, asked when none of this server's workers may answer (peer-infer.ts). */
+  peers?: PeerInfer;
 }
 
 interface Answer { workerId: string; outputs: Tensor[]; runMs: number; backend: string }
@@ -90,15 +93,24 @@ export class InferRouter {
     return { outputs: encodeOutputs(outputs), ...rest };
   }
 
-  /** One request with its inputs as tensors (made by `inputsFor` once the model is known and checked against it). */
+  /**
+   * One request with its inputs as tensors (made by `inputsFor` once the model is known and checked against it).
+   * With `forwardWith` (the caller's API key), a request none of this server's workers may answer goes to the other
+   * servers; without it (a request another server passed here), it is answered here or refused.
+   */
   async inferTensors(
     req: { model: string; replicas: 1 | 2; timeoutMs: number; rtol: number; atol: number }, inputsFor: (model: ModelRow) => Tensor[],
+    forwardWith?: string,
   ): Promise<Omit<InferResponse, 'outputs'> & { outputs: Tensor[] }> {
     const { clock } = this.deps;
     const start = clock.now();
     const model = this.deps.model(req.model);
     if (!model) throw new AppError('NOT_FOUND', `model ${req.model} not found: upload it first`);
     const inputs = inputsFor(model);
+    if (forwardWith !== undefined && this.deps.peers && this.eligible(new Set(), new Set()).length === 0) {
+      const answer = await this.deps.peers.infer(req, inputs, req.timeoutMs, forwardWith);
+      if (answer) return { ...answer, ms: clock.now() - start };
+    }
     if (!this.link) throw new AppError('UNAVAILABLE', 'interactive inference is not set up on this server');
     const deadline = start + req.timeoutMs;
     this.pool.used(model.hash, start);
