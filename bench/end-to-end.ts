@@ -29,7 +29,7 @@ const { n: opt, s: flag } = numericFlags('npm run bench:e2e --', {
   layers: { default: 8, min: 1, max: 64, help: 'dense layers' },
   batch: { default: 64, min: 1, max: 4096, help: 'items per task' },
   workers: { default: 4, min: 2, max: 32, help: 'workers in the second phase' },
-  slots: { default: 2, min: 1, max: 16, help: 'tasks each worker holds at once (tabgrid worker --slots)' },
+  slots: { default: 0, min: 0, max: 16, help: 'tasks each worker holds at once (tabgrid worker --slots; 0: the worker\'s own choice)' },
   'canary-rate': { default: 0.02, min: 0, max: 0.5, help: 'known-answer share of tasks' },
   timeout: { default: 300, min: 10, max: 3600, help: 'seconds per phase before giving up' },
   'bare-seconds': { default: 3, min: 1, max: 60, help: 'seconds of bare socket.io round trips to compare with' },
@@ -61,7 +61,8 @@ async function bareRoundTrips(clients: number, bytes: number): Promise<number> {
 interface Phase { workers: number; seconds: number; tasksPerSecond: number; itemsPerSecond: number; serverCores: number; workerCores: number; otherCores: number; serverCpuSeconds: number }
 
 function startWorker(url: string): ChildProcess {
-  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url, '--slots', String(opt.slots)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const slots = opt.slots > 0 ? ['--slots', String(opt.slots)] : [];
+  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url, ...slots], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.setEncoding('utf8');
   p.stderr?.on('data', (s: string) => {
     for (const line of s.split('\n')) if (/error|refused|failed/i.test(line)) process.stderr.write(`  [worker ${p.pid}] ${line}\n`);

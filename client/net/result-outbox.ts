@@ -26,19 +26,20 @@ export class ResultOutbox {
   /**
    * Sends `result` in a moment rather than now (a page's runner takes up the next task first: sending a large result
    * holds its main thread a while) through `emit`, unless `gone()` says by then that its connection is; `acked` gets
-   * the server's answer.
+   * the server's answer, and the time it took from the (last) sending.
    */
-  post(result: TaskResult, emit: (result: TaskResult, ack: (res: ResultAck) => void) => void, gone: () => boolean, acked: (res: ResultAck) => void): void {
+  post(result: TaskResult, emit: (result: TaskResult, ack: (res: ResultAck) => void) => void, gone: () => boolean, acked: (res: ResultAck, ackMs: number) => void): void {
     let settle!: () => void;
     const waiting = new Promise<void>((r) => { settle = r; });
     this.unacked.set(waiting, settle);
     const done = () => { this.unacked.delete(waiting); settle(); };
     const send = () => {
       if (gone()) { done(); return; }
+      const sentAt = this.timers.now();
       emit(result, (res) => {
         if (!res.ok && res.error.code === 'RATE_LIMITED') { this.timers.setTimeout(send, RATE_RETRY_MS); return; }
         done();
-        acked(res);
+        acked(res, this.timers.now() - sentAt);
       });
     };
     this.timers.later(send);

@@ -31,10 +31,10 @@ class FakeRunner implements Runner {
   }
 }
 
-function setup(opts: { throttle?: number; ms?: (t: TaskAssignment) => number; leaseMs?: number; ackDelayMs?: number } = {}) {
+function setup(opts: { throttle?: number; ms?: (t: TaskAssignment) => number; leaseMs?: number; ackDelayMs?: number; slots?: number } = {}) {
   const server = new FakeServer(opts.leaseMs, opts.ackDelayMs);
   const runner = new FakeRunner(opts.ms ?? (() => 100));
-  const loop = new WorkLoop({ serverUrl: 'http://test', hello: { kind: 'node', backends: ['cpu'] }, runner, timers, throttle: opts.throttle, connect: server.connect });
+  const loop = new WorkLoop({ serverUrl: 'http://test', hello: { kind: 'node', backends: ['cpu'] }, runner, timers, throttle: opts.throttle, connect: server.connect, slots: opts.slots });
   return { server, runner, loop };
 }
 
@@ -271,7 +271,7 @@ describe('WorkLoop timing', () => {
 
 describe('WorkLoop pipelining', () => {
   it('starts the next task while the last result is being acknowledged, with at most `slots` unacknowledged', async () => {
-    const { server, runner, loop } = setup({ ms: () => 100, ackDelayMs: 250 });
+    const { server, runner, loop } = setup({ ms: () => 100, ackDelayMs: 250, slots: 2 });
     server.addTasks(6);
     loop.start();
     await vi.advanceTimersByTimeAsync(60_000);
@@ -285,6 +285,30 @@ describe('WorkLoop pipelining', () => {
     expect(server.log.results).toHaveLength(6);
     expect(loop.status.tasksDone).toBe(6);
     loop.stop();
+  });
+});
+
+describe('WorkLoop slots', () => {
+  it('told no number, holds as many tasks as keep it busy while results are acknowledged (tiny tasks, slow acks)', async () => {
+    const { server, runner, loop } = setup({ ms: () => 10, ackDelayMs: 45 });
+    server.addTasks(60);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(runner.spans).toHaveLength(60);
+    // 1 + 45 / 10 rounded up: 6 in hand once it has measured, so past the first tasks none waits for an ack.
+    const gaps = runner.spans.slice(20).map((s, i) => s.start - runner.spans[19 + i]!.end);
+    expect(gaps.every((g) => g === 0)).toBe(true);
+    expect(Math.max(...server.log.requests)).toBeLessThanOrEqual(6);
+    loop.stop();
+
+    // Tasks longer than their acknowledgement keep two in hand, as a worker told 2 does.
+    const slow = setup({ ms: () => 100, ackDelayMs: 45 });
+    slow.server.addTasks(10);
+    slow.loop.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(slow.runner.spans).toHaveLength(10);
+    expect(Math.max(...slow.server.log.requests)).toBe(2);
+    slow.loop.stop();
   });
 });
 

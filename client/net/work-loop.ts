@@ -17,6 +17,7 @@ import { type LoopTimers, systemTimers } from './loop-timers.js';
 import { type WorkerSocket, openWorkerSocket } from './open-worker-socket.js';
 import { RATE_RETRY_MS, type ResultAck, ResultOutbox, resultMessage } from './result-outbox.js';
 import { ServerRotation } from './server-rotation.js';
+import { SlotSizer } from './slot-sizer.js';
 import type { RunOutcome, WorkLoopOptions } from './work-loop-options.js';
 import { withAck } from './with-ack.js';
 
@@ -52,6 +53,7 @@ export class WorkLoop {
   private readonly lane: InteractiveLane;
   private readonly rotation: ServerRotation;
   private readonly outbox: ResultOutbox;
+  private readonly sizer = new SlotSizer();
   readonly status: LoopStatus;
 
   constructor(private readonly opts: WorkLoopOptions) {
@@ -73,7 +75,8 @@ export class WorkLoop {
   /** The servers this worker may work for, in turn order: those it was given, then those servers told it of. */
   get servers(): readonly string[] { return this.rotation.all; }
 
-  private get slots(): number { return this.opts.slots ?? 2; }
+  /** As configured, or as many as keep this worker busy while its results are acknowledged (slot-sizer.ts). */
+  private get slots(): number { return this.opts.slots ?? this.sizer.slots; }
 
   start(): void {
     if (this.socket) return;
@@ -347,7 +350,8 @@ export class WorkLoop {
     const sentMs = this.timers.now() - startedAt;
     this.outbox.post(resultMessage(task.replicaId, outcome, next), (result, ack) => socket.emit('task:result', result, ack),
       () => epoch !== this.epoch || socket !== this.socket,
-      (res) => {
+      (res, ackMs) => {
+        this.sizer.observe(ran.busyMs, ackMs);
         this.onResultAck(task, outcome, res, sentMs, idleMs);
         if (epoch !== this.epoch) return;
         this.asking -= next;
