@@ -187,9 +187,10 @@ export function createApp(deps: AppDeps): App {
     origins,
   });
   // Servers on one database: each dashboard and workers list shows the whole network's.
-  const peers = member ? peerViews({
-    io, log: log.child({ mod: 'cluster' }), self: () => member.url, everyMs: DEFAULT_DASHBOARD_TIMING.flushMs, workers,
+  const peers = member && sliced ? peerViews({
+    io, log: log.child({ mod: 'cluster' }), self: () => member.url, everyMs: DEFAULT_DASHBOARD_TIMING.flushMs, workers, running: () => sliced.runningByJob(),
   }) : undefined;
+  if (peers) sliced?.countRunningElsewhere((jobId) => peers.runningElsewhere(jobId));
   attachDashboardSocket({ io, jobs, keys, store, events, workers, clock, log: log.child({ mod: 'dashboard' }), peers });
   let openApi: object | null = null;
   app.use(opsRouter({

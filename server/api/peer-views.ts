@@ -1,7 +1,8 @@
 /**
  * What the dashboard and the workers list need of the other servers on one database: which jobs changed there (so a
- * feed here pushes the progress their workers make) and which workers are connected to them (asked when an admin
- * looks). Carried by socket.io's server-side events over the Postgres adapter, as the cluster's messages are; what a
+ * feed here pushes the progress their workers make), how many of each job's tasks their workers hold (a job's view
+ * counts them running, wherever it is asked), and which workers are connected to them (asked when an admin looks).
+ * Carried by socket.io's server-side events over the Postgres adapter, as the cluster's messages are; what a
  * peer says is parsed, and bounded, before it is used.
  */
 import type { Logger } from 'pino';
@@ -12,6 +13,9 @@ import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js'
 
 const CHANGED = 'cluster:jobs-changed';
 const WORKERS = 'cluster:workers';
+const RUNNING = 'cluster:running';
+/** Jobs whose running tasks one server tells in one message (the rest are counted where they are held only). */
+const MAX_RUNNING_JOBS = 500;
 /** Job ids per message; more changed in one window go in several. */
 const IDS_PER_MESSAGE = 500;
 /** Workers one server lists to the others (a dashboard shows this many per server at most). */
@@ -19,6 +23,15 @@ export const MAX_PEER_WORKERS = 10_000;
 
 const changedSchema = z.array(z.string().min(1).max(200)).max(IDS_PER_MESSAGE);
 const workersSchema = z.array(workerViewSchema).max(MAX_PEER_WORKERS);
+const count = z.number().int().min(0).max(1e9);
+const runningSchema = z.object({
+  from: z.string().min(1).max(2048),
+  /** By job: [stage, tasks running] pairs. */
+  jobs: z.record(z.string().min(1).max(200), z.array(z.tuple([count, count])).max(1000))
+    .refine((o) => Object.keys(o).length <= MAX_RUNNING_JOBS, `at most ${MAX_RUNNING_JOBS} jobs`),
+});
+/** Tasks running per stage, by job. */
+export type RunningByJob = Map<string, Map<number, number>>;
 
 export interface PeerViews {
   /** This server's URL as its workers' views give it (null until it has started). */
@@ -31,6 +44,8 @@ export interface PeerViews {
    * meanwhile share the question under way.
    */
   workers(): Promise<WorkerView[]>;
+  /** Tasks of the job the other servers' workers hold, by stage, as they last said (within three rounds). */
+  runningElsewhere(jobId: string): ReadonlyMap<number, number> | undefined;
   stop(): void;
 }
 
@@ -46,6 +61,8 @@ export interface PeerViewsDeps {
   self(): string | null;
   /** This server's own workers, as the others are told them. */
   workers: ReadonlyMap<string, WorkerInfo>;
+  /** The tasks this server's workers hold, told to the others every `everyMs` while there are any. */
+  running?(): RunningByJob;
   everyMs: number;
 }
 
@@ -55,6 +72,21 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let asking: Promise<WorkerView[]> | null = null;
+  /** What each other server said last of its running tasks, and when. */
+  const elsewhere = new Map<string, { at: number; jobs: RunningByJob }>();
+  let toldRunning = false;
+  const tellRunning = () => {
+    const self = deps.self();
+    const mine = deps.running?.();
+    if (!self || !mine || (mine.size === 0 && !toldRunning)) return;
+    // Told once more when none are left, so the others stop counting them at once.
+    toldRunning = mine.size > 0;
+    const jobs: Record<string, [number, number][]> = {};
+    for (const [jobId, stages] of [...mine].slice(0, MAX_RUNNING_JOBS)) jobs[jobId] = [...stages];
+    side.serverSideEmit(RUNNING, { from: self, jobs });
+  };
+  const runningTimer = deps.running ? setInterval(tellRunning, deps.everyMs) : null;
+  runningTimer?.unref();
 
   const send = () => {
     timer = null;
@@ -94,12 +126,28 @@ export function peerViews(deps: PeerViewsDeps): PeerViews {
       }).finally(() => { asking = null; });
       return asking;
     },
+    runningElsewhere(jobId) {
+      const fresh = Date.now() - 3 * deps.everyMs;
+      let sum: Map<number, number> | undefined;
+      for (const [from, said] of elsewhere) {
+        if (said.at < fresh) { elsewhere.delete(from); continue; }
+        for (const [stage, n] of said.jobs.get(jobId) ?? []) (sum ??= new Map()).set(stage, (sum.get(stage) ?? 0) + n);
+      }
+      return sum;
+    },
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
       timer = null;
+      if (runningTimer) clearInterval(runningTimer);
     },
   };
+  side.on(RUNNING, (raw: unknown) => {
+    const said = runningSchema.safeParse(raw);
+    if (!said.success) { deps.log.warn('malformed running counts from another server dropped'); return; }
+    const jobs: RunningByJob = new Map(Object.entries(said.data.jobs).map(([id, pairs]) => [id, new Map(pairs)]));
+    elsewhere.set(said.data.from, { at: Date.now(), jobs });
+  });
   side.on(WORKERS, (ack: unknown) => {
     if (typeof ack !== 'function') return;
     (ack as Ack)(localWorkerViews(deps.workers, peers).slice(0, MAX_PEER_WORKERS));

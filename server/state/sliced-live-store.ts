@@ -14,7 +14,7 @@ export const sliceOf = (batch: number) => Math.floor(batch / SLICE_BATCHES);
 export const sliceRange = (slice: number): BatchRange => ({ from: slice * SLICE_BATCHES, to: (slice + 1) * SLICE_BATCHES });
 const key = (jobId: string, slice: number) => `${jobId}:${slice}`;
 
-/** `c` with `running` of its open tasks running (the rest pending). */
+/** `c` with `running` of its open tasks running (the rest pending); the counts of the servers that hold them, together. */
 function runningHere<C extends TaskCounts>(c: C, running: number): C {
   const open = c.pending + c.running;
   const r = Math.min(running, open);
@@ -27,6 +27,8 @@ export interface SliceRef { jobId: string; slice: number }
 export class SlicedLiveStore extends LiveStore {
   /** Slices held, by `job:slice`. Initialised lazily: the base constructor calls goLive before fields exist. */
   private heldSlices?: Map<string, SliceRef>;
+  /** The tasks of a job the other servers' workers hold, by stage (peer-views.ts). */
+  private elsewhere: (jobId: string) => ReadonlyMap<number, number> | undefined = () => undefined;
 
   constructor(inner: Store) {
     super(inner);
@@ -165,13 +167,29 @@ export class SlicedLiveStore extends LiveStore {
     return this.tasks.wantingCount();
   }
 
+  /** Where the running tasks of the other servers are learnt (as they last told them). */
+  countRunningElsewhere(of: (jobId: string) => ReadonlyMap<number, number> | undefined): void {
+    this.elsewhere = of;
+  }
+
+  /** The tasks this server's workers hold now, by stage, for the jobs they hold any of. */
+  runningByJob(): Map<string, Map<number, number>> {
+    const out = new Map<string, Map<number, number>>();
+    for (const jobId of this.tasks.jobIds()) {
+      const stages = (this.tasks.stageCounts(jobId) ?? []).filter((s) => s.running > 0);
+      if (stages.length) out.set(jobId, new Map(stages.map((s) => [s.stage, s.running])));
+    }
+    return out;
+  }
+
   // What memory sees only in part: the store's (other servers' tasks included). The store holds no leases (they would
   // not survive a restart anyway), so its open tasks are all pending there: those running are this server's, as memory
-  // counts them; the other servers' are theirs to count.
+  // counts them, and the other servers', as they last told them.
 
   taskCounts(jobId: string): TaskCounts {
     this.flush();
-    return runningHere(this.inner.taskCounts(jobId), this.tasks.taskCounts(jobId)?.running ?? 0);
+    const elsewhere = [...this.elsewhere(jobId)?.values() ?? []].reduce((a, n) => a + n, 0);
+    return runningHere(this.inner.taskCounts(jobId), (this.tasks.taskCounts(jobId)?.running ?? 0) + elsewhere);
   }
 
   stageCounts(jobId: string): StageCounts[] {
@@ -187,7 +205,8 @@ export class SlicedLiveStore extends LiveStore {
 
   private runningHere(jobId: string, stages: StageCounts[]): StageCounts[] {
     const here = new Map((this.tasks.stageCounts(jobId) ?? []).map((s) => [s.stage, s.running]));
-    return stages.map((s) => runningHere(s, here.get(s.stage) ?? 0));
+    const elsewhere = this.elsewhere(jobId);
+    return stages.map((s) => runningHere(s, (here.get(s.stage) ?? 0) + (elsewhere?.get(s.stage) ?? 0)));
   }
 
   hasUnfinishedTasks(jobId: string): boolean {

@@ -1,7 +1,7 @@
 /**
- * A job controlled through another server than the one its workers are on, on one database: cancelled through A
- * while B's workers hold its tasks (B withdraws their leases), then deleted through B, after which neither server
- * knows it (A had it in memory).
+ * A job controlled through another server than the one its workers are on, on one database: its tasks B's workers hold
+ * are counted running in A's view too; cancelled through A while they hold them (B withdraws their leases), then
+ * deleted through B, after which neither server knows it (A had it in memory).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
@@ -37,6 +37,10 @@ describe.skipIf(!havePostgres())('a job controlled through another server', () =
     }
     const held = () => loops.reduce((n, l) => n + (l.status.volunteerId ? b.app.scheduler.leasesOf(l.status.volunteerId) : 0), 0);
     await until(() => held() === 4);
+    // Either server's view counts the tasks B's workers hold as running (A's as B last told it).
+    const running = async (api: ApiClient) => (await api.getJob(job.id)).tasks.running;
+    expect(await running(apiB)).toBe(4);
+    await expect.poll(() => running(apiA), { timeout: 5_000 }).toBe(4);
 
     expect((await apiA.cancelJob(job.id)).status).toBe('cancelled');
     // B hears of it: its workers' leases are withdrawn, and it answers the job cancelled.
