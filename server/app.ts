@@ -37,6 +37,7 @@ import { type RouteEntry, listRoutes } from './api/route-list.js';
 import { Metrics } from './metrics/metrics.js';
 import { timedWrites } from './metrics/timed-store.js';
 import { inferRoutes } from './api/infer-routes.js';
+import { TickBatch } from './api/tick-batch.js';
 import { PeerInfer } from './infer/peer-infer.js';
 import { InferAudit } from './infer/infer-audit.js';
 import { InferRouter } from './infer/infer-router.js';
@@ -131,8 +132,10 @@ export function createApp(deps: AppDeps): App {
   const inputs = new TaskInputs({ store, datasets });
   // Servers sharing a database count per-origin caps over all of them.
   const origins = deps.cluster ? new OriginShare() : undefined;
+  // The socket events' group commit, which the server's own runs' answers join.
+  const turn = new TickBatch(store, log.child({ mod: 'sockets' }), events);
   const scheduler = new Scheduler({
-    store, clock, log: log.child({ mod: 'scheduler' }), origins,
+    store, clock, log: log.child({ mod: 'scheduler' }), origins, turn: (event, run, landed) => turn.join(event, run, landed),
     config: {
       leaseMs: config.leaseMs, maxFailures: config.maxFailures, shardAffinityMs: config.shardAffinityMs, newcomerLeases: config.newcomerLeases,
       newcomerLeasesPerOrigin: config.newcomerLeasesPerOrigin,
@@ -184,7 +187,7 @@ export function createApp(deps: AppDeps): App {
   });
   const workers = attachWorkerSockets({
     io, scheduler, store, clock, events, config, siteTokens, infer, log: log.child({ mod: 'sockets' }), peers: member ? () => member.peers() : undefined,
-    origins,
+    origins, batch: turn,
   });
   // Servers on one database: each dashboard and workers list shows the whole network's.
   const peers = member && sliced ? peerViews({

@@ -53,6 +53,29 @@ describe('TickBatch', () => {
     expect(heard[0]).toBe('tick:committed false');
   });
 
+  it('takes the server\'s own answers into the turn\'s one transaction, and tells each the outcome of its commit', async () => {
+    let transactions = 0;
+    const store = fakeStore();
+    const outermost = store.transaction.bind(store);
+    let depth = 0;
+    store.transaction = <T>(fn: () => T): T => { if (depth++ === 0) transactions++; try { return outermost(fn); } finally { depth--; } };
+    const batch = new TickBatch(store, pino({ level: 'silent' }));
+    const ran: string[] = [];
+    const landed: (string | null)[] = [];
+    batch.add('task:result', () => { ran.push('result'); return {}; }, () => {});
+    batch.join('server:canary', () => { ran.push('canary'); }, (err) => landed.push(err?.message ?? null));
+    batch.join('server:check', () => { throw new AppError('NOT_FOUND', 'no such task'); }, (err) => landed.push(err?.message ?? null));
+    await nextTurn();
+    expect(ran).toEqual(['result', 'canary']);
+    expect(transactions).toBe(1);
+    expect(landed).toEqual([null, 'no such task']);
+
+    const failing = new TickBatch(fakeStore({ fail: true }), pino({ level: 'silent' }));
+    failing.join('server:canary', () => {}, (err) => landed.push(err?.message ?? null));
+    await nextTurn();
+    expect(landed[2]).toBe('internal error');
+  });
+
   it('answers as before without an observer', async () => {
     const batch = new TickBatch(fakeStore(), pino({ level: 'silent' }));
     const replies: unknown[] = [];

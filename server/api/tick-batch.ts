@@ -47,6 +47,14 @@ export class TickBatch {
     }
   }
 
+  /** Runs `run` with this turn's events, as the server's own answers do (scheduler/server-answers.ts: Turn). */
+  join(event: string, run: () => void, landed: (err: Error | null) => void): void {
+    this.add(event, () => { run(); return {}; }, (res) => {
+      const r = res as { ok: boolean; error?: { message: string } };
+      landed(r.ok ? null : new Error(r.error?.message ?? 'the commit failed'));
+    });
+  }
+
   /** Sends now when no batch is being handled, else once it has committed (dropped if it did not). */
   afterCommit(send: () => void): void {
     if (this.flushing) this.sends.push(send);

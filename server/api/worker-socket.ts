@@ -46,6 +46,8 @@ export const workerView = (w: WorkerInfo, server?: string | null): WorkerView =>
 
 export interface WorkerSocketDeps {
   io: TabGridIo;
+  /** The group commit of the socket events (made here when not given). */
+  batch?: TickBatch;
   scheduler: Scheduler;
   store: Store;
   clock: Clock;
@@ -75,7 +77,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     };
   };
   const socketOf = new Map<string, WorkerSocket>();
-  const batch = new TickBatch(store, log, events);
+  const batch = deps.batch ?? new TickBatch(store, log, events);
   const guards = new SocketGuards({ io, config: deps.config, clock, log, origins: deps.origins });
   guards.install();
 

@@ -82,7 +82,7 @@ export class Metrics {
     const runSeconds = new Histogram({ name: 'tabgrid_server_run_seconds', help: 'Time of one server run.', labelNames: ['kind'], buckets: RUN_BUCKETS, registers });
     const quarantines = new Counter({ name: 'tabgrid_quarantines_total', help: 'Volunteers quarantined.', registers });
     const dispatch = new Histogram({
-      name: 'tabgrid_dispatch_seconds', help: 'Socket events (work:request, task:result, ...) from arrival to acknowledgement, the group commit included.',
+      name: 'tabgrid_dispatch_seconds', help: 'Socket events (work:request, task:result, ...) and the server\'s own answers (server:canary, server:check), from arrival to acknowledgement, the group commit included.',
       labelNames: ['event'], buckets: LATENCY_BUCKETS, registers,
     });
     const commit = new Histogram({ name: 'tabgrid_commit_seconds', help: 'One turn\'s group commit (every socket event of the turn in one transaction).', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers });

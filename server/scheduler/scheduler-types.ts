@@ -9,6 +9,7 @@ import type { OriginShare } from '../cluster/origin-share.js';
 import type { EventSink, SettleEventMap } from '../events.js';
 import type { JobRow, Store, TaskRow } from '../store/store.js';
 import type { ReputationPolicy } from '../verify/reputation.js';
+import type { Turn } from './server-answers.js';
 import type { Clock } from './clock.js';
 import type { StragglerPolicy } from './stragglers.js';
 
@@ -60,6 +61,8 @@ export interface SchedulerDeps {
   observer?: EventSink<SettleEventMap>;
   /** Servers sharing a database: what each origin holds on the others, and where this one's newcomers' leases are told. */
   origins?: OriginShare;
+  /** The socket events' group commit, which the server's own runs' answers join (server-answers.ts). */
+  turn?: Turn;
 }
 
 export interface ResultMeta { backend: string; runMs: number }
