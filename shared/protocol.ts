@@ -10,6 +10,8 @@ import type { WireError } from './errors.js';
 import type { InferAnswer, InferRun, InferWarm, InferWarmAnswer } from './infer.js';
 
 export const MAX_SLOTS = 16;
+/** Pipeline stages of one job at most (a model split into that many shards). */
+export const MAX_STAGES = 32;
 export const MAX_DIMS = 8;
 /** Tensors one result may carry: the server's socket parser accepts this many binary attachments in a packet. */
 export const MAX_OUTPUTS = 64;
@@ -195,7 +197,7 @@ export const createJobSchema = z.object({
   atol: z.number().min(0).max(1e6).default(1e-4),
   priority: z.number().int().min(-100).max(100).default(0),
   /** Pipeline stages: the model is split so each volunteer runs one stage (1 runs it whole). */
-  stages: z.number().int().min(1).max(32).default(1),
+  stages: z.number().int().min(1).max(MAX_STAGES).default(1),
   /** Or: tensor names to cut after (N names give N + 1 stages). */
   cuts: z.array(z.string().min(1).max(256)).min(1).max(31).optional(),
   /** Let trusted volunteers' work be accepted on one replica; false makes `replicas` a hard floor. */

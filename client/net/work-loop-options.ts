@@ -44,7 +44,7 @@ export interface WorkLoopOptions {
   /** Read afresh at every (re)connect: what may have changed since, such as the shards held in cache. */
   helloExtras?: () => Promise<Partial<Omit<WorkerHello, 'token'>>>;
   token?: string;
-  /** Tasks to hold at once: one running, the rest waiting (default 2). */
+  /** Tasks to hold at once: one running, the rest waiting (default: as many as keep it busy while results are acknowledged, 2 to 8; slot-sizer.ts). */
   slots?: number;
   /** Percent of device time to use, 5 to 100 (default 100). */
   throttle?: number;

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
+import { MAX_STAGES } from '../../shared/protocol.js';
 import { workerViewSchema } from '../../shared/rest-schemas.js';
 import { type TabGridIo, type WorkerInfo, workerView } from './worker-socket.js';
 
@@ -27,7 +28,7 @@ const count = z.number().int().min(0).max(1e9);
 const runningSchema = z.object({
   from: z.string().min(1).max(2048),
   /** By job: [stage, tasks running] pairs. */
-  jobs: z.record(z.string().min(1).max(200), z.array(z.tuple([count, count])).max(1000))
+  jobs: z.record(z.string().min(1).max(200), z.array(z.tuple([count, count])).max(MAX_STAGES))
     .refine((o) => Object.keys(o).length <= MAX_RUNNING_JOBS, `at most ${MAX_RUNNING_JOBS} jobs`),
 });
 /** Tasks running per stage, by job. */
