@@ -29,7 +29,7 @@ import { ResultRefused, type Scheduler, type WorkerInfo } from '../scheduler/sch
 import type { Clock } from '../scheduler/clock.js';
 import type { Store } from '../store/store.js';
 import { type SocketGuardConfig, SocketGuards } from './socket-guards.js';
-import { Refusal, TickBatch } from './tick-batch.js';
+import { Refusal, type TickBatch } from './tick-batch.js';
 import { toWireError } from './wire-error.js';
 import type { InferRouter } from '../infer/infer-router.js';
 import { interactiveLink } from './interactive-link.js';
@@ -46,8 +46,8 @@ export const workerView = (w: WorkerInfo, server?: string | null): WorkerView =>
 
 export interface WorkerSocketDeps {
   io: TabGridIo;
-  /** The group commit of the socket events (made here when not given). */
-  batch?: TickBatch;
+  /** The group commit of the socket events, which the scheduler's own answers join too (app.ts makes it). */
+  batch: TickBatch;
   scheduler: Scheduler;
   store: Store;
   clock: Clock;
@@ -77,7 +77,7 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
     };
   };
   const socketOf = new Map<string, WorkerSocket>();
-  const batch = deps.batch ?? new TickBatch(store, log, events);
+  const { batch } = deps;
   const guards = new SocketGuards({ io, config: deps.config, clock, log, origins: deps.origins });
   guards.install();
 

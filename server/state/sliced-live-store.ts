@@ -7,7 +7,7 @@
  */
 import type { BatchRange, JobRow, ReplicaRow, StageCounts, Store, TaskCounts, TaskRow, ViewCounts } from '../store/store.js';
 import { SLICE_BATCHES } from '../store/store.js';
-import { viewCountsOf } from '../store/view-counts.js';
+import { totalCounts, viewCountsOf } from '../store/view-counts.js';
 import { LiveStore } from './live-store.js';
 
 export const sliceOf = (batch: number) => Math.floor(batch / SLICE_BATCHES);
@@ -187,9 +187,7 @@ export class SlicedLiveStore extends LiveStore {
   // counts them, and the other servers', as they last told them.
 
   taskCounts(jobId: string): TaskCounts {
-    this.flush();
-    const elsewhere = [...this.elsewhere(jobId)?.values() ?? []].reduce((a, n) => a + n, 0);
-    return runningHere(this.inner.taskCounts(jobId), (this.tasks.taskCounts(jobId)?.running ?? 0) + elsewhere);
+    return totalCounts(this.stageCounts(jobId));
   }
 
   stageCounts(jobId: string): StageCounts[] {

@@ -18,6 +18,7 @@ import { NodeRunner } from '../../cli/node-runner.js';
 import { clientParser } from '../../client/net/socket-parser.js';
 import { type LoopStatus, WorkLoop } from '../../client/net/work-loop.js';
 import { serverParser } from '../../server/api/socket-parser.js';
+import { TickBatch } from '../../server/api/tick-batch.js';
 import { type TabGridIo, type WorkerSocketDeps, attachWorkerSockets } from '../../server/api/worker-socket.js';
 import { configSchema } from '../../server/config.js';
 import { AppEvents } from '../../server/events.js';
@@ -80,10 +81,12 @@ async function helloServer(peers?: () => string[]): Promise<{ url: string; stop(
   const scheduler = {
     workerTable: new Map(), connect: () => {}, disconnect: () => {}, setEvents: () => {}, requestWork: () => [], release: () => 0,
   };
-  const store = { volunteerFor: (_hash: string, id: string) => ({ id }), transaction: <T>(fn: () => T) => fn() };
+  const store = { volunteerFor: (_hash: string, id: string) => ({ id }), transaction: <T>(fn: () => T) => fn() } as unknown as WorkerSocketDeps['store'];
+  const log = pino({ level: 'silent' });
+  const events = new AppEvents();
   attachWorkerSockets({
-    io: ioServer, clock: systemClock, log: pino({ level: 'silent' }), events: new AppEvents(), config: configSchema.parse({}),
-    scheduler: scheduler as unknown as WorkerSocketDeps['scheduler'], store: store as unknown as WorkerSocketDeps['store'],
+    io: ioServer, clock: systemClock, log, events, config: configSchema.parse({}), batch: new TickBatch(store, log, events),
+    scheduler: scheduler as unknown as WorkerSocketDeps['scheduler'], store,
     siteTokens: { verify: () => null } as unknown as WorkerSocketDeps['siteTokens'], peers,
   });
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
