@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { WorkerView } from '../../shared/dashboard-protocol.js';
 import { networkWorkers, peerViews } from './peer-views.js';
 import type { TabGridIo, WorkerInfo } from './worker-socket.js';
@@ -41,30 +41,36 @@ const make = (f: ReturnType<typeof fakeIo>, workers = table()) =>
   peerViews({ io: f.io, log: pino({ level: 'silent' }), self: () => 'http://a', workers, everyMs: 5 });
 
 describe('peer views', () => {
-  it('tells the others of the tasks its workers hold while there are any, once more when none are left, and sums what they tell', async () => {
-    const f = fakeIo();
-    let mine = new Map([['j1', new Map([[0, 3]])]]);
-    const peers = peerViews({ io: f.io, log: pino({ level: 'silent' }), self: () => 'http://a', workers: table(), everyMs: 5, running: () => mine });
-    await f.nextSend();
-    expect(f.sent[0]).toEqual(['cluster:running', { from: 'http://a', jobs: { j1: [[0, 3]] } }]);
-    mine = new Map();
-    await f.nextSend();
-    expect(f.sent[1]).toEqual(['cluster:running', { from: 'http://a', jobs: {} }]);
-    const before = f.sent.length;
-    await new Promise((r) => setTimeout(r, 30));
-    expect(f.sent.length).toBe(before); // nothing held, nothing more said
+  it('tells the others of the tasks its workers hold while there are any, once more when none are left, and sums what they tell', () => {
+    vi.useFakeTimers();
+    try {
+      const f = fakeIo();
+      let mine = new Map([['j1', new Map([[0, 3]])]]);
+      const peers = peerViews({ io: f.io, log: pino({ level: 'silent' }), self: () => 'http://a', workers: table(), everyMs: 5, running: () => mine });
+      vi.advanceTimersByTime(5);
+      expect(f.sent).toEqual([['cluster:running', { from: 'http://a', jobs: { j1: [[0, 3]] } }]]);
+      mine = new Map();
+      vi.advanceTimersByTime(5);
+      expect(f.sent[1]).toEqual(['cluster:running', { from: 'http://a', jobs: {} }]);
+      vi.advanceTimersByTime(50); // ten more rounds with nothing held: nothing more said
+      expect(f.sent).toHaveLength(2);
 
-    f.hear('cluster:running', { from: 'http://b', jobs: { j1: [[0, 2], [1, 1]] } });
-    f.hear('cluster:running', { from: 'http://c', jobs: { j1: [[0, 4]], j2: [[0, 1]] } });
-    f.hear('cluster:running', { from: 'http://d', jobs: { j1: [[0, -1]] } }); // malformed: dropped
-    expect([...peers.runningElsewhere('j1')!]).toEqual([[0, 6], [1, 1]]);
-    f.hear('cluster:running', { from: 'http://c', jobs: {} });
-    expect([...peers.runningElsewhere('j1')!]).toEqual([[0, 2], [1, 1]]);
-    expect(peers.runningElsewhere('j3')).toBeUndefined();
-    // A server silent for three rounds (dead, say) is not counted any more.
-    await new Promise((r) => setTimeout(r, 20));
-    expect(peers.runningElsewhere('j1')).toBeUndefined();
-    peers.stop();
+      f.hear('cluster:running', { from: 'http://b', jobs: { j1: [[0, 2], [1, 1]] } });
+      f.hear('cluster:running', { from: 'http://c', jobs: { j1: [[0, 4]], j2: [[0, 1]] } });
+      f.hear('cluster:running', { from: 'http://d', jobs: { j1: [[0, -1]] } }); // malformed: dropped
+      expect([...peers.runningElsewhere('j1')!]).toEqual([[0, 6], [1, 1]]);
+      f.hear('cluster:running', { from: 'http://c', jobs: {} });
+      expect([...peers.runningElsewhere('j1')!]).toEqual([[0, 2], [1, 1]]);
+      expect(peers.runningElsewhere('j3')).toBeUndefined();
+      // A server silent for three rounds (dead, say) is not counted any more; within them it still is.
+      vi.advanceTimersByTime(15);
+      expect([...peers.runningElsewhere('j1')!]).toEqual([[0, 2], [1, 1]]);
+      vi.advanceTimersByTime(1);
+      expect(peers.runningElsewhere('j1')).toBeUndefined();
+      peers.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('tells the others of the jobs changed here in one message per window, each job once', async () => {
