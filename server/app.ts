@@ -170,6 +170,7 @@ export function createApp(deps: AppDeps): App {
   const member = deps.cluster && sliced ? new ClusterMember({
     claims: deps.cluster.claims, live: sliced, scheduler, log: log.child({ mod: 'cluster' }),
     tickMs: config.clusterTickMs, ttlMs: config.clusterTtlMs, fenced: deps.cluster.fenced, origins,
+    computeCanaries: (tasks) => serverRuns.compute(tasks),
   }) : null;
   if (member) {
     member.keepAlive();

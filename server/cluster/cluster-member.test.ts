@@ -128,4 +128,24 @@ describe('ClusterMember', () => {
     expect(dropped).toEqual([1, 0]);
     member.stop();
   });
+
+  it('computes the known answers of a slice it takes that still wait for one (the job\'s creator writes only to the store)', async () => {
+    const claims = fakeClaims();
+    claims.claim = () => [{ jobId: 'j', slice: 0 }];
+    claims.jobStatuses = () => [{ id: 'j', status: 'running' }];
+    const canary = { id: 'j-c', canary: true, ready: false, status: 'pending', batch: 3 };
+    const slices = {
+      ...live, runningJobs: () => [{ id: 'j', priority: 0, createdAt: 0 }], takeSlice: () => [],
+      unreadyCanariesOfSlice: (jobId: string, slice: number) => (jobId === 'j' && slice === 0 ? [canary] : []),
+    } as unknown as SlicedLiveStore;
+    const queued: unknown[] = [];
+    const sched = { connectedWorkers: 1, decideAgain: () => {} } as unknown as Scheduler;
+    const member = new ClusterMember({
+      claims, live: slices, scheduler: sched, log: pino({ level: 'silent' }), tickMs: 100, ttlMs: 1000, fenced: () => {},
+      computeCanaries: (tasks) => queued.push(...tasks),
+    });
+    await member.start('http://a.example');
+    await vi.waitFor(() => expect(queued).toEqual([canary]));
+    member.stop();
+  });
 });

@@ -55,6 +55,8 @@ export interface ClusterMemberDeps {
   fenced(err: Error): void;
   /** Per-origin caps over the whole network: told and learned at each tick. */
   origins?: OriginShare;
+  /** Queues the server's own runs of known-answer tasks (server/verify/server-runs.ts). */
+  computeCanaries?(tasks: TaskRow[]): void;
 }
 
 /** Open tasks a server with workers keeps in memory, at least: a few slices' worth. */
@@ -287,6 +289,7 @@ export class ClusterMember {
     for (const s of got) {
       try {
         again.push(...live.takeSlice(s.jobId, s.slice));
+        this.deps.computeCanaries?.(live.unreadyCanariesOfSlice(s.jobId, s.slice));
       } catch (err) {
         // Claimed but not taken in: given back, or it would be this server's in the database and no one's in fact.
         this.deps.log.warn({ err, jobId: s.jobId, slice: s.slice }, 'could not take a claimed slice in; giving it back');

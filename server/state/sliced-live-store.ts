@@ -130,6 +130,16 @@ export class SlicedLiveStore extends LiveStore {
     return open.filter((t) => t.status === 'pending' && t.active > 0);
   }
 
+  /**
+   * The known-answer tasks of a slice held here still waiting for the server's answer. Their job's creator computes
+   * them too, but writes its answer to the store alone when it does not hold their slice: the holder computes its own,
+   * or it would wait for them forever.
+   */
+  unreadyCanariesOfSlice(jobId: string, slice: number): TaskRow[] {
+    const { from, to } = sliceRange(slice);
+    return [...this.tasks.tasksOf(jobId)].filter((t) => t.canary && !t.ready && t.status === 'pending' && t.batch >= from && t.batch < to);
+  }
+
   /** Gives a slice back: its tasks and replicas leave memory (withdraw its leases first). Outside a transaction. */
   dropSlice(jobId: string, slice: number): void {
     this.flush();
