@@ -136,6 +136,11 @@ describe('volunteer page (Chromium, real server)', () => {
     };
   }
 
+  /** One round trip on the page's own socket: the server has handled every event the page sent before it. */
+  async function seenByServer(p: OpenedPage): Promise<void> {
+    await p.page.evaluate(() => window.tabgrid!.setProfile({}));
+  }
+
   /**
    * The positive control for "this page took none of it": one headless worker computes job `id` to its end
    * and leaves. Returns that worker's id and the ids of the workers every replica of the job went to.
@@ -236,6 +241,9 @@ describe('volunteer page (Chromium, real server)', () => {
     }, hidden);
     await setHidden(true);
     expect(await p.page.evaluate(() => window.tabgrid!.status())).toMatchObject({ state: 'paused', paused: true, pauseReasons: ['hidden'] });
+    // The pause's release travels on the page's socket, the job below on another connection: without this a loaded
+    // server could push the page a task before it knows of the pause (the page hands it back at once).
+    await seenByServer(p);
     // While the page is paused, yet connected, a job with a task for each of several slots goes wholly to a
     // headless worker: the job was there to take, and the page took none of it.
     const workers = watchWorkers();
@@ -277,6 +285,7 @@ describe('volunteer page (Chromium, real server)', () => {
     expect(lost).toMatchObject({ state: 'paused', pauseReasons: ['gpu-lost'], tasksFailed: 0 });
     expect(lost.released).toBeGreaterThanOrEqual(1);
     expect((await p.page.evaluate(() => window.tabgrid!.errors()))[0]!.message).toMatch(/WebGPU device lost/);
+    await seenByServer(p);
     const replicas = await (await fetch(`${server.url}/api/v1/jobs/${next.job.id}/replicas`, { headers: { authorization: `Bearer ${server.apiKey}` } })).json() as { replicas: { status: string }[] };
     expect(replicas.replicas.map((r) => r.status)).toContain('released');
     expect(replicas.replicas.filter((r) => r.status === 'leased' || r.status === 'expired')).toEqual([]);

@@ -117,6 +117,30 @@ describe('the working network', () => {
     }
   });
 
+  it('says a worker left only once the scheduler let it go, so a job made then leases it nothing', async () => {
+    await expect.poll(() => server.app.workers.size).toBe(0);
+    // A raw client waits for work (the server remembers its 2 free slots), then vanishes.
+    const leaver = connect(server.url, { transports: ['websocket'], forceNew: true });
+    await new Promise<void>((resolve) => leaver.on('connect', () => resolve()));
+    const { workerId } = await leaver.emitWithAck('worker:hello', { kind: 'node', backends: ['cpu'] }) as { workerId: string };
+    expect(await leaver.emitWithAck('work:request', { slots: 2 })).toEqual({ ok: true, tasks: [] });
+    const stillScheduled = new Promise<boolean>((resolve) => {
+      const onLeft = (id: string) => {
+        if (id !== workerId) return;
+        server.app.events.off('worker:left', onLeft);
+        resolve(server.app.workers.has(id));
+      };
+      server.app.events.on('worker:left', onLeft);
+    });
+    leaver.disconnect();
+    expect(await stillScheduled).toBe(false);
+    const m = await api.uploadModel(mlpModel());
+    const ds = await api.uploadDataset(writeNpy('float32', [4, 4], floatData(4, 16)));
+    const job = await api.createJob({ model: m.hash, inputs: { x: ds.hash }, batchSize: 2, replicas: 1 });
+    expect(job.replicasIssued).toBe(0);
+    await api.cancelJob(job.id);
+  });
+
   it('refuses a broken model with the reason, and changes nothing', async () => {
     await expect(api.uploadModel(new TextEncoder().encode('definitely not onnx'))).rejects.toMatchObject({ status: 400, code: 'INVALID_MODEL' });
     await expect(api.uploadModel(unknownOpModel())).rejects.toThrow(/onnxruntime cannot load the model/);
