@@ -95,7 +95,7 @@ export const volunteerRecordSchema = z.object({
 export const volunteerListSchema = z.object({ volunteers: z.array(volunteerRecordSchema) });
 
 export const serverRunsViewSchema = z.object({
-  canaries: z.number().int(), checks: z.number().int(), audits: z.number().int(), auditsSkipped: z.number().int(), failed: z.number().int(),
+  canaries: z.number().int(), checks: z.number().int(), audits: z.number().int(), auditsSkipped: z.number().int(), stale: z.number().int(), failed: z.number().int(),
   busyMs: z.number(), busyShare: z.number(),
 });
 

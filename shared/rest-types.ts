@@ -89,6 +89,8 @@ export interface ServerRunsView {
   audits: number;
   /** Audits skipped because the runs already took their share of a core. */
   auditsSkipped: number;
+  /** Checks and known answers not run: their task was settled while they waited, or another server holds it now. */
+  stale: number;
   /** Runs that failed on the server too. */
   failed: number;
   /** Milliseconds spent running, and the share of one core over the last 10 s. */

@@ -150,7 +150,7 @@ class ServerLog {
 
 /** The server's own-run figures summed over its restarts, each process's from its last sample. */
 class ServerRunsTotal {
-  private done: ServerRunsView = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0, busyShare: 0 };
+  private done: ServerRunsView = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, stale: 0, failed: 0, busyMs: 0, busyShare: 0 };
   private now: ServerRunsView = { ...this.done };
 
   constructor(private readonly url: string) {}
@@ -165,12 +165,12 @@ class ServerRunsTotal {
   /** The server is about to be killed: what it reported last is kept. */
   restarted(): void {
     this.done = this.total();
-    this.now = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0, busyShare: 0 };
+    this.now = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, stale: 0, failed: 0, busyMs: 0, busyShare: 0 };
   }
 
   total(): ServerRunsView {
     const t = { ...this.done };
-    for (const k of ['canaries', 'checks', 'audits', 'auditsSkipped', 'failed', 'busyMs'] as const) t[k] += this.now[k];
+    for (const k of ['canaries', 'checks', 'audits', 'auditsSkipped', 'stale', 'failed', 'busyMs'] as const) t[k] += this.now[k];
     return { ...t, busyShare: 0 };
   }
 }

@@ -18,7 +18,7 @@ import { ServerRuns, type ServerRunSink } from './server-runs.js';
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
 
-function setup(opts: { auditCpuShare?: number; now?: () => number; refusals?: number } = {}) {
+function setup(opts: { auditCpuShare?: number; now?: () => number; refusals?: number; settled?: Set<string> } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabgrid-runs-'));
   dirs.push(dir);
   const store = new LiveStore(new SqliteStore(':memory:'));
@@ -48,6 +48,7 @@ function setup(opts: { auditCpuShare?: number; now?: () => number; refusals?: nu
   const runs = new ServerRuns({
     store, blobs, log: pino({ level: 'silent' }), auditCpuShare: opts.auditCpuShare ?? 1, now: opts.now, retryMs: 5,
     observer: { emit: (event, ...args: unknown[]) => reported.push([event, ...args.slice(0, 2)].join(' ')) },
+    ...(opts.settled ? { waitsHere: (id: string) => !opts.settled!.has(id) } : {}),
     taskInputs: (_job, task) => {
       started.push(task.id);
       return [{ name: 'x', dtype: 'float32', dims: [1, 4], data: floatData(1, 4) }];
@@ -70,6 +71,23 @@ describe('ServerRuns', () => {
     expect(s.heard).toHaveLength(7);
     expect(s.heard).toContain('check c1 ok 1,3');
     expect(s.runs.stats).toMatchObject({ checks: 1, canaries: 1, audits: 5, failed: 0 });
+  });
+
+  it('passes over a check or known answer whose task was settled while it waited, never an audit', async () => {
+    const settled = new Set<string>(['a1']);
+    const s = setup({ settled });
+    // Four audits take the four runs; the check and the known answer wait behind them, and their tasks settle meanwhile.
+    for (const id of ['a1', 'a2', 'a3', 'a4']) s.runs.audit(s.task(id));
+    s.runs.check(s.task('c1'));
+    s.runs.check(s.task('c2'));
+    s.runs.compute([s.task('k1'), s.task('k2')]);
+    settled.add('c2').add('k2');
+    await s.runs.idle();
+    expect(s.started).toEqual(['a1', 'a2', 'a3', 'a4', 'c1', 'k1']);
+    expect(s.heard.filter((h) => !h.startsWith('audit'))).toEqual(['check c1 ok 1,3', 'canary k1 ok']);
+    expect(s.runs.stats).toMatchObject({ checks: 1, canaries: 1, audits: 4, stale: 2 });
+    // Passed over, not remembered as queued: asked again, it is queued again.
+    expect(s.runs.check(s.task('c2'))).toBe(true);
   });
 
   it('reports a task the server cannot run with the runtime\'s reason', async () => {

@@ -37,9 +37,14 @@ export interface ServerRunsDeps {
   observer?: EventSink<ServerRunEventMap>;
   /** How long to wait before applying again a check's or canary's answer the store refused (default 1 s). */
   retryMs?: number;
+  /**
+   * Whether a task still waits here for a check or a known answer (pending, in this server's memory); one that does
+   * not is passed over when its turn comes. Without it every queued run is run.
+   */
+  waitsHere?(taskId: string): boolean;
 }
 
-export interface ServerRunStats { canaries: number; checks: number; audits: number; auditsSkipped: number; failed: number; busyMs: number }
+export interface ServerRunStats { canaries: number; checks: number; audits: number; auditsSkipped: number; stale: number; failed: number; busyMs: number }
 
 /** Audits waiting at most; more are skipped (counted). */
 const MAX_AUDITS_QUEUED = 32;
@@ -65,7 +70,7 @@ export class ServerRuns {
   private active = 0;
   private readonly waiters: (() => void)[] = [];
   private stopped = false;
-  readonly stats: ServerRunStats = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, failed: 0, busyMs: 0 };
+  readonly stats: ServerRunStats = { canaries: 0, checks: 0, audits: 0, auditsSkipped: 0, stale: 0, failed: 0, busyMs: 0 };
 
   constructor(private readonly deps: ServerRunsDeps) {}
 
@@ -156,6 +161,14 @@ export class ServerRuns {
   }
 
   private async runOne(task: TaskRow, kind: ServerRunKind): Promise<void> {
+    // Under load the queue runs behind: a task may have been settled meanwhile (a check's other replicas agreed once
+    // vouchers came online), or its slice gone to another server, which decides it anew. Its run would be wasted, and
+    // its answer read and written through the database inside a turn.
+    if (kind !== 'audit' && this.deps.waitsHere && !this.deps.waitsHere(task.id)) {
+      this.queued.delete(`${kind}:${task.id}`);
+      this.stats.stale++;
+      return;
+    }
     const started = this.now();
     const res = await this.run(task);
     const ms = this.now() - started;

@@ -38,6 +38,9 @@ describe.skipIf(!havePostgres())('interactive inference across servers on one da
     const job = await api.createJob({ model, inputs: { x }, batchSize: 4, replicas: 2, canaryRate: 0.1 });
     expect((await api.waitJob(job.id, undefined, 50)).status).toBe('completed');
     expect(a.app.workers.size).toBe(0);
+    // Its known answers were computed by B, which took its tasks in, not by A, which created it and holds none of them.
+    expect(job.tasks.canaries).toBeGreaterThan(0);
+    expect({ a: a.app.serverRuns.stats.canaries, b: b.app.serverRuns.stats.canaries }).toEqual({ a: 0, b: job.tasks.canaries });
     await until(() => a.app.member?.peers().includes(b.url) === true);
     const served = () => workers!.loops.reduce((n, l) => n + l.status.interactiveServed, 0);
 
