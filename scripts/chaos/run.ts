@@ -346,7 +346,7 @@ export function formatReport(r: ChaosReport): string {
   const s = r.server;
   const sr = r.serverRuns;
   lines.push(
-    `server's own runs          ${sr.checks} checks, ${sr.audits} audits (${sr.auditsSkipped} skipped), ${sr.canaries} known answers; busy ${(sr.busyMs / 1000).toFixed(2)} s of one core (${(100 * sr.busyMs / r.durationMs).toFixed(1)}% of the run)`,
+    `server's own runs          ${sr.checks} checks, ${sr.audits} audits (${sr.auditsSkipped} skipped), ${sr.canaries} known answers, ${sr.stale} passed over (settled while queued); busy ${(sr.busyMs / 1000).toFixed(2)} s of one core (${(100 * sr.busyMs / r.durationMs).toFixed(1)}% of the run)`,
     `  from its log             ${s.failureCapTasks} tasks at the failure cap, ${s.auditsRefuted} audits refuted, ${s.quarantined} volunteers quarantined`,
     `leases (log)               ${s.leasesLapsed} lapsed, ${s.backups} backup replicas issued`,
     `duration                   ${(r.durationMs / 1000).toFixed(1)} s`,
