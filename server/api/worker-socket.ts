@@ -181,8 +181,11 @@ export function attachWorkerSockets(deps: WorkerSocketDeps): Map<string, WorkerI
       // In turn with the events before it: a result that arrived just before the socket closed still counts.
       // Said to have left once the scheduler let it go: until then a new job could still lease it a task.
       batch.add('disconnect', () => {
-        scheduler.disconnect(id);
-        events.emit('worker:left', id);
+        try {
+          scheduler.disconnect(id);
+        } finally {
+          events.emit('worker:left', id);
+        }
         return {};
       }, (res) => {
         if ((res as { ok: boolean }).ok === false) log.error({ workerId: id, res }, 'releasing leases failed');
