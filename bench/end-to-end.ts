@@ -30,6 +30,7 @@ const { n: opt, s: flag } = numericFlags('npm run bench:e2e --', {
   batch: { default: 64, min: 1, max: 4096, help: 'items per task' },
   workers: { default: 4, min: 2, max: 32, help: 'workers in the second phase' },
   slots: { default: 0, min: 0, max: 16, help: 'tasks each worker holds at once (tabgrid worker --slots; 0: the worker\'s own choice)' },
+  threads: { default: 0, min: 0, max: 256, help: 'onnxruntime threads per run in each worker (tabgrid worker --threads; 0: its default, every core)' },
   'canary-rate': { default: 0.02, min: 0, max: 0.5, help: 'known-answer share of tasks' },
   timeout: { default: 300, min: 10, max: 3600, help: 'seconds per phase before giving up' },
   'bare-seconds': { default: 3, min: 1, max: 60, help: 'seconds of bare socket.io round trips to compare with' },
@@ -62,7 +63,8 @@ interface Phase { workers: number; seconds: number; tasksPerSecond: number; item
 
 function startWorker(url: string): ChildProcess {
   const slots = opt.slots > 0 ? ['--slots', String(opt.slots)] : [];
-  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url, ...slots], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const threads = opt.threads > 0 ? ['--threads', String(opt.threads)] : [];
+  const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'tabgrid.js'), 'worker', '--server', url, ...slots, ...threads], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.setEncoding('utf8');
   p.stderr?.on('data', (s: string) => {
     for (const line of s.split('\n')) if (/error|refused|failed/i.test(line)) process.stderr.write(`  [worker ${p.pid}] ${line}\n`);
@@ -146,7 +148,7 @@ function figures(p: typeof one) {
 }
 
 result('end-to-end', {
-  tasks: opt.tasks, batch: opt.batch, width: opt.width, layers: opt.layers, workers: opt.workers, ratio: Number(ratio.toFixed(3)),
+  tasks: opt.tasks, batch: opt.batch, width: opt.width, layers: opt.layers, workers: opt.workers, threads: opt.threads, ratio: Number(ratio.toFixed(3)),
   bareRoundTripsPerSecond: Math.round(bare), overBare: Number((many.tasksPerSecond / bare).toFixed(3)),
   workerMsPerTask: { one: Number(workerMsPerTask(one).toFixed(3)), many: Number(workerMsPerTask(many).toFixed(3)) },
   one: figures(one),

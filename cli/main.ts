@@ -23,6 +23,13 @@ const int = (v: string) => {
   return n;
 };
 
+/** 1 to 256. */
+const threadCount = (v: string) => {
+  const n = int(v);
+  if (n < 1 || n > 256) throw new InvalidArgumentError('from 1 to 256');
+  return n;
+};
+
 interface ConnOpts { server?: string; apiKey?: string }
 
 function client(o: ConnOpts): TabGridClient {
@@ -246,7 +253,8 @@ program.command('worker')
   .option('--token-file <file>', 'where to keep the token between runs (default ~/.config/tabgrid/worker-token)')
   .option('--ephemeral', 'a new identity for this run only')
   .option('--bind <address>', 'local address to connect from (a machine with several addresses; websocket only)')
-  .action(async (o: { server?: string; slots?: number; token?: string; tokenFile?: string; ephemeral?: boolean; bind?: string }) => {
+  .option('--threads <n>', 'cores one run may use (onnxruntime\'s threads; default: every core): donate part of the machine', threadCount)
+  .action(async (o: { server?: string; slots?: number; token?: string; tokenFile?: string; ephemeral?: boolean; bind?: string; threads?: number }) => {
     const { runWorker } = await import('./worker.js');
     await runWorker({ ...o, server: o.server ?? process.env.TABGRID_SERVER ?? 'http://127.0.0.1:8080' }, say);
   });

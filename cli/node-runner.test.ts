@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InferRun } from '../shared/infer.js';
 import type { TaskAssignment } from '../shared/protocol.js';
 import { floatData, mlpModel, twoInputModel } from '../test/helpers/models.js';
@@ -123,6 +123,25 @@ describe('NodeRunner warm-up', () => {
     } finally {
       silent.closeAllConnections();
       await new Promise((r) => silent.close(r));
+    }
+  });
+});
+
+describe('NodeRunner threads', () => {
+  it('makes its sessions, batch and interactive, with the threads asked for, and computes the same outputs', async () => {
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    try {
+      const x = floatData(11, 3 * 4);
+      const one = new NodeRunner({ threads: 1 });
+      const batch = await one.run(task('t1', x), base + MLP);
+      const interactive = await one.runInteractive(request('q1', x));
+      const fromDefault = await new NodeRunner().run(task('t2', x), base + MLP);
+      // One session each for the two runners' models (the warm-up model is not made here).
+      expect(create.mock.calls.map((c) => c[1])).toEqual([{ intraOpNumThreads: 1 }, { intraOpNumThreads: 1 }, {}]);
+      for (const out of [batch, interactive]) expect(floats(out.outputs[0]!.data as Uint8Array)).toEqual(floats(fromDefault.outputs[0]!.data as Uint8Array));
+      await one.close();
+    } finally {
+      create.mockRestore();
     }
   });
 });

@@ -24,7 +24,7 @@ const MAX_INTERACTIVE_SESSIONS = 4;
 class SessionCache {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-  constructor(private readonly max = Infinity) {}
+  constructor(private readonly options: ort.InferenceSession.SessionOptions, private readonly max = Infinity) {}
 
   get(hash: string, url: string): Promise<ort.InferenceSession> {
     let s = this.sessions.get(hash);
@@ -34,7 +34,7 @@ class SessionCache {
       s = (async () => {
         const res = await fetch(url);
         if (!res.ok) throw new Error(`fetching model ${hash}: HTTP ${res.status}`);
-        return ort.InferenceSession.create(new Uint8Array(await res.arrayBuffer()));
+        return ort.InferenceSession.create(new Uint8Array(await res.arrayBuffer()), this.options);
       })();
       const made = s;
       made.catch(() => { if (this.sessions.get(hash) === made) this.sessions.delete(hash); });
@@ -59,12 +59,26 @@ class SessionCache {
   }
 }
 
+export interface NodeRunnerOptions {
+  /**
+   * Threads onnxruntime may use for one run (0 or absent: its default, one per core): a volunteer donating part of
+   * the machine gives this many cores.
+   */
+  threads?: number;
+}
+
 export class NodeRunner implements Runner {
-  private readonly batch = new SessionCache();
-  private readonly interactive = new SessionCache(MAX_INTERACTIVE_SESSIONS);
+  private readonly batch: SessionCache;
+  private readonly interactive: SessionCache;
   /** Interactive requests given to this runner and not yet ended: batch runs wait while there are any. */
   private inFlight = 0;
   private whenIdle: (() => void)[] = [];
+
+  constructor(opts: NodeRunnerOptions = {}) {
+    const options: ort.InferenceSession.SessionOptions = opts.threads ? { intraOpNumThreads: opts.threads } : {};
+    this.batch = new SessionCache(options);
+    this.interactive = new SessionCache(options, MAX_INTERACTIVE_SESSIONS);
+  }
 
   /**
    * Readies what a first task would otherwise pay for once the worker is already counted as connected: onnxruntime's

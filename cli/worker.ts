@@ -29,6 +29,8 @@ export interface WorkerOptions {
   ephemeral?: boolean;
   /** The local address the connection leaves from (a machine with several interfaces or addresses). */
   bind?: string;
+  /** onnxruntime's threads per run (NodeRunnerOptions.threads). */
+  threads?: number;
 }
 
 /** The default place a headless volunteer keeps its identity, like a browser keeps it in localStorage. */
@@ -45,7 +47,7 @@ export async function runWorker(o: WorkerOptions, say: (s: string) => void): Pro
   const [first, ...others] = serverList(o.server);
   if (!first) throw new AppError('INVALID_PAYLOAD', '--server: no server URL given');
   let server = first;
-  const runner = new NodeRunner();
+  const runner = new NodeRunner({ threads: o.threads });
   let last: LoopStatus | null = null;
   const tasksLine = new ThrottledLine(say, COUNT_LOG_MS, systemTimers);
   const interactiveLine = new ThrottledLine(say, COUNT_LOG_MS, systemTimers);

@@ -42,7 +42,8 @@ describe('the tabgrid CLI', () => {
     url = serve.url;
     serveOutput = serve.output;
     env = { ...process.env, TABGRID_SERVER: url, TABGRID_API_KEY: '' };
-    for (let i = 0; i < 2; i++) procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url, '--ephemeral'], { cwd: dir, env, stdio: 'ignore' }));
+    // Two volunteers, one of them donating a single core.
+    for (const threads of [[], ['--threads', '1']]) procs.push(spawn(process.execPath, [BIN, 'worker', '--server', url, '--ephemeral', ...threads], { cwd: dir, env, stdio: 'ignore' }));
   });
   afterAll(() => {
     for (const p of procs) p.kill('SIGTERM');
