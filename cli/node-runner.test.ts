@@ -135,11 +135,12 @@ describe('NodeRunner threads', () => {
       const one = new NodeRunner({ threads: 1 });
       const batch = await one.run(task('t1', x), base + MLP);
       const interactive = await one.runInteractive(request('q1', x));
-      const fromDefault = await new NodeRunner().run(task('t2', x), base + MLP);
+      const plain = new NodeRunner();
+      const fromDefault = await plain.run(task('t2', x), base + MLP);
       // One session each for the two runners' models (the warm-up model is not made here).
       expect(create.mock.calls.map((c) => c[1])).toEqual([{ intraOpNumThreads: 1 }, { intraOpNumThreads: 1 }, {}]);
       for (const out of [batch, interactive]) expect(floats(out.outputs[0]!.data as Uint8Array)).toEqual(floats(fromDefault.outputs[0]!.data as Uint8Array));
-      await one.close();
+      await Promise.all([one.close(), plain.close()]);
     } finally {
       create.mockRestore();
     }

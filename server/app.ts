@@ -24,7 +24,7 @@ import { DEFAULT_REPUTATION } from './verify/reputation.js';
 import { ServerRuns } from './verify/server-runs.js';
 import { AppEvents } from './events.js';
 import type { BlobStore } from './store/blob-store.js';
-import type { Store, TaskRow } from './store/store.js';
+import type { Store } from './store/store.js';
 import { LiveStore } from './state/live-store.js';
 import { restErrorHandler, restRouter } from './api/rest.js';
 import { type TabGridIo, type WorkerInfo, attachWorkerSockets } from './api/worker-socket.js';
@@ -147,15 +147,14 @@ export function createApp(deps: AppDeps): App {
   // The server's own runs: canaries' known answers, checks that decide what volunteers could not, audits.
   const serverRuns = new ServerRuns({
     store, blobs, log: log.child({ mod: 'server-runs' }), taskInputs: (job, task) => inputs.of(job, task), auditCpuShare: config.auditCpuShare,
+    // Only what memory holds pending is answered here: on a shared database a slice's known answers and checks are
+    // computed by the server holding it (cluster/cluster-member.ts), in memory rather than through the database.
     observer: events, waitsHere: (id) => store.pendingHere(id),
   });
   serverRuns.setSink(scheduler);
   scheduler.setServerRuns(serverRuns);
   const models = new ModelService({ store, blobs, clock });
-  // A new job's known answers are computed where their slice is held: on a shared database, by whichever server
-  // takes it (cluster/cluster-member.ts), which answers them in memory rather than through the database.
-  const canaries = { compute: (tasks: TaskRow[]) => serverRuns.compute(tasks.filter((t) => store.holdsTask(t))) };
-  const jobs = new JobService({ store, clock, scheduler, canaries, models, datasets });
+  const jobs = new JobService({ store, clock, scheduler, canaries: serverRuns, models, datasets });
   const keys = new ApiKeys({ store, clock });
   // What the server keeps, and for how long (finished jobs after retainDays, unused models and data sets, outputs).
   const retention = jobs.retention({ blobs, log: log.child({ mod: 'retention' }), settings: config });

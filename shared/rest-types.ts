@@ -89,7 +89,7 @@ export interface ServerRunsView {
   audits: number;
   /** Audits skipped because the runs already took their share of a core. */
   auditsSkipped: number;
-  /** Checks and known answers not run: their task was settled while they waited, or another server holds it now. */
+  /** Checks and known answers not run: their task was settled while they waited, or this server does not hold it. */
   stale: number;
   /** Runs that failed on the server too. */
   failed: number;

@@ -260,11 +260,6 @@ export abstract class LiveRows extends StoreThroughLog {
     return true;
   }
 
-  /** Whether the task is this server's to answer (its known answer, say): it holds the task's part of the job. */
-  holdsTask(task: TaskRow): boolean {
-    return this.holds(task);
-  }
-
   /** Whether memory holds the task pending: it waits for a decision here (settled ones leave memory). No store read. */
   pendingHere(id: string): boolean {
     return this.tasks.get(id)?.status === 'pending';

@@ -132,9 +132,9 @@ export class SlicedLiveStore extends LiveStore {
 
   /**
    * The known-answer tasks of a slice held here still waiting for the server's answer: the server taking a slice
-   * computes them (a job's creator computes only those of slices it holds, app.ts). An answer for a task memory does
-   * not hold would go to the store alone, a read and a write inside the turn, and the slice's holder, waiting for it
-   * in memory, would wait for ever.
+   * computes them (a job's creator passes over those of slices it does not hold: ServerRuns' `waitsHere`). An answer
+   * for a task memory does not hold would go to the store alone, a read and a write inside the turn, and the slice's
+   * holder, waiting for it in memory, would wait for ever.
    */
   unreadyCanariesOfSlice(jobId: string, slice: number): TaskRow[] {
     const { from, to } = sliceRange(slice);

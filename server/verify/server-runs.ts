@@ -161,8 +161,9 @@ export class ServerRuns {
   }
 
   private async runOne(task: TaskRow, kind: ServerRunKind): Promise<void> {
-    // Under load the queue runs behind: a task may have been settled meanwhile, or its slice gone to another server,
-    // which decides it anew. Its run would be wasted, and its answer read and written through the database in a turn.
+    // Under load the queue runs behind: a task may have been settled meanwhile, or its slice be another server's (one
+    // it gave back, or a new job's: its creator queues all its known answers), which decides it. Its run would be
+    // wasted, and its answer read and written through the database in a turn.
     if (kind !== 'audit' && this.deps.waitsHere && !this.deps.waitsHere(task.id)) {
       this.queued.delete(`${kind}:${task.id}`);
       this.stats.stale++;
